@@ -1,0 +1,17 @@
+//! stridelog's domain: the events every athlete action produces, the aggregates that decide them,
+//! the commands they answer and the validation those commands pass through.
+//!
+//! This crate is pure: no I/O, no clock reads, no randomness. Time and ids arrive through
+//! [`services::DomainServices`] or inside the command, so every decision is reproducible in a test.
+
+pub mod activity;
+pub mod athlete;
+pub mod catalogue;
+pub mod error;
+pub mod journal;
+pub mod services;
+pub mod validation;
+
+pub use catalogue::{CataloguedEvent, EventSchema};
+pub use error::DomainError;
+pub use services::{Clock, DomainServices, FixedClock};

@@ -21,6 +21,12 @@ pub trait CataloguedEvent: DomainEvent {
     fn is_personal(&self) -> bool {
         true
     }
+
+    /// `true` for the GDPR erasure record: the store appends it and destroys the athlete's data
+    /// key in one transaction.
+    fn is_erasure(&self) -> bool {
+        false
+    }
 }
 
 /// Every event type stridelog appends.

@@ -15,3 +15,8 @@ pub mod validation;
 pub use catalogue::{CataloguedEvent, EventSchema};
 pub use error::DomainError;
 pub use services::{Clock, DomainServices, FixedClock};
+
+/// Every upcaster, for every reader of stored events (command loads, projections, the relay).
+pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
+    activity::upcasters()
+}

@@ -37,7 +37,9 @@ pub(crate) struct Sealed {
 /// Checks an append before any I/O, so a refused request touches nothing.
 pub(crate) fn check_append(events: &[NewEvent], metadata: &Metadata) -> StoreResult<()> {
     if events.is_empty() {
-        return Err(StoreError::Invalid("an append needs at least one event".into()));
+        return Err(StoreError::Invalid(
+            "an append needs at least one event".into(),
+        ));
     }
     if events.iter().any(|e| e.personal) && metadata.athlete_id.is_none() {
         return Err(StoreError::Invalid(
@@ -58,7 +60,9 @@ pub(crate) fn seal_events(events: &[NewEvent], key: Option<&DataKey>) -> StoreRe
                     bytes: key.seal(&json, &e.event_id)?,
                     encrypted: true,
                 }),
-                (true, None) => Err(StoreError::Crypto("no data key for a personal event".into())),
+                (true, None) => Err(StoreError::Crypto(
+                    "no data key for a personal event".into(),
+                )),
                 (false, _) => Ok(Sealed {
                     bytes: json,
                     encrypted: false,
@@ -118,4 +122,3 @@ pub(crate) fn decode(rows: Vec<RawEvent>, master: &MasterKey) -> StoreResult<Vec
         })
         .collect()
 }
-

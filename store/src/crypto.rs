@@ -99,8 +99,8 @@ fn open(key: &Key<Aes256Gcm>, sealed: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>>
     match sealed.split_first() {
         Some((&FORMAT_V1, rest)) if rest.len() > NONCE_LEN => {
             let (nonce, ct) = rest.split_at(NONCE_LEN);
-            let nonce = Nonce::try_from(nonce)
-                .map_err(|_| StoreError::Crypto("malformed nonce".into()))?;
+            let nonce =
+                Nonce::try_from(nonce).map_err(|_| StoreError::Crypto("malformed nonce".into()))?;
             Aes256Gcm::new(key)
                 .decrypt(&nonce, Payload { msg: ct, aad })
                 .map_err(|_| {
@@ -125,7 +125,10 @@ mod tests {
         let event = uuid::Uuid::now_v7();
         let sealed = key.seal(br#"{"sleep_h":7.5}"#, &event).unwrap();
         let unwrapped = master.unwrap_data_key(&wrapped).unwrap();
-        assert_eq!(unwrapped.open(&sealed, &event).unwrap(), br#"{"sleep_h":7.5}"#);
+        assert_eq!(
+            unwrapped.open(&sealed, &event).unwrap(),
+            br#"{"sleep_h":7.5}"#
+        );
     }
 
     #[test]

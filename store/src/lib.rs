@@ -91,17 +91,21 @@ impl Default for StoreOptions {
 impl EventStore {
     /// Opens `postgres://…` or `sqlite://…`. Does not migrate: call [`EventStore::migrate`].
     pub async fn connect(url: &str, master: MasterKey, options: StoreOptions) -> StoreResult<Self> {
-        let (backend, remote) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = postgres::connect(url, options.max_connections).await?;
-            (Backend::Postgres(pool), Some(Arc::new(Notify::new())))
-        } else if url.starts_with("sqlite:") {
-            (Backend::Sqlite(sqlite::connect(url, options.max_connections).await?), None)
-        } else {
-            return Err(StoreError::Invalid(format!(
-                "STRIDELOG_DATABASE_URL must start with postgres:// or sqlite://, got `{}`",
-                url.split(':').next().unwrap_or_default()
-            )));
-        };
+        let (backend, remote) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                let pool = postgres::connect(url, options.max_connections).await?;
+                (Backend::Postgres(pool), Some(Arc::new(Notify::new())))
+            } else if url.starts_with("sqlite:") {
+                (
+                    Backend::Sqlite(sqlite::connect(url, options.max_connections).await?),
+                    None,
+                )
+            } else {
+                return Err(StoreError::Invalid(format!(
+                    "STRIDELOG_DATABASE_URL must start with postgres:// or sqlite://, got `{}`",
+                    url.split(':').next().unwrap_or_default()
+                )));
+            };
         let wake = Arc::new(WakeUp {
             local: Notify::new(),
             remote: remote.clone(),
@@ -218,7 +222,11 @@ impl EventStore {
     /// GDPR erasure: appends `req` (the non-personal erasure record) and destroys the athlete's
     /// data key in the same transaction. Every personal payload of theirs, in every copy of the
     /// log, becomes [`Payload::Erased`]; later appends for them are refused.
-    pub async fn erase_athlete(&self, athlete: Uuid, req: &AppendRequest) -> StoreResult<AppendOutcome> {
+    pub async fn erase_athlete(
+        &self,
+        athlete: Uuid,
+        req: &AppendRequest,
+    ) -> StoreResult<AppendOutcome> {
         if req.events.iter().any(|e| e.personal) {
             return Err(StoreError::Invalid(
                 "the erasure record must not be personal: it has to outlive the key".into(),
@@ -271,6 +279,14 @@ impl EventStore {
         match &self.backend {
             Backend::Postgres(p) => postgres::read_athlete(p, &self.master, athlete, as_of).await,
             Backend::Sqlite(p) => sqlite::read_athlete(p, &self.master, athlete, as_of).await,
+        }
+    }
+
+    /// The log cursor of the event at `position`, if there is one.
+    pub async fn cursor_of(&self, position: i64) -> StoreResult<Option<LogCursor>> {
+        match &self.backend {
+            Backend::Postgres(p) => postgres::cursor_of(p, position).await,
+            Backend::Sqlite(p) => sqlite::cursor_of(p, position).await,
         }
     }
 

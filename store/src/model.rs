@@ -305,8 +305,14 @@ mod tests {
 
     #[test]
     fn cursors_order_by_transaction_then_position() {
-        let a = LogCursor { tx: 10, position: 7 };
-        let b = LogCursor { tx: 11, position: 3 };
+        let a = LogCursor {
+            tx: 10,
+            position: 7,
+        };
+        let b = LogCursor {
+            tx: 11,
+            position: 3,
+        };
         assert!(a < b);
         assert!(LogCursor::START < a);
     }

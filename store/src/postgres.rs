@@ -19,8 +19,8 @@ pub const NOTIFY_CHANNEL: &str = "stridelog_events";
 pub(crate) async fn connect(url: &str, max_connections: u32) -> StoreResult<PgPool> {
     // A transaction left open holds every follower back (the horizon cannot pass it), so our
     // own sessions may not idle inside one for long. Operators set the same at database level.
-    let options = PgConnectOptions::from_str(url)?
-        .options([("idle_in_transaction_session_timeout", "30s")]);
+    let options =
+        PgConnectOptions::from_str(url)?.options([("idle_in_transaction_session_timeout", "30s")]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -84,7 +84,10 @@ async fn append_in(
     master: &MasterKey,
     req: &AppendRequest,
 ) -> Result<AppendOutcome, AppendFailure> {
-    let key = match (req.metadata.athlete_id, req.events.iter().any(|e| e.personal)) {
+    let key = match (
+        req.metadata.athlete_id,
+        req.events.iter().any(|e| e.personal),
+    ) {
         (Some(athlete), true) => Some(data_key(tx, master, athlete).await?),
         (Some(athlete), false) => {
             refuse_if_erased(tx, athlete).await?;
@@ -251,7 +254,10 @@ async fn data_key(
     )))
 }
 
-async fn refuse_if_erased(tx: &mut Transaction<'static, Postgres>, athlete: Uuid) -> StoreResult<()> {
+async fn refuse_if_erased(
+    tx: &mut Transaction<'static, Postgres>,
+    athlete: Uuid,
+) -> StoreResult<()> {
     let erased: Option<bool> = sqlx::query_scalar(
         "SELECT wrapped_key IS NULL FROM athlete_keys WHERE athlete_id = $1 FOR SHARE",
     )
@@ -265,11 +271,13 @@ async fn refuse_if_erased(tx: &mut Transaction<'static, Postgres>, athlete: Uuid
 }
 
 async fn replay_idempotent(pool: &PgPool, idem: &Idempotency) -> StoreResult<AppendOutcome> {
-    let row = sqlx::query("SELECT request_hash, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .fetch_one(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT request_hash, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(&idem.scope)
+    .bind(&idem.key)
+    .fetch_one(pool)
+    .await?;
     stored_outcome(idem, row.get(0), row.get::<serde_json::Value, _>(1))
 }
 
@@ -293,11 +301,13 @@ pub(crate) async fn find_idempotent(
     pool: &PgPool,
     idem: &Idempotency,
 ) -> StoreResult<Option<AppendOutcome>> {
-    let row = sqlx::query("SELECT request_hash, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        .bind(&idem.scope)
-        .bind(&idem.key)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT request_hash, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(&idem.scope)
+    .bind(&idem.key)
+    .fetch_optional(pool)
+    .await?;
     row.map(|r| stored_outcome(idem, r.get(0), r.get::<serde_json::Value, _>(1)))
         .transpose()
 }
@@ -394,13 +404,12 @@ pub(crate) async fn head(pool: &PgPool) -> StoreResult<LogCursor> {
         .unwrap_or(LogCursor::START))
 }
 
-async fn cursor_of(pool: &PgPool, position: i64) -> StoreResult<Option<LogCursor>> {
-    let row = sqlx::query(
-        "SELECT transaction_id::text::bigint FROM events WHERE global_position = $1",
-    )
-    .bind(position)
-    .fetch_optional(pool)
-    .await?;
+pub(crate) async fn cursor_of(pool: &PgPool, position: i64) -> StoreResult<Option<LogCursor>> {
+    let row =
+        sqlx::query("SELECT transaction_id::text::bigint FROM events WHERE global_position = $1")
+            .bind(position)
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(|r| LogCursor {
         tx: r.get(0),
         position,
@@ -415,9 +424,7 @@ async fn as_of_filter(pool: &PgPool, as_of: Option<AsOf>) -> StoreResult<AsOfFil
         Some(AsOf::Position(p)) => match cursor_of(pool, p).await? {
             Some(c) => AsOfFilter::Cursor(c),
             None => {
-                return Err(StoreError::Invalid(format!(
-                    "no event at log position {p}"
-                )));
+                return Err(StoreError::Invalid(format!("no event at log position {p}")));
             }
         },
     })

@@ -47,9 +47,8 @@ fn persistence(e: StoreError) -> PersistenceError {
 fn parse_id(map: &HashMap<String, String>, key: &str) -> Result<Option<Uuid>, PersistenceError> {
     map.get(key)
         .map(|s| {
-            Uuid::parse_str(s).map_err(|e| {
-                PersistenceError::UnknownError(format!("metadata {key}: {e}").into())
-            })
+            Uuid::parse_str(s)
+                .map_err(|e| PersistenceError::UnknownError(format!("metadata {key}: {e}").into()))
         })
         .transpose()
 }
@@ -209,7 +208,10 @@ impl PersistedEventRepository for Repository {
                 };
                 let Some(last) = batch.last() else { return };
                 cursor = last.cursor;
-                for e in batch.into_iter().filter(|e| e.stream.stream_type == A::TYPE) {
+                for e in batch
+                    .into_iter()
+                    .filter(|e| e.stream.stream_type == A::TYPE)
+                {
                     if feed.push(to_serialized(e)).await.is_err() {
                         return;
                     }

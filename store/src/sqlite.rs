@@ -24,9 +24,8 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> StoreResult<Sqli
     if let Some(dir) = Path::new(options.get_filename()).parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     }
     // FULL makes every acknowledged commit durable across power loss, not only process crashes.
     let options = options
@@ -312,10 +311,7 @@ fn raw(row: SqliteRow) -> StoreResult<RawEvent> {
         stream_version: row.get(4),
         event_type: row.get(5),
         event_version: row.get(6),
-        athlete_id: row
-            .get::<Option<&str>, _>(7)
-            .map(parse_uuid)
-            .transpose()?,
+        athlete_id: row.get::<Option<&str>, _>(7).map(parse_uuid).transpose()?,
         recorded_at: from_micros(row.get(8))?,
         metadata: serde_json::from_str(&metadata)
             .map_err(|e| StoreError::Corrupt(format!("metadata: {e}")))?,
@@ -359,7 +355,10 @@ fn as_of_clause(as_of: Option<AsOf>, param: usize) -> (String, Option<i64>) {
     match as_of {
         None => (String::new(), None),
         Some(AsOf::Position(p)) => (format!("AND e.global_position <= ?{param} "), Some(p)),
-        Some(AsOf::Time(t)) => (format!("AND e.recorded_at_us <= ?{param} "), Some(micros(t))),
+        Some(AsOf::Time(t)) => (
+            format!("AND e.recorded_at_us <= ?{param} "),
+            Some(micros(t)),
+        ),
     }
 }
 
@@ -426,4 +425,13 @@ pub(crate) async fn stream_version(pool: &SqlitePool, stream: &StreamId) -> Stor
     .fetch_one(pool)
     .await?;
     Ok(v as u64)
+}
+
+pub(crate) async fn cursor_of(pool: &SqlitePool, position: i64) -> StoreResult<Option<LogCursor>> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT global_position FROM events WHERE global_position = ?1")
+            .bind(position)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.map(|p| LogCursor { tx: p, position: p }))
 }

@@ -35,9 +35,9 @@ impl TestStore {
     pub async fn postgres() -> Self {
         let admin_url = postgres_admin_url();
         let name = format!("stridelog_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL at {admin_url} is needed by the tests: {e}")
-        });
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is needed by the tests: {e}"));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
@@ -49,9 +49,15 @@ impl TestStore {
 
     async fn open(url: String, cleanup: Cleanup) -> Self {
         let master = MasterKey::generate();
-        let store = EventStore::connect(&url, master.clone(), StoreOptions { max_connections: 40 })
-            .await
-            .expect("connect test store");
+        let store = EventStore::connect(
+            &url,
+            master.clone(),
+            StoreOptions {
+                max_connections: 40,
+            },
+        )
+        .await
+        .expect("connect test store");
         store.migrate().await.expect("migrate test store");
         Self {
             store,

@@ -61,7 +61,12 @@ fn run_event(distance_m: f64) -> NewEvent {
     )
 }
 
-fn append(stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>, meta: Metadata) -> AppendRequest {
+fn append(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    meta: Metadata,
+) -> AppendRequest {
     AppendRequest {
         stream: stream.clone(),
         expected,
@@ -83,7 +88,12 @@ async fn appends_and_reads_a_stream(t: TestStore) {
     meta.idempotency_key = Some("k-1".into());
     let first = t
         .store
-        .append(&append(&stream, ExpectedVersion::NoStream, vec![run_event(10_000.0), run_event(5_000.0)], meta.clone()))
+        .append(&append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![run_event(10_000.0), run_event(5_000.0)],
+            meta.clone(),
+        ))
         .await
         .unwrap();
     assert_eq!(first.stream_version, 2);
@@ -91,13 +101,21 @@ async fn appends_and_reads_a_stream(t: TestStore) {
     assert!(first.positions[0] < first.positions[1]);
     let second = t
         .store
-        .append(&append(&stream, ExpectedVersion::Exact(2), vec![run_event(21_097.5)], meta.clone()))
+        .append(&append(
+            &stream,
+            ExpectedVersion::Exact(2),
+            vec![run_event(21_097.5)],
+            meta.clone(),
+        ))
         .await
         .unwrap();
     assert_eq!(second.stream_version, 3);
 
     let events = t.store.read_stream(&stream, 0, None).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        events.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(events[2].payload.json().unwrap()["distance_m"], 21_097.5);
     assert_eq!(events[0].event_type, "ActivityRecorded");
     assert_eq!(events[0].event_version, "2.0");
@@ -105,12 +123,21 @@ async fn appends_and_reads_a_stream(t: TestStore) {
     assert_eq!(events[2].event_id, second.event_ids[0]);
     assert_eq!(events[2].position, second.positions[0]);
     let age = chrono::Utc::now() - events[0].recorded_at;
-    assert!(age.num_seconds().abs() < 60, "recorded_at is the server's time");
+    assert!(
+        age.num_seconds().abs() < 60,
+        "recorded_at is the server's time"
+    );
 
     let tail = t.store.read_stream(&stream, 2, None).await.unwrap();
     assert_eq!(tail.len(), 1);
     assert_eq!(t.store.stream_version(&stream).await.unwrap(), 3);
-    assert_eq!(t.store.stream_version(&StreamId::new("activity", "none")).await.unwrap(), 0);
+    assert_eq!(
+        t.store
+            .stream_version(&StreamId::new("activity", "none"))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn refuses_stale_and_skipping_versions(t: TestStore) {
@@ -118,18 +145,37 @@ async fn refuses_stale_and_skipping_versions(t: TestStore) {
     let stream = StreamId::new("athlete", athlete.to_string());
     let meta = athlete_meta(athlete);
     t.store
-        .append(&append(&stream, ExpectedVersion::NoStream, vec![run_event(1.0)], meta.clone()))
+        .append(&append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![run_event(1.0)],
+            meta.clone(),
+        ))
         .await
         .unwrap();
-    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(0), ExpectedVersion::Exact(2), ExpectedVersion::Exact(7)] {
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Exact(2),
+        ExpectedVersion::Exact(7),
+    ] {
         let err = t
             .store
-            .append(&append(&stream, expected, vec![run_event(2.0)], meta.clone()))
+            .append(&append(
+                &stream,
+                expected,
+                vec![run_event(2.0)],
+                meta.clone(),
+            ))
             .await
             .unwrap_err();
         assert!(err.is_conflict(), "{expected:?} gave {err}");
     }
-    assert_eq!(t.store.read_stream(&stream, 0, None).await.unwrap().len(), 1, "a conflict appends nothing");
+    assert_eq!(
+        t.store.read_stream(&stream, 0, None).await.unwrap().len(),
+        1,
+        "a conflict appends nothing"
+    );
 }
 
 async fn any_version_appends_after_the_head(t: TestStore) {
@@ -138,7 +184,12 @@ async fn any_version_appends_after_the_head(t: TestStore) {
     for i in 0..3 {
         let out = t
             .store
-            .append(&append(&stream, ExpectedVersion::Any, vec![run_event(i as f64)], athlete_meta(athlete)))
+            .append(&append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![run_event(i as f64)],
+                athlete_meta(athlete),
+            ))
             .await
             .unwrap();
         assert_eq!(out.stream_version, i + 1);
@@ -164,31 +215,71 @@ fn keyed(stream: &StreamId, athlete: Uuid, key: &str, hash: &str) -> AppendReque
 async fn idempotency_key_returns_the_first_outcome(t: TestStore) {
     let athlete = Uuid::now_v7();
     let stream = StreamId::new("journal", format!("{athlete}:2026-11-26"));
-    let first = t.store.append(&keyed(&stream, athlete, "retry-me", "h1")).await.unwrap();
+    let first = t
+        .store
+        .append(&keyed(&stream, athlete, "retry-me", "h1"))
+        .await
+        .unwrap();
     assert!(!first.replayed);
-    let again = t.store.append(&keyed(&stream, athlete, "retry-me", "h1")).await.unwrap();
+    let again = t
+        .store
+        .append(&keyed(&stream, athlete, "retry-me", "h1"))
+        .await
+        .unwrap();
     assert!(again.replayed);
     assert_eq!(again.event_ids, first.event_ids);
     assert_eq!(again.positions, first.positions);
     assert_eq!(again.stream_version, 1);
-    assert_eq!(t.store.read_stream(&stream, 0, None).await.unwrap().len(), 1);
-    let idem = Idempotency { scope: athlete.to_string(), key: "retry-me".into(), request_hash: "h1".into() };
-    assert_eq!(t.store.find_idempotent(&idem).await.unwrap().unwrap().event_ids, first.event_ids);
+    assert_eq!(
+        t.store.read_stream(&stream, 0, None).await.unwrap().len(),
+        1
+    );
+    let idem = Idempotency {
+        scope: athlete.to_string(),
+        key: "retry-me".into(),
+        request_hash: "h1".into(),
+    };
+    assert_eq!(
+        t.store
+            .find_idempotent(&idem)
+            .await
+            .unwrap()
+            .unwrap()
+            .event_ids,
+        first.event_ids
+    );
 
     // Keys are scoped: another athlete may use the same key.
     let other = Uuid::now_v7();
     let other_stream = StreamId::new("journal", format!("{other}:2026-11-26"));
-    let theirs = t.store.append(&keyed(&other_stream, other, "retry-me", "h1")).await.unwrap();
+    let theirs = t
+        .store
+        .append(&keyed(&other_stream, other, "retry-me", "h1"))
+        .await
+        .unwrap();
     assert!(!theirs.replayed);
 }
 
 async fn idempotency_key_with_another_request_is_refused(t: TestStore) {
     let athlete = Uuid::now_v7();
     let stream = StreamId::new("journal", format!("{athlete}:2026-11-25"));
-    t.store.append(&keyed(&stream, athlete, "k", "h1")).await.unwrap();
-    let err = t.store.append(&keyed(&stream, athlete, "k", "h2")).await.unwrap_err();
-    assert!(matches!(err, StoreError::IdempotencyKeyReused { .. }), "{err}");
-    assert_eq!(t.store.read_stream(&stream, 0, None).await.unwrap().len(), 1);
+    t.store
+        .append(&keyed(&stream, athlete, "k", "h1"))
+        .await
+        .unwrap();
+    let err = t
+        .store
+        .append(&keyed(&stream, athlete, "k", "h2"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IdempotencyKeyReused { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        t.store.read_stream(&stream, 0, None).await.unwrap().len(),
+        1
+    );
 }
 
 async fn concurrent_commands_with_one_key_append_once(t: TestStore) {
@@ -205,8 +296,15 @@ async fn concurrent_commands_with_one_key_append_once(t: TestStore) {
         outcomes.push(task.await.unwrap().unwrap());
     }
     assert_eq!(outcomes.iter().filter(|o| !o.replayed).count(), 1);
-    assert!(outcomes.iter().all(|o| o.event_ids == outcomes[0].event_ids));
-    assert_eq!(t.store.read_stream(&stream, 0, None).await.unwrap().len(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.event_ids == outcomes[0].event_ids)
+    );
+    assert_eq!(
+        t.store.read_stream(&stream, 0, None).await.unwrap().len(),
+        1
+    );
 }
 
 async fn duplicate_event_ids_are_refused(t: TestStore) {
@@ -214,13 +312,29 @@ async fn duplicate_event_ids_are_refused(t: TestStore) {
     let event = run_event(3_000.0);
     let a = StreamId::new("activity", Uuid::now_v7().to_string());
     let b = StreamId::new("activity", Uuid::now_v7().to_string());
-    t.store.append(&append(&a, ExpectedVersion::NoStream, vec![event.clone()], athlete_meta(athlete))).await.unwrap();
+    t.store
+        .append(&append(
+            &a,
+            ExpectedVersion::NoStream,
+            vec![event.clone()],
+            athlete_meta(athlete),
+        ))
+        .await
+        .unwrap();
     let err = t
         .store
-        .append(&append(&b, ExpectedVersion::NoStream, vec![event.clone()], athlete_meta(athlete)))
+        .append(&append(
+            &b,
+            ExpectedVersion::NoStream,
+            vec![event.clone()],
+            athlete_meta(athlete),
+        ))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::DuplicateEvent(id) if id == event.event_id), "{err}");
+    assert!(
+        matches!(err, StoreError::DuplicateEvent(id) if id == event.event_id),
+        "{err}"
+    );
     assert!(t.store.read_stream(&b, 0, None).await.unwrap().is_empty());
 }
 
@@ -228,16 +342,29 @@ async fn invalid_appends_touch_nothing(t: TestStore) {
     let stream = StreamId::new("activity", "x");
     let err = t
         .store
-        .append(&append(&stream, ExpectedVersion::NoStream, vec![], Metadata::new(Actor::system())))
+        .append(&append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![],
+            Metadata::new(Actor::system()),
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)));
     let err = t
         .store
-        .append(&append(&stream, ExpectedVersion::NoStream, vec![run_event(1.0)], Metadata::new(Actor::system())))
+        .append(&append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![run_event(1.0)],
+            Metadata::new(Actor::system()),
+        ))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("athlete_id")), "{err}");
+    assert!(
+        matches!(err, StoreError::Invalid(ref m) if m.contains("athlete_id")),
+        "{err}"
+    );
     assert!(all_events(&t.store).await.is_empty());
 }
 
@@ -297,15 +424,33 @@ async fn follower_sees_every_event_once_in_order_under_concurrency(t: TestStore)
     let seen_ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
     let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
     assert_eq!(unique.len(), seen_ids.len(), "an event was delivered twice");
-    assert_eq!(unique, written.iter().copied().collect(), "the follower missed an event");
-    assert!(seen.windows(2).all(|w| w[0].cursor < w[1].cursor), "not in log order");
+    assert_eq!(
+        unique,
+        written.iter().copied().collect(),
+        "the follower missed an event"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "not in log order"
+    );
     let mut versions: HashMap<StreamId, u64> = HashMap::new();
     for e in &seen {
-        let last = versions.insert(e.stream.clone(), e.stream_version).unwrap_or(0);
-        assert_eq!(e.stream_version, last + 1, "stream order broken in {}", e.stream);
+        let last = versions
+            .insert(e.stream.clone(), e.stream_version)
+            .unwrap_or(0);
+        assert_eq!(
+            e.stream_version,
+            last + 1,
+            "stream order broken in {}",
+            e.stream
+        );
     }
     // The follower's order is the log's order, as a fresh reader sees it afterwards.
-    let after: Vec<Uuid> = all_events(&t.store).await.iter().map(|e| e.event_id).collect();
+    let after: Vec<Uuid> = all_events(&t.store)
+        .await
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
     assert_eq!(after, seen_ids);
 }
 
@@ -315,31 +460,101 @@ async fn reads_an_athlete_and_travels_in_time(t: TestStore) {
     let activity = StreamId::new("activity", Uuid::now_v7().to_string());
     let journal = StreamId::new("journal", format!("{athlete}:2026-11-20"));
     let theirs = StreamId::new("journal", format!("{other}:2026-11-20"));
-    let a1 = t.store.append(&append(&activity, ExpectedVersion::NoStream, vec![run_event(5_000.0)], athlete_meta(athlete))).await.unwrap();
-    t.store.append(&append(&theirs, ExpectedVersion::NoStream, vec![run_event(1.0)], athlete_meta(other))).await.unwrap();
+    let a1 = t
+        .store
+        .append(&append(
+            &activity,
+            ExpectedVersion::NoStream,
+            vec![run_event(5_000.0)],
+            athlete_meta(athlete),
+        ))
+        .await
+        .unwrap();
+    t.store
+        .append(&append(
+            &theirs,
+            ExpectedVersion::NoStream,
+            vec![run_event(1.0)],
+            athlete_meta(other),
+        ))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let j1 = t.store.append(&append(&journal, ExpectedVersion::NoStream, vec![run_event(6_000.0)], athlete_meta(athlete))).await.unwrap();
+    let j1 = t
+        .store
+        .append(&append(
+            &journal,
+            ExpectedVersion::NoStream,
+            vec![run_event(6_000.0)],
+            athlete_meta(athlete),
+        ))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let a2 = t.store.append(&append(&activity, ExpectedVersion::Exact(1), vec![run_event(7_000.0)], athlete_meta(athlete))).await.unwrap();
+    let a2 = t
+        .store
+        .append(&append(
+            &activity,
+            ExpectedVersion::Exact(1),
+            vec![run_event(7_000.0)],
+            athlete_meta(athlete),
+        ))
+        .await
+        .unwrap();
 
     let all = t.store.read_athlete(athlete, None).await.unwrap();
     let ids: Vec<Uuid> = all.iter().map(|e| e.event_id).collect();
     assert_eq!(ids, [a1.event_ids[0], j1.event_ids[0], a2.event_ids[0]]);
 
-    let as_of_j1 = t.store.read_athlete(athlete, Some(AsOf::Position(j1.positions[0]))).await.unwrap();
+    let as_of_j1 = t
+        .store
+        .read_athlete(athlete, Some(AsOf::Position(j1.positions[0])))
+        .await
+        .unwrap();
     assert_eq!(as_of_j1.len(), 2);
-    let stream_then = t.store.read_stream(&activity, 0, Some(AsOf::Position(j1.positions[0]))).await.unwrap();
-    assert_eq!(stream_then.len(), 1, "the activity as it was before its second event");
-    assert_eq!(stream_then[0].payload.json().unwrap()["distance_m"], 5_000.0);
+    let stream_then = t
+        .store
+        .read_stream(&activity, 0, Some(AsOf::Position(j1.positions[0])))
+        .await
+        .unwrap();
+    assert_eq!(
+        stream_then.len(),
+        1,
+        "the activity as it was before its second event"
+    );
+    assert_eq!(
+        stream_then[0].payload.json().unwrap()["distance_m"],
+        5_000.0
+    );
 
     let at = all[1].recorded_at;
-    let by_time = t.store.read_athlete(athlete, Some(AsOf::Time(at))).await.unwrap();
+    let by_time = t
+        .store
+        .read_athlete(athlete, Some(AsOf::Time(at)))
+        .await
+        .unwrap();
     assert_eq!(by_time.len(), 2);
-    let before_all = t.store.read_athlete(athlete, Some(AsOf::Time(all[0].recorded_at - chrono::Duration::seconds(1)))).await.unwrap();
+    let before_all = t
+        .store
+        .read_athlete(
+            athlete,
+            Some(AsOf::Time(
+                all[0].recorded_at - chrono::Duration::seconds(1),
+            )),
+        )
+        .await
+        .unwrap();
     assert!(before_all.is_empty());
 
-    let err = t.store.read_athlete(athlete, Some(AsOf::Position(999_999))).await.unwrap_err();
-    assert!(err.to_string().contains("no event at log position 999999"), "{err}");
+    let err = t
+        .store
+        .read_athlete(athlete, Some(AsOf::Position(999_999)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no event at log position 999999"),
+        "{err}"
+    );
 }
 
 async fn personal_payloads_are_encrypted_at_rest(t: TestStore) {
@@ -351,22 +566,40 @@ async fn personal_payloads_are_encrypted_at_rest(t: TestStore) {
     let mut secret = run_event(12_345.0);
     secret.payload = json!({"marker": "secret-marker-9"});
     t.store
-        .append(&append(&stream, ExpectedVersion::NoStream, vec![secret, plain], athlete_meta(athlete)))
+        .append(&append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![secret, plain],
+            athlete_meta(athlete),
+        ))
         .await
         .unwrap();
     let raw: Vec<Vec<u8>> = match (t.store.pg_pool(), t.store.sqlite_pool()) {
-        (Some(pg), _) => sqlx::query_scalar("SELECT payload FROM events ORDER BY global_position").fetch_all(pg).await.unwrap(),
-        (_, Some(lite)) => sqlx::query_scalar("SELECT payload FROM events ORDER BY global_position").fetch_all(lite).await.unwrap(),
+        (Some(pg), _) => sqlx::query_scalar("SELECT payload FROM events ORDER BY global_position")
+            .fetch_all(pg)
+            .await
+            .unwrap(),
+        (_, Some(lite)) => {
+            sqlx::query_scalar("SELECT payload FROM events ORDER BY global_position")
+                .fetch_all(lite)
+                .await
+                .unwrap()
+        }
         _ => unreachable!(),
     };
     let text = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
-    assert!(!text(&raw[0]).contains("secret-marker-9"), "personal payload stored in clear");
+    assert!(
+        !text(&raw[0]).contains("secret-marker-9"),
+        "personal payload stored in clear"
+    );
     assert!(text(&raw[1]).contains("plain-marker-7"));
     let read = t.store.read_stream(&stream, 0, None).await.unwrap();
     assert_eq!(read[0].payload.json().unwrap()["marker"], "secret-marker-9");
 
     // Another process with the wrong master key cannot read it, and says so.
-    let wrong = EventStore::connect(&t.url, MasterKey::generate(), StoreOptions::default()).await.unwrap();
+    let wrong = EventStore::connect(&t.url, MasterKey::generate(), StoreOptions::default())
+        .await
+        .unwrap();
     let err = wrong.read_stream(&stream, 0, None).await.unwrap_err();
     assert!(matches!(err, StoreError::Crypto(_)), "{err}");
 }
@@ -377,15 +610,55 @@ async fn erasure_shreds_one_athlete_and_keeps_metadata(t: TestStore) {
     let gone_stream = StreamId::new("athlete", gone.to_string());
     let kept_stream = StreamId::new("athlete", kept.to_string());
     let gone_activity = StreamId::new("activity", Uuid::now_v7().to_string());
-    t.store.append(&append(&gone_stream, ExpectedVersion::NoStream, vec![run_event(1.0)], athlete_meta(gone))).await.unwrap();
-    t.store.append(&append(&gone_activity, ExpectedVersion::NoStream, vec![run_event(2.0)], athlete_meta(gone))).await.unwrap();
-    t.store.append(&append(&kept_stream, ExpectedVersion::NoStream, vec![run_event(3.0)], athlete_meta(kept))).await.unwrap();
+    t.store
+        .append(&append(
+            &gone_stream,
+            ExpectedVersion::NoStream,
+            vec![run_event(1.0)],
+            athlete_meta(gone),
+        ))
+        .await
+        .unwrap();
+    t.store
+        .append(&append(
+            &gone_activity,
+            ExpectedVersion::NoStream,
+            vec![run_event(2.0)],
+            athlete_meta(gone),
+        ))
+        .await
+        .unwrap();
+    t.store
+        .append(&append(
+            &kept_stream,
+            ExpectedVersion::NoStream,
+            vec![run_event(3.0)],
+            athlete_meta(kept),
+        ))
+        .await
+        .unwrap();
 
-    let erasure = NewEvent::new("AthleteErased", "1.0", json!({"type": "AthleteErased", "reason": "athlete_request"}), false);
+    let erasure = NewEvent::new(
+        "AthleteErased",
+        "1.0",
+        json!({"type": "AthleteErased", "reason": "athlete_request"}),
+        false,
+    );
     let admin = Uuid::now_v7();
     let mut meta = Metadata::new(Actor::user(admin, "admin")).for_athlete(gone);
     meta.correlation_id = Uuid::now_v7();
-    t.store.erase_athlete(gone, &append(&gone_stream, ExpectedVersion::Exact(1), vec![erasure], meta.clone())).await.unwrap();
+    t.store
+        .erase_athlete(
+            gone,
+            &append(
+                &gone_stream,
+                ExpectedVersion::Exact(1),
+                vec![erasure],
+                meta.clone(),
+            ),
+        )
+        .await
+        .unwrap();
 
     // A second process (its own connections, nothing cached) sees the same.
     let reader = t.reopen().await;
@@ -394,24 +667,53 @@ async fn erasure_shreds_one_athlete_and_keeps_metadata(t: TestStore) {
     assert_eq!(history[0].payload, Payload::Erased);
     assert_eq!(history[1].payload, Payload::Erased);
     assert_eq!(history[2].event_type, "AthleteErased");
-    assert_eq!(history[2].payload.json().unwrap()["reason"], "athlete_request");
-    assert_eq!(history[0].metadata.athlete_id, Some(gone), "metadata stays readable");
+    assert_eq!(
+        history[2].payload.json().unwrap()["reason"],
+        "athlete_request"
+    );
+    assert_eq!(
+        history[0].metadata.athlete_id,
+        Some(gone),
+        "metadata stays readable"
+    );
     assert_eq!(history[2].metadata.actor.user_id, Some(admin));
     let kept_events = reader.read_athlete(kept, None).await.unwrap();
     assert_eq!(kept_events[0].payload.json().unwrap()["distance_m"], 3.0);
     let log = all_events(&reader).await;
-    assert_eq!(log.iter().filter(|e| e.payload == Payload::Erased).count(), 2);
+    assert_eq!(
+        log.iter().filter(|e| e.payload == Payload::Erased).count(),
+        2
+    );
 
     let err = t
         .store
-        .append(&append(&gone_activity, ExpectedVersion::Exact(1), vec![run_event(4.0)], athlete_meta(gone)))
+        .append(&append(
+            &gone_activity,
+            ExpectedVersion::Exact(1),
+            vec![run_event(4.0)],
+            athlete_meta(gone),
+        ))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::AthleteErased(id) if id == gone), "{err}");
+    assert!(
+        matches!(err, StoreError::AthleteErased(id) if id == gone),
+        "{err}"
+    );
     let again = NewEvent::new("AthleteErased", "1.0", json!({}), false);
-    let err = t.store.erase_athlete(gone, &append(&gone_stream, ExpectedVersion::Exact(2), vec![again], meta)).await.unwrap_err();
+    let err = t
+        .store
+        .erase_athlete(
+            gone,
+            &append(&gone_stream, ExpectedVersion::Exact(2), vec![again], meta),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::AthleteErased(_)), "{err}");
-    assert_eq!(all_events(&reader).await.len(), 4, "refused appends wrote nothing");
+    assert_eq!(
+        all_events(&reader).await.len(),
+        4,
+        "refused appends wrote nothing"
+    );
 }
 
 async fn followers_are_woken_by_another_handle(t: TestStore) {
@@ -421,8 +723,20 @@ async fn followers_are_woken_by_another_handle(t: TestStore) {
     let athlete = Uuid::now_v7();
     let stream = StreamId::new("activity", Uuid::now_v7().to_string());
     let appended_at = std::time::Instant::now();
-    let out = writer.append(&append(&stream, ExpectedVersion::NoStream, vec![run_event(9.0)], athlete_meta(athlete))).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap().unwrap();
+    let out = writer
+        .append(&append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![run_event(9.0)],
+            athlete_meta(athlete),
+        ))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(got.event_id, out.event_ids[0]);
     // Polling alone bounds the delay; the hint usually makes it shorter. No timing assertion
     // beyond "well inside the follower's contract".
@@ -464,7 +778,12 @@ mod counter {
         type Error = CounterError;
         type Services = ();
 
-        async fn handle(&mut self, by: i64, _: &(), sink: &EventSink<Self>) -> Result<(), CounterError> {
+        async fn handle(
+            &mut self,
+            by: i64,
+            _: &(),
+            sink: &EventSink<Self>,
+        ) -> Result<(), CounterError> {
             if by <= 0 {
                 return Err(CounterError("add a positive amount".into()));
             }
@@ -486,16 +805,27 @@ async fn cqrs_es_aggregates_run_on_the_repository(t: TestStore) {
     let cqrs = CqrsFramework::new(es, vec![], ());
     let athlete = Uuid::now_v7();
     let meta = store::repository::metadata_to_map(&athlete_meta(athlete));
-    cqrs.execute_with_metadata("c1", 5, meta.clone()).await.unwrap();
-    cqrs.execute_with_metadata("c1", 7, meta.clone()).await.unwrap();
-    let refused = cqrs.execute_with_metadata("c1", -1, meta.clone()).await.unwrap_err();
+    cqrs.execute_with_metadata("c1", 5, meta.clone())
+        .await
+        .unwrap();
+    cqrs.execute_with_metadata("c1", 7, meta.clone())
+        .await
+        .unwrap();
+    let refused = cqrs
+        .execute_with_metadata("c1", -1, meta.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(refused, AggregateError::UserError(_)));
 
     let es = PersistedEventStore::<_, counter::Counter>::new_event_store(repo);
     let mut ctx = es.load_aggregate("c1").await.unwrap();
     use cqrs_es::AggregateContext;
     assert_eq!(ctx.aggregate().total, 12);
-    let stored = t.store.read_stream(&StreamId::new("counter", "c1"), 0, None).await.unwrap();
+    let stored = t
+        .store
+        .read_stream(&StreamId::new("counter", "c1"), 0, None)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[1].metadata.athlete_id, Some(athlete));
     assert!(!stored.iter().any(|e| e.payload == Payload::Erased));

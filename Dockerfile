@@ -1,0 +1,12 @@
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin stridelog
+
+FROM debian:bookworm-slim
+RUN useradd --system --home /var/lib/stridelog stridelog
+COPY --from=build /src/target/release/stridelog /usr/local/bin/stridelog
+USER stridelog
+WORKDIR /var/lib/stridelog
+ENTRYPOINT ["stridelog"]
+CMD ["serve"]

@@ -1,0 +1,156 @@
+//! Configuration: flags, or the environment variables they name. docs/operations.md lists them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use store::{EventStore, MasterKey, StoreOptions};
+
+/// Where the embedded default keeps its files when nothing is configured.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// `postgres://user@host/db` or `sqlite://path/to/file.db`. Default: a SQLite file under
+    /// ./data (the embedded default).
+    #[arg(long, env = "STRIDELOG_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// The master key wrapping every athlete's data key: 32 random bytes, base64. Default on
+    /// SQLite: generated once and kept beside the database file (mode 0600). Required with
+    /// PostgreSQL, where a key on one machine's disk would lock the others out.
+    #[arg(
+        long,
+        env = "STRIDELOG_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub master_key: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{DEFAULT_DATA_DIR}/stridelog.db"))
+    }
+
+    pub fn master_key(&self) -> anyhow::Result<MasterKey> {
+        if let Some(key) = &self.master_key {
+            return MasterKey::from_base64(key).context("STRIDELOG_MASTER_KEY");
+        }
+        let url = self.url();
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            bail!("STRIDELOG_MASTER_KEY is required with PostgreSQL (32 random bytes, base64)");
+        };
+        let db = Path::new(path.split('?').next().unwrap_or(path));
+        let key_file = db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join("master.key");
+        load_or_create_key(&key_file)
+    }
+
+    pub async fn open(&self) -> anyhow::Result<EventStore> {
+        self.open_with(StoreOptions::default()).await
+    }
+
+    pub async fn open_with(&self, options: StoreOptions) -> anyhow::Result<EventStore> {
+        let master = self.master_key()?;
+        let url = self.url();
+        EventStore::connect(&url, master, options)
+            .await
+            .with_context(|| format!("cannot open the store at {}", redact(&url)))
+    }
+}
+
+fn load_or_create_key(path: &PathBuf) -> anyhow::Result<MasterKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => MasterKey::from_base64(&text).with_context(|| path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let key = MasterKey::generate();
+            write_private(path, &key.to_base64())?;
+            tracing::info!(path = %path.display(), "generated a master key for the embedded store");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// A database URL fit for logs and errors: the password is replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+
+    #[test]
+    fn the_embedded_key_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = StoreArgs {
+            database_url: Some(format!("sqlite://{}/db/s.db", dir.path().display())),
+            master_key: None,
+        };
+        let first = args.master_key().unwrap();
+        let second = args.master_key().unwrap();
+        assert_eq!(first.to_base64(), second.to_base64());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("db/master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn postgres_needs_a_configured_key() {
+        let args = StoreArgs {
+            database_url: Some("postgres://postgres@127.0.0.1/x".into()),
+            master_key: None,
+        };
+        let err = args.master_key().unwrap_err().to_string();
+        assert!(err.contains("STRIDELOG_MASTER_KEY is required"), "{err}");
+    }
+}

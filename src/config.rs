@@ -56,8 +56,17 @@ impl StoreArgs {
     }
 
     pub async fn open_with(&self, options: StoreOptions) -> anyhow::Result<EventStore> {
-        let master = self.master_key()?;
         let url = self.url();
+        if !["postgres://", "postgresql://", "sqlite://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            bail!(
+                "STRIDELOG_DATABASE_URL must start with postgres:// or sqlite://, got `{}://…`",
+                url.split(':').next().unwrap_or_default()
+            );
+        }
+        let master = self.master_key()?;
         EventStore::connect(&url, master, options)
             .await
             .with_context(|| format!("cannot open the store at {}", redact(&url)))

@@ -68,6 +68,8 @@ async fn tail(
             .await?
             .with_context(|| format!("no event at log position {p}"))?,
     };
+    // On stderr, so a script can wait for it before appending; stdout carries events only.
+    eprintln!("following the log after position {}", from.position);
     let mut events = Box::pin(store::follow(store, from, 500));
     let mut printed = 0;
     loop {

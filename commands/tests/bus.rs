@@ -39,6 +39,7 @@ on_both_backends!(
     a_repeated_idempotency_key_returns_the_first_result,
     concurrent_commands_conflict_or_retry,
     erased_athletes_accept_no_more_commands,
+    old_event_versions_load_through_upcasters,
 );
 
 fn bus(store: store::EventStore) -> CommandBus {
@@ -285,4 +286,88 @@ async fn erased_athletes_accept_no_more_commands(t: TestStore) {
         .unwrap_err();
     assert!(matches!(err, CommandError::Erased), "{err}");
     assert_eq!(t.store.read_athlete(athlete, None).await.unwrap().len(), 3);
+}
+
+/// A v1.0 ActivityRecorded (distance in km, no time zone) already in the store: commands on
+/// that activity load it through the upcaster and decide on its values.
+async fn old_event_versions_load_through_upcasters(t: TestStore) {
+    use domain::activity::{
+        Activity, ActivityCommand, SetWorkoutType, UpdateActivity, WorkoutType,
+    };
+    let athlete = Uuid::now_v7();
+    let activity = Uuid::now_v7();
+    let v1 = serde_json::json!({
+        "type": "ActivityRecorded", "activity_id": activity, "athlete_id": athlete,
+        "sport": "run", "name": "Canal loop", "start_time": "2019-04-06T07:00:00Z",
+        "distance_km": 10.0, "moving_time_s": 2880.0, "elapsed_time_s": 2950.0,
+        "avg_hr_bpm": 152.0, "max_hr_bpm": 171.0, "elevation_gain_m": 35.0,
+        "elevation_loss_m": 34.0, "source": "fit", "external_id": null, "laps": [], "samples": null
+    });
+    t.store
+        .append(&store::AppendRequest {
+            stream: StreamId::new("activity", activity.to_string()),
+            expected: store::ExpectedVersion::NoStream,
+            events: vec![store::NewEvent::new("ActivityRecorded", "1.0", v1, true)],
+            metadata: store::Metadata::new(store::Actor::user(athlete, "athlete"))
+                .for_athlete(athlete),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+    let bus = bus(t.store.clone());
+    let ctx = CommandContext::athlete(athlete);
+    let id = activity.to_string();
+    // The elapsed time recorded in v1 bounds an update's moving time.
+    let err = bus
+        .execute::<Activity>(
+            &ctx,
+            &id,
+            ActivityCommand::UpdateActivity(UpdateActivity {
+                athlete_id: athlete,
+                name: None,
+                sport: None,
+                distance_m: None,
+                moving_time_s: Some(3_000.0),
+                avg_hr_bpm: None,
+                notes: None,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Domain(DomainError::Invalid(ref v)) if v.field == "moving_time_s"),
+        "{err}"
+    );
+    let done = bus
+        .execute::<Activity>(
+            &ctx,
+            &id,
+            ActivityCommand::SetWorkoutType(SetWorkoutType {
+                athlete_id: athlete,
+                workout_type: WorkoutType::Tempo,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.outcome.unwrap().stream_version, 2);
+    // Someone else's token cannot see it.
+    let stranger = Uuid::now_v7();
+    let err = bus
+        .execute::<Activity>(
+            &CommandContext::athlete(stranger),
+            &id,
+            ActivityCommand::SetWorkoutType(SetWorkoutType {
+                athlete_id: stranger,
+                workout_type: WorkoutType::Easy,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Domain(DomainError::NotFound { what: "activity" })
+        ),
+        "{err}"
+    );
 }

@@ -1,0 +1,257 @@
+//! The `stridelog` binary as operators use it: real processes, real stores.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use store::testing::TestStore;
+use store::{Actor, AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamId};
+use uuid::Uuid;
+
+fn stridelog(t: &TestStore) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stridelog"));
+    cmd.env("STRIDELOG_DATABASE_URL", &t.url)
+        .env("STRIDELOG_MASTER_KEY", t.master.to_base64())
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn checkin(athlete: Uuid) -> AppendRequest {
+    AppendRequest {
+        stream: StreamId::new("journal", format!("{athlete}:2026-11-27")),
+        expected: ExpectedVersion::NoStream,
+        events: vec![NewEvent::new(
+            "DailyCheckInLogged",
+            "1.0",
+            json!({"type": "DailyCheckInLogged", "sleep_h": 7.25}),
+            true,
+        )],
+        metadata: Metadata::new(Actor::user(athlete, "athlete")).for_athlete(athlete),
+        idempotency: None,
+    }
+}
+
+/// `events tail --json` prints an event that another process appends while it follows.
+async fn tail_prints_appends_from_another_process(t: TestStore) {
+    let mut child = stridelog(&t)
+        .args(["events", "tail", "--json", "--limit", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if line.starts_with("following the log") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("tail started");
+
+    let athlete = Uuid::now_v7();
+    let outcome = t.store.append(&checkin(athlete)).await.unwrap();
+    let appended = Instant::now();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = line_tx.send((line, Instant::now()));
+        }
+    });
+    let (line, at) = line_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("tail printed the event");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["event_id"], outcome.event_ids[0].to_string());
+    assert_eq!(event["event_type"], "DailyCheckInLogged");
+    assert_eq!(event["payload"]["data"]["sleep_h"], 7.25);
+    assert_eq!(event["metadata"]["athlete_id"], athlete.to_string());
+    eprintln!(
+        "tail latency: {} ms",
+        at.duration_since(appended).as_millis()
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+async fn stream_and_athlete_time_travel(t: TestStore) {
+    let athlete = Uuid::now_v7();
+    let first = t.store.append(&checkin(athlete)).await.unwrap();
+    let mut second = checkin(athlete);
+    second.expected = ExpectedVersion::Exact(1);
+    t.store.append(&second).await.unwrap();
+    let stream = format!("journal/{athlete}:2026-11-27");
+
+    let out = stridelog(&t)
+        .args(["events", "stream", &stream, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+
+    let as_of = first.positions[0].to_string();
+    let out = stridelog(&t)
+        .args([
+            "events",
+            "athlete",
+            &athlete.to_string(),
+            "--as-of",
+            &as_of,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["stream_version"], 1);
+
+    let out = stridelog(&t)
+        .args(["events", "stream", &stream])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("DailyCheckInLogged v1.0"), "{text}");
+    assert!(!text.contains("7.25"), "the text form shows no payloads");
+}
+
+async fn bad_input_is_one_line_and_a_failure(t: TestStore) {
+    for (args, expected) in [
+        (vec!["events", "stream", "no-slash"], "stream ids look like"),
+        (vec!["events", "athlete", "not-a-uuid"], "invalid"),
+        (
+            vec![
+                "events",
+                "athlete",
+                &*Uuid::nil().to_string(),
+                "--as-of",
+                "yesterday",
+            ],
+            "--as-of takes",
+        ),
+        (
+            vec!["events", "tail", "--after", "424242"],
+            "no event at log position 424242",
+        ),
+    ] {
+        let out = stridelog(&t).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stridelog"))
+        .args(["events", "athlete", &Uuid::nil().to_string()])
+        .env("STRIDELOG_DATABASE_URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains("must start with postgres:// or sqlite://"),
+        "{stderr}"
+    );
+}
+
+async fn migrate_reports_the_schema_version(t: TestStore) {
+    let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["schema_version"], 1);
+    assert_eq!(info["backend"], t.store.backend_name());
+}
+
+/// `serve` answers /health with the store's state, then stops cleanly on SIGTERM.
+async fn serve_answers_health(t: TestStore) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = stridelog(&t)
+        .args(["serve", "--log-format", "json"])
+        .env("STRIDELOG_LISTEN", format!("127.0.0.1:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut body = None;
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            body = Some(resp);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let resp = body.expect("server came up");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.to_ascii_lowercase().contains("x-request-id"), "{resp}");
+    let json: serde_json::Value =
+        serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["backend"], t.store.backend_name());
+    assert_eq!(json["schema_version"], 1);
+    assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
+
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    let logs = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap()).unwrap();
+    assert!(first["message"].is_string(), "json logs: {logs}");
+    assert!(
+        !logs.contains(&t.master.to_base64()),
+        "the master key is never logged"
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(store::testing::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(store::testing::TestStore::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    tail_prints_appends_from_another_process,
+    stream_and_athlete_time_travel,
+    bad_input_is_one_line_and_a_failure,
+    migrate_reports_the_schema_version,
+    serve_answers_health,
+);

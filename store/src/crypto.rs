@@ -77,6 +77,40 @@ impl DataKey {
     }
 }
 
+/// Unwrapped data keys of recent writers, so an append needs no key lookup. Safe to keep per
+/// process: a key never changes, it can only be destroyed, and the append statement itself
+/// refuses athletes whose key is gone. Readers never use it: they join the key table, so an
+/// erasure is visible to every process at once.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, DataKey>>,
+}
+
+/// Enough for every athlete active at once on one process; past it the cache starts over.
+const KEY_CACHE_CAPACITY: usize = 10_000;
+
+impl KeyCache {
+    pub fn get(&self, athlete: uuid::Uuid) -> Option<DataKey> {
+        self.keys
+            .lock()
+            .expect("not poisoned")
+            .get(&athlete)
+            .cloned()
+    }
+
+    pub fn put(&self, athlete: uuid::Uuid, key: DataKey) {
+        let mut keys = self.keys.lock().expect("not poisoned");
+        if keys.len() >= KEY_CACHE_CAPACITY {
+            keys.clear();
+        }
+        keys.insert(athlete, key);
+    }
+
+    pub fn forget(&self, athlete: uuid::Uuid) {
+        self.keys.lock().expect("not poisoned").remove(&athlete);
+    }
+}
+
 fn seal(key: &Key<Aes256Gcm>, plaintext: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>> {
     let nonce = Nonce::generate();
     let ct = Aes256Gcm::new(key)

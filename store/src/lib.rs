@@ -40,6 +40,7 @@ enum Backend {
 pub struct EventStore {
     backend: Backend,
     master: MasterKey,
+    keys: Arc<crypto::KeyCache>,
     wake: Arc<WakeUp>,
     #[cfg(feature = "testing")]
     commit_delay: Option<testing::CommitDelay>,
@@ -131,6 +132,7 @@ impl EventStore {
         Ok(Self {
             backend,
             master,
+            keys: Default::default(),
             wake,
             #[cfg(feature = "testing")]
             commit_delay: None,
@@ -207,7 +209,7 @@ impl EventStore {
     pub async fn append(&self, req: &AppendRequest) -> StoreResult<AppendOutcome> {
         let outcome = match &self.backend {
             Backend::Postgres(p) => {
-                postgres::append(p, &self.master, req, self.commit_delay()).await?
+                postgres::append(p, &self.master, &self.keys, req, self.commit_delay()).await?
             }
             Backend::Sqlite(p) => {
                 sqlite::append(p, &self.master, req, None, self.commit_delay()).await?
@@ -238,7 +240,7 @@ impl EventStore {
             ));
         }
         let outcome = match &self.backend {
-            Backend::Postgres(p) => postgres::erase_athlete(p, &self.master, athlete, req).await?,
+            Backend::Postgres(p) => postgres::erase_athlete(p, &self.keys, athlete, req).await?,
             Backend::Sqlite(p) => sqlite::append(p, &self.master, req, Some(athlete), None).await?,
         };
         self.wake.appended();

@@ -9,7 +9,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use crate::codec::{self, RawEvent};
-use crate::crypto::{DataKey, MasterKey};
+use crate::crypto::{DataKey, KeyCache, MasterKey};
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
 
@@ -44,27 +44,49 @@ pub(crate) async fn schema_version(pool: &PgPool) -> StoreResult<i64> {
 pub(crate) async fn append(
     pool: &PgPool,
     master: &MasterKey,
+    keys: &KeyCache,
     req: &AppendRequest,
     delay_before_commit: Option<Duration>,
 ) -> StoreResult<AppendOutcome> {
     codec::check_append(&req.events, &req.metadata)?;
+    let key = personal_key(pool, master, keys, req).await?;
+    let sealed = codec::seal_events(&req.events, key.as_ref())?;
+
+    // The common command (known version, no idempotency key) is one autocommit statement: the
+    // version check, the erasure check and every row in a single INSERT, one round trip.
+    if req.idempotency.is_none()
+        && delay_before_commit.is_none()
+        && req.expected != ExpectedVersion::Any
+    {
+        let mut conn = pool.acquire().await?;
+        return insert(&mut conn, keys, req, &sealed).await;
+    }
+
     let mut tx = pool.begin().await?;
-    let result = append_in(&mut tx, master, req).await;
-    match result {
-        Ok(outcome) => {
-            if let Some(d) = delay_before_commit {
-                tokio::time::sleep(d).await;
-            }
-            tx.commit().await?;
-            Ok(outcome)
+    let outcome = match insert_with_key(&mut tx, keys, req, &sealed).await {
+        Ok(outcome) => outcome,
+        // A concurrent command with the same key can win the stream version first; it has
+        // committed by the time we see the conflict, so its outcome is the answer.
+        Err(AppendFailure::Store(e)) if e.is_conflict() && req.idempotency.is_some() => {
+            tx.rollback().await?;
+            let idem = req.idempotency.as_ref().expect("checked");
+            return match find_idempotent(pool, idem).await? {
+                Some(outcome) => Ok(outcome),
+                None => Err(e),
+            };
         }
-        Err(AppendFailure::Store(e)) => Err(e),
+        Err(AppendFailure::Store(e)) => return Err(e),
         Err(AppendFailure::IdempotencyTaken) => {
             tx.rollback().await?;
             let idem = req.idempotency.as_ref().expect("only raised with a key");
-            replay_idempotent(pool, idem).await
+            return replay_idempotent(pool, idem).await;
         }
+    };
+    if let Some(d) = delay_before_commit {
+        tokio::time::sleep(d).await;
     }
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 enum AppendFailure {
@@ -79,99 +101,74 @@ impl<E: Into<StoreError>> From<E> for AppendFailure {
     }
 }
 
-async fn append_in(
-    tx: &mut Transaction<'static, Postgres>,
+/// The data key for a personal append, from the process cache or the key table. A cached key
+/// may belong to an athlete erased since: the INSERT itself refuses those.
+async fn personal_key(
+    pool: &PgPool,
     master: &MasterKey,
+    keys: &KeyCache,
     req: &AppendRequest,
-) -> Result<AppendOutcome, AppendFailure> {
-    let key = match (
-        req.metadata.athlete_id,
-        req.events.iter().any(|e| e.personal),
-    ) {
-        (Some(athlete), true) => Some(data_key(tx, master, athlete).await?),
-        (Some(athlete), false) => {
-            refuse_if_erased(tx, athlete).await?;
-            None
-        }
-        (None, _) => None,
+) -> StoreResult<Option<DataKey>> {
+    let Some(athlete) = req.metadata.athlete_id else {
+        return Ok(None);
     };
-    let sealed = codec::seal_events(&req.events, key.as_ref())?;
-
-    let current = match req.expected {
-        ExpectedVersion::NoStream => 0,
-        ExpectedVersion::Exact(v) => v,
-        ExpectedVersion::Any => {
-            let v: i64 = sqlx::query_scalar(
-                "SELECT coalesce(max(stream_version), 0) FROM events \
-                 WHERE stream_type = $1 AND stream_id = $2",
-            )
-            .bind(&req.stream.stream_type)
-            .bind(&req.stream.stream_id)
-            .fetch_one(&mut **tx)
-            .await?;
-            v as u64
-        }
-    };
-    let n = req.events.len();
-    let ids: Vec<Uuid> = req.events.iter().map(|e| e.event_id).collect();
-    let versions: Vec<i64> = (1..=n as i64).map(|i| current as i64 + i).collect();
-    let types: Vec<&str> = req.events.iter().map(|e| e.event_type.as_str()).collect();
-    let type_versions: Vec<&str> = req
-        .events
-        .iter()
-        .map(|e| e.event_version.as_str())
-        .collect();
-    let payloads: Vec<&[u8]> = sealed.iter().map(|s| s.bytes.as_slice()).collect();
-    let encrypted: Vec<bool> = sealed.iter().map(|s| s.encrypted).collect();
-
-    // One statement for the whole batch: a 100-event command costs one round trip, not 100.
-    let rows = sqlx::query(
-        "INSERT INTO events (event_id, stream_type, stream_id, stream_version, event_type, \
-                             event_version, athlete_id, metadata, payload, encrypted) \
-         SELECT u.id, $1, $2, u.v, u.t, u.tv, $3, $4, u.p, u.e \
-         FROM UNNEST($5::uuid[], $6::bigint[], $7::text[], $8::text[], $9::bytea[], $10::bool[]) \
-              AS u(id, v, t, tv, p, e) \
-         WHERE $11::bigint IS NULL OR $11 = (SELECT coalesce(max(stream_version), 0) FROM events \
-                                             WHERE stream_type = $1 AND stream_id = $2) \
-         RETURNING global_position, transaction_id::text::bigint AS tx",
-    )
-    .bind(&req.stream.stream_type)
-    .bind(&req.stream.stream_id)
-    .bind(req.metadata.athlete_id)
-    .bind(sqlx::types::Json(&req.metadata))
-    .bind(&ids)
-    .bind(&versions)
-    .bind(&types)
-    .bind(&type_versions)
-    .bind(&payloads)
-    .bind(&encrypted)
-    // Checked in the same statement: a stream short of the expected version must not accept
-    // events after a hole (the unique key alone only catches streams that moved ahead).
-    .bind(match req.expected {
-        ExpectedVersion::Exact(v) => Some(v as i64),
-        _ => None,
-    })
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(|e| map_insert_error(e, req))?;
-    if rows.is_empty() {
-        return Err(conflict(req).into());
+    if !req.events.iter().any(|e| e.personal) {
+        return Ok(None);
     }
+    if let Some(key) = keys.get(athlete) {
+        return Ok(Some(key));
+    }
+    for _ in 0..2 {
+        let row: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT wrapped_key FROM athlete_keys WHERE athlete_id = $1")
+                .bind(athlete)
+                .fetch_optional(pool)
+                .await?;
+        match row {
+            Some(Some(wrapped)) => {
+                let key = master.unwrap_data_key(&wrapped)?;
+                keys.put(athlete, key.clone());
+                return Ok(Some(key));
+            }
+            Some(None) => return Err(StoreError::AthleteErased(athlete)),
+            None => {
+                let (_, wrapped) = master.new_data_key()?;
+                // A concurrent first append may win; then the loop reads its key.
+                sqlx::query(
+                    "INSERT INTO athlete_keys (athlete_id, wrapped_key) VALUES ($1, $2) \
+                     ON CONFLICT (athlete_id) DO NOTHING",
+                )
+                .bind(athlete)
+                .bind(&wrapped)
+                .execute(pool)
+                .await?;
+            }
+        }
+    }
+    Err(StoreError::Crypto(format!(
+        "could not create a data key for athlete {athlete}"
+    )))
+}
 
-    let mut positions: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
-    positions.sort_unstable();
-    let tx_id: i64 = rows.first().map(|r| r.get(1)).unwrap_or_default();
-    let outcome = AppendOutcome {
-        stream_version: current + n as u64,
-        event_ids: ids,
-        cursor: LogCursor {
-            tx: tx_id,
-            position: *positions.last().unwrap_or(&0),
-        },
-        positions,
-        replayed: false,
-    };
-
+async fn insert_with_key(
+    tx: &mut Transaction<'static, Postgres>,
+    keys: &KeyCache,
+    req: &AppendRequest,
+    sealed: &[codec::Sealed],
+) -> Result<AppendOutcome, AppendFailure> {
+    let mut req = std::borrow::Cow::Borrowed(req);
+    if req.expected == ExpectedVersion::Any {
+        let v: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(stream_version), 0) FROM events \
+             WHERE stream_type = $1 AND stream_id = $2",
+        )
+        .bind(&req.stream.stream_type)
+        .bind(&req.stream.stream_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        req.to_mut().expected = ExpectedVersion::from_loaded(v as u64);
+    }
+    let outcome = insert(&mut **tx, keys, &req, sealed).await?;
     if let Some(idem) = &req.idempotency {
         let stored = sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, request_hash, outcome) \
@@ -188,6 +185,93 @@ async fn append_in(
         }
     }
     Ok(outcome)
+}
+
+/// One INSERT for the whole append: a 100-event command costs one round trip, not 100. It
+/// inserts nothing when the stream is not at the expected version, or when the athlete's key
+/// was destroyed (read `FOR SHARE`, so an erasure waits for this append, and an append that
+/// starts after an erasure sees the key gone).
+async fn insert(
+    conn: &mut sqlx::PgConnection,
+    keys: &KeyCache,
+    req: &AppendRequest,
+    sealed: &[codec::Sealed],
+) -> StoreResult<AppendOutcome> {
+    let current = match req.expected {
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Exact(v) => v,
+        ExpectedVersion::Any => unreachable!("resolved by the caller"),
+    };
+    let n = req.events.len();
+    let ids: Vec<Uuid> = req.events.iter().map(|e| e.event_id).collect();
+    let versions: Vec<i64> = (1..=n as i64).map(|i| current as i64 + i).collect();
+    let types: Vec<&str> = req.events.iter().map(|e| e.event_type.as_str()).collect();
+    let type_versions: Vec<&str> = req
+        .events
+        .iter()
+        .map(|e| e.event_version.as_str())
+        .collect();
+    let payloads: Vec<&[u8]> = sealed.iter().map(|s| s.bytes.as_slice()).collect();
+    let encrypted: Vec<bool> = sealed.iter().map(|s| s.encrypted).collect();
+
+    let rows = sqlx::query(
+        "INSERT INTO events (event_id, stream_type, stream_id, stream_version, event_type, \
+                             event_version, athlete_id, metadata, payload, encrypted) \
+         SELECT u.id, $1, $2, u.v, u.t, u.tv, $3, $4, u.p, u.e \
+         FROM UNNEST($5::uuid[], $6::bigint[], $7::text[], $8::text[], $9::bytea[], $10::bool[]) \
+              AS u(id, v, t, tv, p, e) \
+         WHERE $11 = (SELECT coalesce(max(stream_version), 0) FROM events \
+                      WHERE stream_type = $1 AND stream_id = $2) \
+           AND coalesce((SELECT k.wrapped_key IS NOT NULL FROM athlete_keys k \
+                         WHERE k.athlete_id = $3 FOR SHARE), true) \
+         RETURNING global_position, transaction_id::text::bigint AS tx",
+    )
+    .bind(&req.stream.stream_type)
+    .bind(&req.stream.stream_id)
+    .bind(req.metadata.athlete_id)
+    .bind(sqlx::types::Json(&req.metadata))
+    .bind(&ids)
+    .bind(&versions)
+    .bind(&types)
+    .bind(&type_versions)
+    .bind(&payloads)
+    .bind(&encrypted)
+    // A stream short of the expected version must not accept events after a hole; the unique
+    // key alone only catches streams that moved ahead.
+    .bind(current as i64)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| map_insert_error(e, req))?;
+
+    if rows.is_empty() {
+        if let Some(athlete) = req.metadata.athlete_id {
+            let erased: Option<bool> = sqlx::query_scalar(
+                "SELECT wrapped_key IS NULL FROM athlete_keys WHERE athlete_id = $1",
+            )
+            .bind(athlete)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if erased == Some(true) {
+                keys.forget(athlete);
+                return Err(StoreError::AthleteErased(athlete));
+            }
+        }
+        return Err(conflict(req));
+    }
+
+    let mut positions: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+    positions.sort_unstable();
+    let tx_id: i64 = rows.first().map(|r| r.get(1)).unwrap_or_default();
+    Ok(AppendOutcome {
+        stream_version: current + n as u64,
+        event_ids: ids,
+        cursor: LogCursor {
+            tx: tx_id,
+            position: *positions.last().expect("rows are not empty"),
+        },
+        positions,
+        replayed: false,
+    })
 }
 
 fn conflict(req: &AppendRequest) -> StoreError {
@@ -215,59 +299,6 @@ fn map_insert_error(e: sqlx::Error, req: &AppendRequest) -> StoreError {
         }
     }
     StoreError::Database(e)
-}
-
-/// Looks up the athlete's data key, creating it on their first personal event. The row is read
-/// `FOR SHARE` so an erasure (which updates it) waits for this append, and every append that
-/// starts after the erasure sees the key gone: nothing is written for an erased athlete.
-async fn data_key(
-    tx: &mut Transaction<'static, Postgres>,
-    master: &MasterKey,
-    athlete: Uuid,
-) -> StoreResult<DataKey> {
-    for _ in 0..2 {
-        let row: Option<Option<Vec<u8>>> = sqlx::query_scalar(
-            "SELECT wrapped_key FROM athlete_keys WHERE athlete_id = $1 FOR SHARE",
-        )
-        .bind(athlete)
-        .fetch_optional(&mut **tx)
-        .await?;
-        match row {
-            Some(Some(wrapped)) => return master.unwrap_data_key(&wrapped),
-            Some(None) => return Err(StoreError::AthleteErased(athlete)),
-            None => {
-                let (_, wrapped) = master.new_data_key()?;
-                // A concurrent first append may insert first; then we loop and read theirs.
-                sqlx::query(
-                    "INSERT INTO athlete_keys (athlete_id, wrapped_key) VALUES ($1, $2) \
-                     ON CONFLICT (athlete_id) DO NOTHING",
-                )
-                .bind(athlete)
-                .bind(&wrapped)
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-    }
-    Err(StoreError::Crypto(format!(
-        "could not create a data key for athlete {athlete}"
-    )))
-}
-
-async fn refuse_if_erased(
-    tx: &mut Transaction<'static, Postgres>,
-    athlete: Uuid,
-) -> StoreResult<()> {
-    let erased: Option<bool> = sqlx::query_scalar(
-        "SELECT wrapped_key IS NULL FROM athlete_keys WHERE athlete_id = $1 FOR SHARE",
-    )
-    .bind(athlete)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if erased == Some(true) {
-        return Err(StoreError::AthleteErased(athlete));
-    }
-    Ok(())
 }
 
 async fn replay_idempotent(pool: &PgPool, idem: &Idempotency) -> StoreResult<AppendOutcome> {
@@ -317,12 +348,14 @@ pub(crate) async fn find_idempotent(
 /// the key gone and are refused.
 pub(crate) async fn erase_athlete(
     pool: &PgPool,
-    master: &MasterKey,
+    keys: &KeyCache,
     athlete: Uuid,
     req: &AppendRequest,
 ) -> StoreResult<AppendOutcome> {
+    codec::check_append(&req.events, &req.metadata)?;
+    let sealed = codec::seal_events(&req.events, None)?;
     let mut tx = pool.begin().await?;
-    let outcome = match append_in(&mut tx, master, req).await {
+    let outcome = match insert_with_key(&mut tx, keys, req, &sealed).await {
         Ok(o) => o,
         Err(AppendFailure::Store(e)) => return Err(e),
         Err(AppendFailure::IdempotencyTaken) => {
@@ -339,6 +372,7 @@ pub(crate) async fn erase_athlete(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    keys.forget(athlete);
     Ok(outcome)
 }
 

@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::{TimeZone, Utc};
 use commands::{CommandBus, CommandContext};
+use cqrs_es::DomainEvent;
+use domain::CataloguedEvent;
 use domain::DomainServices;
-use domain::activity::{Activity, ActivityCommand, ActivitySource, RecordActivity, Sport};
+use domain::activity::{
+    Activity, ActivityCommand, ActivityEvent, ActivityRecorded, ActivitySource, RecordActivity,
+    Sport,
+};
 use serde_json::json;
 use sqlx::PgPool;
 use store::{
@@ -104,9 +109,8 @@ impl ScratchDb {
     }
 }
 
-fn progress(json: bool, msg: &str) {
-    // Progress goes to stderr in both modes so stdout stays machine-readable.
-    let _ = json;
+/// Progress goes to stderr in both output modes, so stdout stays machine-readable.
+fn progress(msg: &str) {
     eprintln!("bench: {msg}");
 }
 
@@ -137,17 +141,14 @@ async fn measure(
         domain::upcasters(),
     );
 
-    progress(json, "warming up");
+    progress("warming up");
     run_commands(&bus, 4, 25).await?;
     run_baseline(&pool, 4, 25, 1).await?;
 
     for &w in writers {
-        progress(
-            json,
-            &format!("{w} writer(s): plain INSERT + COMMIT baseline"),
-        );
+        progress(&format!("{w} writer(s): plain INSERT + COMMIT baseline"));
         let base = run_baseline(&pool, w, per_writer, 1).await?;
-        progress(json, &format!("{w} writer(s): single-event commands"));
+        progress(&format!("{w} writer(s): single-event commands"));
         let cmd = run_commands(&bus, w, per_writer).await?;
         report(
             json,
@@ -167,10 +168,7 @@ async fn measure(
 
     let batch_writers = 4.min(max_writers);
     let batches = (per_writer / 10).max(5);
-    progress(
-        json,
-        &format!("{batch_writers} writer(s): 100-event appends"),
-    );
+    progress(&format!("{batch_writers} writer(s): 100-event appends"));
     let base = run_baseline(&pool, batch_writers, batches, 100).await?;
     let batch = run_batches(&store, batch_writers, batches, 100).await?;
     report(
@@ -187,15 +185,14 @@ async fn measure(
         }),
     );
 
-    progress(
-        json,
-        &format!("seeding an athlete with {history_years} years of history"),
-    );
+    progress(&format!(
+        "seeding an athlete with {history_years} years of history"
+    ));
     let veteran = Uuid::now_v7();
     let seeded = seed_history(&store, veteran, history_years).await?;
     let newcomer = Uuid::now_v7();
     let samples = per_writer.max(100);
-    progress(json, &format!("{samples} commands each, alternating"));
+    progress(&format!("{samples} commands each, alternating"));
     let (mut old, mut new) = (Vec::new(), Vec::new());
     for i in 0..samples {
         // Alternate so drift (autovacuum, cache warmth) hits both sides alike.
@@ -392,22 +389,40 @@ async fn run_baseline(
     })
 }
 
-fn activity_events(athlete: Uuid, n: usize, day: usize) -> Vec<NewEvent> {
+/// `ActivityRecorded` events exactly as the command path serialises them.
+fn activity_events(athlete: Uuid, n: usize, hours_back: usize) -> Vec<NewEvent> {
     (0..n)
         .map(|i| {
-            let ActivityCommand::RecordActivity(r) = record_command(athlete, day * 24 + i) else {
-                unreachable!()
+            let ActivityCommand::RecordActivity(r) = record_command(athlete, hours_back + i) else {
+                unreachable!("record_command builds RecordActivity")
             };
-            NewEvent::new(
-                "ActivityRecorded",
-                domain::activity::ActivityRecorded::VERSION,
-                json!({"type": "ActivityRecorded", "activity_id": r.activity_id, "athlete_id": athlete,
-                       "sport": "run", "start_time": r.start_time, "timezone": r.timezone,
-                       "distance_m": r.distance_m, "moving_time_s": r.moving_time_s,
-                       "elapsed_time_s": r.elapsed_time_s, "avg_hr_bpm": r.avg_hr_bpm,
-                       "max_hr_bpm": r.max_hr_bpm, "source": "manual", "laps": []}),
-                true,
-            )
+            let event = ActivityEvent::ActivityRecorded(ActivityRecorded {
+                activity_id: r.activity_id,
+                athlete_id: r.athlete_id,
+                sport: r.sport,
+                name: r.name,
+                start_time: r.start_time,
+                timezone: r.timezone,
+                distance_m: r.distance_m,
+                moving_time_s: r.moving_time_s,
+                elapsed_time_s: r.elapsed_time_s,
+                avg_hr_bpm: r.avg_hr_bpm,
+                max_hr_bpm: r.max_hr_bpm,
+                elevation_gain_m: r.elevation_gain_m,
+                elevation_loss_m: r.elevation_loss_m,
+                source: r.source,
+                external_id: r.external_id,
+                laps: r.laps,
+                samples: r.samples,
+            });
+            let mut new = NewEvent::new(
+                event.event_type(),
+                event.event_version(),
+                serde_json::to_value(&event).expect("events serialise"),
+                event.is_personal(),
+            );
+            new.event_id = r.activity_id;
+            new
         })
         .collect()
 }
@@ -453,20 +468,23 @@ async fn run_batches(
     })
 }
 
-/// Ten years of a committed runner: an activity most days, each its own stream, as the real
-/// commands would have written them.
+/// Ten years of a committed runner: an activity six days a week, each its own stream, as the
+/// command path would have written them.
 async fn seed_history(store: &EventStore, athlete: Uuid, years: u32) -> anyhow::Result<usize> {
     let days = years as usize * 365;
     let mut total = 0;
-    for day in 0..days {
-        if day % 7 == 6 {
-            continue; // rest day
+    let mut year_reported = 0;
+    for day in (0..days).filter(|d| d % 7 != 6) {
+        let year = day / 365 + 1;
+        if year > year_reported {
+            progress(&format!("seeding year {year} of {years}"));
+            year_reported = year;
         }
-        let events = activity_events(athlete, 1, day);
-        let ActivityRecordedId(id) = activity_id_of(&events[0]);
+        let events = activity_events(athlete, 1, day * 24);
         store
             .append(&AppendRequest {
-                stream: StreamId::new("activity", id.to_string()),
+                // Seeded events reuse the activity id as their event id (see activity_events).
+                stream: StreamId::new("activity", events[0].event_id.to_string()),
                 expected: ExpectedVersion::NoStream,
                 events,
                 metadata: Metadata::new(Actor::user(athlete, "athlete")).for_athlete(athlete),
@@ -474,20 +492,6 @@ async fn seed_history(store: &EventStore, athlete: Uuid, years: u32) -> anyhow::
             })
             .await?;
         total += 1;
-        if day % 365 == 364 {
-            eprintln!("bench: seeded {} of {years} years", (day + 1) / 365);
-        }
     }
     Ok(total)
-}
-
-struct ActivityRecordedId(Uuid);
-
-fn activity_id_of(e: &NewEvent) -> ActivityRecordedId {
-    ActivityRecordedId(
-        e.payload["activity_id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("seeded events carry their id"),
-    )
 }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use crate::crypto::{DataKey, MasterKey};
 use crate::error::{StoreError, StoreResult};
-use crate::model::{LogCursor, Metadata, NewEvent, Payload, RecordedEvent, StreamId};
+use crate::model::{
+    AppendOutcome, Idempotency, LogCursor, Metadata, NewEvent, Payload, RecordedEvent, StreamId,
+};
 
 /// An event row as both backends select it: the event joined with its athlete's wrapped key.
 pub(crate) struct RawEvent {
@@ -121,4 +123,21 @@ pub(crate) fn decode(rows: Vec<RawEvent>, master: &MasterKey) -> StoreResult<Vec
             })
         })
         .collect()
+}
+
+/// An idempotency record found again: its outcome if the request matches, a refusal if not.
+pub(crate) fn stored_outcome(
+    idem: &Idempotency,
+    request_hash: String,
+    outcome: serde_json::Value,
+) -> StoreResult<AppendOutcome> {
+    if request_hash != idem.request_hash {
+        return Err(StoreError::IdempotencyKeyReused {
+            key: idem.key.clone(),
+        });
+    }
+    let mut outcome: AppendOutcome = serde_json::from_value(outcome)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency outcome: {e}")))?;
+    outcome.replayed = true;
+    Ok(outcome)
 }

@@ -168,7 +168,7 @@ async fn insert_with_key(
         .await?;
         req.to_mut().expected = ExpectedVersion::from_loaded(v as u64);
     }
-    let outcome = insert(&mut **tx, keys, &req, sealed).await?;
+    let outcome = insert(tx, keys, &req, sealed).await?;
     if let Some(idem) = &req.idempotency {
         let stored = sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, request_hash, outcome) \
@@ -309,23 +309,7 @@ async fn replay_idempotent(pool: &PgPool, idem: &Idempotency) -> StoreResult<App
     .bind(&idem.key)
     .fetch_one(pool)
     .await?;
-    stored_outcome(idem, row.get(0), row.get::<serde_json::Value, _>(1))
-}
-
-pub(crate) fn stored_outcome(
-    idem: &Idempotency,
-    request_hash: String,
-    outcome: serde_json::Value,
-) -> StoreResult<AppendOutcome> {
-    if request_hash != idem.request_hash {
-        return Err(StoreError::IdempotencyKeyReused {
-            key: idem.key.clone(),
-        });
-    }
-    let mut outcome: AppendOutcome = serde_json::from_value(outcome)
-        .map_err(|e| StoreError::Corrupt(format!("idempotency outcome: {e}")))?;
-    outcome.replayed = true;
-    Ok(outcome)
+    codec::stored_outcome(idem, row.get(0), row.get::<serde_json::Value, _>(1))
 }
 
 pub(crate) async fn find_idempotent(
@@ -339,7 +323,7 @@ pub(crate) async fn find_idempotent(
     .bind(&idem.key)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| stored_outcome(idem, r.get(0), r.get::<serde_json::Value, _>(1)))
+    row.map(|r| codec::stored_outcome(idem, r.get(0), r.get::<serde_json::Value, _>(1)))
         .transpose()
 }
 
@@ -543,8 +527,8 @@ pub(crate) async fn stream_version(pool: &PgPool, stream: &StreamId) -> StoreRes
 /// `/health` because that transaction is what holds every follower back.
 pub(crate) async fn oldest_open_transaction_s(pool: &PgPool) -> StoreResult<f64> {
     let age: Option<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM max(now() - xact_start))::float8 FROM pg_stat_activity \
-         WHERE backend_xid IS NOT NULL",
+        "SELECT greatest(0, extract(epoch FROM max(clock_timestamp() - xact_start)))::float8 \
+         FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()",
     )
     .fetch_one(pool)
     .await?;

@@ -281,7 +281,7 @@ async fn find_in(
         let outcome: String = r.get(1);
         let outcome = serde_json::from_str(&outcome)
             .map_err(|e| StoreError::Corrupt(format!("idempotency outcome: {e}")))?;
-        crate::postgres::stored_outcome(idem, r.get(0), outcome)
+        codec::stored_outcome(idem, r.get(0), outcome)
     })
     .transpose()
 }

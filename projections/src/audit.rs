@@ -1,0 +1,136 @@
+//! The audit log: who did what to whose data, and when, from event metadata alone. Metadata is
+//! never personal, so the trail survives an athlete's erasure intact.
+
+use sqlx::AnyConnection;
+use sqlx::{AnyPool, Row};
+
+use crate::engine::{Projected, Projection, Tables};
+
+pub struct AuditLog;
+
+#[async_trait::async_trait]
+impl Projection for AuditLog {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["entries"]
+    }
+
+    fn schema(&self, t: &Tables) -> Vec<String> {
+        let entries = t.table("entries");
+        vec![
+            format!(
+                "CREATE TABLE {entries} (
+                    position        BIGINT PRIMARY KEY,
+                    athlete_id      TEXT   NOT NULL,
+                    recorded_at_us  BIGINT NOT NULL,
+                    event_id        TEXT   NOT NULL,
+                    event_type      TEXT   NOT NULL,
+                    stream          TEXT   NOT NULL,
+                    actor_id        TEXT,
+                    actor_role      TEXT   NOT NULL,
+                    impersonator_id TEXT,
+                    correlation_id  TEXT   NOT NULL
+                )"
+            ),
+            format!("CREATE INDEX {entries}_athlete ON {entries} (athlete_id, recorded_at_us)"),
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()> {
+        let r = e.recorded;
+        let Some(athlete) = r.metadata.athlete_id else {
+            return Ok(());
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (position, athlete_id, recorded_at_us, event_id, event_type, stream, \
+               actor_id, actor_role, impersonator_id, correlation_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            t.table("entries")
+        )))
+        .bind(r.position)
+        .bind(athlete.to_string())
+        .bind(r.recorded_at.timestamp_micros())
+        .bind(r.event_id.to_string())
+        .bind(&r.event_type)
+        .bind(r.stream.to_string())
+        .bind(r.metadata.actor.user_id.map(|u| u.to_string()))
+        .bind(&r.metadata.actor.role)
+        .bind(r.metadata.impersonator_id.map(|u| u.to_string()))
+        .bind(r.metadata.correlation_id.to_string())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    fn order_by(&self, _table: &str) -> &'static str {
+        "position"
+    }
+}
+
+/// One line of an athlete's audit trail.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEntry {
+    pub position: i64,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub event_type: String,
+    pub stream: String,
+    pub actor_id: Option<String>,
+    pub actor_role: String,
+    pub impersonator_id: Option<String>,
+    pub correlation_id: String,
+}
+
+/// Filters for [`trail`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub actor: Option<uuid::Uuid>,
+}
+
+/// One athlete's trail, oldest first.
+pub async fn trail(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete: uuid::Uuid,
+    filter: &AuditFilter,
+) -> anyhow::Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT position, recorded_at_us, event_type, stream, actor_id, actor_role, impersonator_id, correlation_id \
+         FROM {} WHERE athlete_id = $1 AND recorded_at_us >= $2 \
+           AND ($3 IS NULL OR actor_id = $3 OR impersonator_id = $3) \
+         ORDER BY recorded_at_us, position",
+        t.table("entries")
+    )))
+    .bind(athlete.to_string())
+    .bind(filter.since.map_or(i64::MIN, |s| s.timestamp_micros()))
+    .bind(filter.actor.map(|a| a.to_string()))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                position: r.get(0),
+                recorded_at: chrono::DateTime::from_timestamp_micros(r.get(1))
+                    .ok_or_else(|| anyhow::anyhow!("bad timestamp"))?,
+                event_type: r.get(2),
+                stream: r.get(3),
+                actor_id: r.get(4),
+                actor_role: r.get(5),
+                impersonator_id: r.get(6),
+                correlation_id: r.get(7),
+            })
+        })
+        .collect()
+}

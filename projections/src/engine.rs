@@ -1,0 +1,874 @@
+//! The projector engine: follows the global log from each projection's checkpoint and applies
+//! events to read models, writing the rows and the checkpoint in one transaction.
+//!
+//! One SQL dialect serves both stores (sqlx `Any`, `$n` placeholders, portable DDL), so every
+//! read model works on PostgreSQL and on the embedded SQLite file alike.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use serde::Serialize;
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+use store::{EventLog, EventStore, LogCursor, RecordedEvent};
+
+use crate::decode::{Decoder, DomainEvent};
+
+/// The read side's connection to the store's database.
+#[derive(Clone)]
+pub struct ReadDb {
+    pub pool: AnyPool,
+}
+
+impl ReadDb {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .connect(url)
+            .await
+            .context("cannot open the read-model database")?;
+        Ok(Self { pool })
+    }
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Physical table names of one generation of one projection: `rm_<projection>_<table>_g<n>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    projection: &'static str,
+    generation: i64,
+}
+
+impl Tables {
+    pub fn new(projection: &'static str, generation: i64) -> Self {
+        Self {
+            projection,
+            generation,
+        }
+    }
+
+    pub fn table(&self, base: &str) -> String {
+        format!("rm_{}_{}_g{}", self.projection, base, self.generation)
+    }
+
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+}
+
+/// One event as a projection sees it.
+pub struct Projected<'a> {
+    pub recorded: &'a RecordedEvent,
+    pub event: &'a DomainEvent,
+    /// False while (re)building history: projections with outside effects (mail, NATS) act
+    /// only on live events, so a rebuild never repeats them.
+    pub live: bool,
+}
+
+/// A read model. Implementations are deterministic functions of the events they are given:
+/// the property tests compare an incremental build with a full rebuild.
+#[async_trait::async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable, lowercase, a prefix of its table names.
+    fn name(&self) -> &'static str;
+    /// Bump whenever `schema` or `apply` changes meaning: the engine then builds the new version
+    /// beside the old one and switches when it has caught up.
+    fn version(&self) -> i64;
+    /// Base names of its tables (for dropping old generations and for `verify`).
+    fn tables(&self) -> &'static [&'static str];
+    /// `CREATE TABLE` / `CREATE INDEX` statements for one generation.
+    fn schema(&self, t: &Tables) -> Vec<String>;
+    /// Applies one event inside the batch's transaction. An error skips the event (recorded).
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()>;
+    /// Columns that order each table's rows completely, for `verify`'s comparison.
+    fn order_by(&self, table: &str) -> &'static str;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checkpoint {
+    cursor: LogCursor,
+    applied: i64,
+    gate: LogCursor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct State {
+    active_generation: i64,
+    active_version: i64,
+    building: Option<(i64, i64)>,
+}
+
+/// What `projections list` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: &'static str,
+    pub code_version: i64,
+    pub active_version: i64,
+    pub active_generation: i64,
+    pub checkpoint_position: i64,
+    pub events_applied: i64,
+    /// Log positions between the checkpoint and the head (approximate on PostgreSQL, where
+    /// positions are not handed out in commit order).
+    pub positions_behind: i64,
+    /// Age of the oldest event not yet applied; 0 when caught up.
+    pub seconds_behind: f64,
+    /// `live`, `building vN` or `stopped`.
+    pub state: String,
+    pub building_checkpoint_position: Option<i64>,
+    pub skipped_events: i64,
+    pub runner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub generation: i64,
+    pub position: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub error: String,
+}
+
+/// How long a runner's lease lasts without renewal: the takeover delay when a runner dies.
+pub const LEASE: Duration = Duration::from_secs(5);
+
+pub struct Engine {
+    db: ReadDb,
+    log: EventStore,
+    projections: Vec<Arc<dyn Projection>>,
+    decoder: Decoder,
+    owner: String,
+    batch: i64,
+}
+
+/// What one pass over a projection did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub applied: usize,
+    pub switched: bool,
+}
+
+impl Engine {
+    pub fn new(log: EventStore, db: ReadDb, projections: Vec<Arc<dyn Projection>>) -> Self {
+        Self {
+            db,
+            log,
+            projections,
+            decoder: Decoder::default(),
+            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            batch: 500,
+        }
+    }
+
+    pub fn with_batch(mut self, batch: i64) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn db(&self) -> &ReadDb {
+        &self.db
+    }
+
+    pub fn projection(&self, name: &str) -> anyhow::Result<&Arc<dyn Projection>> {
+        self.projections
+            .iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = self.projections.iter().map(|p| p.name()).collect();
+                anyhow!("no projection named `{name}` (known: {})", names.join(", "))
+            })
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.projections.iter().map(|p| p.name()).collect()
+    }
+
+    /// The tables reads should use now.
+    pub async fn active_tables(&self, name: &str) -> anyhow::Result<Tables> {
+        let p = self.projection(name)?;
+        let state = self.ensure_state(p.as_ref()).await?;
+        Ok(Tables::new(p.name(), state.active_generation))
+    }
+
+    async fn load_state(&self, name: &str) -> anyhow::Result<Option<State>> {
+        let row = sqlx::query(
+            "SELECT active_generation, active_version, building_generation, building_version \
+             FROM projection_state WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.map(|r| State {
+            active_generation: r.get(0),
+            active_version: r.get(1),
+            building: match (r.get::<Option<i64>, _>(2), r.get::<Option<i64>, _>(3)) {
+                (Some(g), Some(v)) => Some((g, v)),
+                _ => None,
+            },
+        }))
+    }
+
+    /// First sight of a projection: generation 1, built from the start of the log.
+    async fn ensure_state(&self, p: &dyn Projection) -> anyhow::Result<State> {
+        if let Some(s) = self.load_state(p.name()).await? {
+            return Ok(s);
+        }
+        let head = self.log.head().await?;
+        let mut tx = self.db.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO projection_state (name, active_generation, active_version, updated_at_us) \
+             VALUES ($1, 1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(p.name())
+        .bind(p.version())
+        .bind(now_us())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            create_generation(&mut tx, p, 1, head).await?;
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        self.load_state(p.name())
+            .await?
+            .context("projection state vanished")
+    }
+
+    async fn checkpoint(&self, name: &str, generation: i64) -> anyhow::Result<Checkpoint> {
+        let r = sqlx::query(
+            "SELECT tx, position, events_applied, gate_tx, gate_pos FROM projection_checkpoints \
+             WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_one(&self.db.pool)
+        .await
+        .with_context(|| format!("no checkpoint for {name} generation {generation}"))?;
+        Ok(Checkpoint {
+            cursor: LogCursor {
+                tx: r.get(0),
+                position: r.get(1),
+            },
+            applied: r.get(2),
+            gate: LogCursor {
+                tx: r.get(3),
+                position: r.get(4),
+            },
+        })
+    }
+
+    /// Takes or renews the runner lease; false when another live process holds it.
+    pub async fn try_lease(&self, name: &str) -> anyhow::Result<bool> {
+        let now = now_us();
+        let done = sqlx::query(
+            "INSERT INTO projection_leases (name, owner, expires_at_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at_us = excluded.expires_at_us \
+             WHERE projection_leases.owner = excluded.owner OR projection_leases.expires_at_us < $4",
+        )
+        .bind(name)
+        .bind(&self.owner)
+        .bind(now + LEASE.as_micros() as i64)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_leases(&self) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM projection_leases WHERE owner = $1")
+            .bind(&self.owner)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One pass over one projection: a batch for the live generation, a batch for a generation
+    /// being built, and the switch when the new one has caught up. Call with the lease held.
+    pub async fn step(&self, p: &dyn Projection) -> anyhow::Result<Progress> {
+        let mut state = self.ensure_state(p).await?;
+        if state.building.is_none() && state.active_version != p.version() {
+            self.start_build(p, p.version()).await?;
+            state = self.ensure_state(p).await?;
+        }
+        let mut progress = Progress {
+            applied: self.process_batch(p, state.active_generation, None).await?,
+            switched: false,
+        };
+        if let Some((generation, _)) = state.building {
+            let built = self.process_batch(p, generation, None).await?;
+            progress.applied += built;
+            if built == 0 {
+                let cp = self.checkpoint(p.name(), generation).await?;
+                if self.log.read_log(cp.cursor, 1).await?.is_empty() {
+                    self.switch(p, generation).await?;
+                    progress.switched = true;
+                }
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Creates the next generation (of `version`) beside the live one; `step` fills it.
+    async fn start_build(&self, p: &dyn Projection, version: i64) -> anyhow::Result<i64> {
+        let head = self.log.head().await?;
+        let mut tx = self.db.pool.begin().await?;
+        let generation: i64 = sqlx::query_scalar(
+            "SELECT CAST(coalesce(max(generation), 0) + 1 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(p.name())
+        .fetch_one(&mut *tx)
+        .await?;
+        let claimed = sqlx::query(
+            "UPDATE projection_state SET building_generation = $2, building_version = $3, updated_at_us = $4 \
+             WHERE name = $1 AND building_generation IS NULL",
+        )
+        .bind(p.name())
+        .bind(generation)
+        .bind(version)
+        .bind(now_us())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            tx.rollback().await?;
+            let state = self.load_state(p.name()).await?.context("no state")?;
+            return Ok(state
+                .building
+                .map(|b| b.0)
+                .unwrap_or(state.active_generation));
+        }
+        create_generation(&mut tx, p, generation, head).await?;
+        tx.commit().await?;
+        tracing::info!(
+            projection = p.name(),
+            generation,
+            version,
+            "building a new generation"
+        );
+        Ok(generation)
+    }
+
+    async fn switch(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
+        let old: i64 =
+            sqlx::query_scalar("SELECT active_generation FROM projection_state WHERE name = $1")
+                .bind(p.name())
+                .fetch_one(&self.db.pool)
+                .await?;
+        let switched = sqlx::query(
+            "UPDATE projection_state SET active_generation = building_generation, \
+               active_version = building_version, building_generation = NULL, \
+               building_version = NULL, updated_at_us = $3 \
+             WHERE name = $1 AND building_generation = $2",
+        )
+        .bind(p.name())
+        .bind(generation)
+        .bind(now_us())
+        .execute(&self.db.pool)
+        .await?;
+        if switched.rows_affected() == 1 {
+            tracing::info!(
+                projection = p.name(),
+                generation,
+                "switched reads to the new generation"
+            );
+            drop_generation(&self.db.pool, p, old).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies up to one batch to `generation`, rows and checkpoint in one transaction. A batch
+    /// that fails is retried one event per transaction, so only the poison event is skipped.
+    async fn process_batch(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+        until: Option<LogCursor>,
+    ) -> anyhow::Result<usize> {
+        let cp = self.checkpoint(p.name(), generation).await?;
+        let mut events = self.log.read_log(cp.cursor, self.batch).await?;
+        if let Some(until) = until {
+            events.retain(|e| e.cursor <= until);
+        }
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let decoded: Vec<_> = events.iter().map(|e| self.decoder.decode(e)).collect();
+        let t = Tables::new(p.name(), generation);
+
+        let mut tx = self.db.pool.begin().await?;
+        let mut failed = false;
+        for (e, d) in events.iter().zip(&decoded) {
+            let Ok(event) = d else {
+                failed = true;
+                break;
+            };
+            let projected = Projected {
+                recorded: e,
+                event,
+                live: e.cursor > cp.gate,
+            };
+            if p.apply(&mut tx, &t, &projected).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if !failed {
+            let last = events.last().expect("not empty").cursor;
+            advance(&mut tx, p.name(), generation, cp, last, events.len() as i64).await?;
+            tx.commit().await?;
+            return Ok(events.len());
+        }
+        tx.rollback().await?;
+
+        let mut current = cp;
+        for (e, d) in events.iter().zip(&decoded) {
+            let mut tx = self.db.pool.begin().await?;
+            let result = match d {
+                Ok(event) => {
+                    let projected = Projected {
+                        recorded: e,
+                        event,
+                        live: e.cursor > cp.gate,
+                    };
+                    p.apply(&mut tx, &t, &projected).await
+                }
+                Err(err) => Err(anyhow!(
+                    "cannot decode {} v{}: {err}",
+                    e.event_type,
+                    e.event_version
+                )),
+            };
+            let applied = match result {
+                Ok(()) => 1,
+                Err(err) => {
+                    tx.rollback().await?;
+                    tx = self.db.pool.begin().await?;
+                    tracing::warn!(projection = p.name(), position = e.position, event_type = %e.event_type, error = %err, "skipping an event the projection cannot apply");
+                    sqlx::query(
+                        "INSERT INTO projection_skipped (name, generation, position, event_id, event_type, error, skipped_at_us) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(p.name())
+                    .bind(generation)
+                    .bind(e.position)
+                    .bind(e.event_id.to_string())
+                    .bind(&e.event_type)
+                    .bind(format!("{err:#}"))
+                    .bind(now_us())
+                    .execute(&mut *tx)
+                    .await?;
+                    0
+                }
+            };
+            advance(&mut tx, p.name(), generation, current, e.cursor, applied).await?;
+            tx.commit().await?;
+            current.cursor = e.cursor;
+            current.applied += applied;
+        }
+        Ok(events.len())
+    }
+
+    /// Runs every projection whose lease this process holds, until `stop` resolves.
+    pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(stop);
+        let mut last_error: Option<Instant> = None;
+        loop {
+            let mut busy = false;
+            for p in &self.projections {
+                let result = async {
+                    if !self.try_lease(p.name()).await? {
+                        return anyhow::Ok(false);
+                    }
+                    let progress = self.step(p.as_ref()).await?;
+                    Ok(progress.applied > 0 || progress.switched)
+                }
+                .await;
+                match result {
+                    Ok(b) => busy |= b,
+                    Err(e) => {
+                        // Keep the other projections going; say it, but not in a tight loop.
+                        if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                            tracing::error!(projection = p.name(), error = %format!("{e:#}"), "projection pass failed");
+                            last_error = Some(Instant::now());
+                        }
+                    }
+                }
+            }
+            if busy {
+                tokio::select! { _ = &mut stop => break, _ = tokio::task::yield_now() => {} }
+            } else {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = self.log.wait_for_append(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+        self.release_leases().await
+    }
+
+    /// Rebuilds one projection beside the live one and switches to it. Runs the build itself
+    /// when no other runner holds the lease; otherwise follows the runner's progress.
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(i64, i64),
+    ) -> anyhow::Result<()> {
+        let p = self.projection(name)?.clone();
+        let state = self.ensure_state(p.as_ref()).await?;
+        let generation = match state.building {
+            Some((g, _)) => g,
+            None => self.start_build(p.as_ref(), p.version()).await?,
+        };
+        let head = self.log.head().await?;
+        loop {
+            let state = self.load_state(name).await?.context("no state")?;
+            if state.active_generation == generation {
+                return Ok(());
+            }
+            if self.try_lease(name).await? {
+                self.step(p.as_ref()).await?;
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if let Ok(cp) = self.checkpoint(name, generation).await {
+                progress(cp.cursor.position, head.position);
+            }
+        }
+    }
+
+    /// Builds a shadow copy from the log and compares it with the live generation at the same
+    /// checkpoint. Returns the differing rows (empty: equal). The shadow is dropped after.
+    pub async fn verify(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let p = self.projection(name)?.clone();
+        let state = self.ensure_state(p.as_ref()).await?;
+        let shadow: i64 = sqlx::query_scalar(
+            "SELECT CAST(coalesce(max(generation), 0) + 1000 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&self.db.pool)
+        .await?;
+        let head = self.log.head().await?;
+        let mut tx = self.db.pool.begin().await?;
+        create_generation(&mut tx, p.as_ref(), shadow, head).await?;
+        tx.commit().await?;
+        let result = self
+            .compare(p.as_ref(), state.active_generation, shadow)
+            .await;
+        drop_generation(&self.db.pool, p.as_ref(), shadow).await?;
+        result
+    }
+
+    async fn compare(
+        &self,
+        p: &dyn Projection,
+        live: i64,
+        shadow: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        for _ in 0..50 {
+            let target = self.checkpoint(p.name(), live).await?.cursor;
+            while self.process_batch(p, shadow, Some(target)).await? > 0 {}
+            // Compare inside one read transaction in which the live checkpoint is still
+            // `target`, so both sides reflect exactly the same events.
+            let mut conn = self.db.pool.acquire().await?;
+            let pg = conn.backend_name() == "PostgreSQL";
+            sqlx::query(if pg {
+                "BEGIN ISOLATION LEVEL REPEATABLE READ"
+            } else {
+                "BEGIN"
+            })
+            .execute(&mut *conn)
+            .await?;
+            let now: (i64, i64) = {
+                let r = sqlx::query(
+                    "SELECT tx, position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+                )
+                .bind(p.name())
+                .bind(live)
+                .fetch_one(&mut *conn)
+                .await?;
+                (r.get(0), r.get(1))
+            };
+            if (now.0, now.1) != (target.tx, target.position) {
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                continue;
+            }
+            let mut diffs = Vec::new();
+            for base in p.tables() {
+                let a = dump(
+                    &mut conn,
+                    &Tables::new(p.name(), live).table(base),
+                    p.order_by(base),
+                )
+                .await?;
+                let b = dump(
+                    &mut conn,
+                    &Tables::new(p.name(), shadow).table(base),
+                    p.order_by(base),
+                )
+                .await?;
+                for row in a.iter().filter(|r| !b.contains(r)) {
+                    diffs.push(format!("{base}: live only: {row}"));
+                }
+                for row in b.iter().filter(|r| !a.contains(r)) {
+                    diffs.push(format!("{base}: rebuilt only: {row}"));
+                }
+            }
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            return Ok(diffs);
+        }
+        bail!("the live projection kept moving; verify again when the log is quieter")
+    }
+
+    pub async fn status(&self) -> anyhow::Result<Vec<Status>> {
+        let head = self.log.head().await?;
+        let mut out = Vec::new();
+        for p in &self.projections {
+            let state = self.ensure_state(p.as_ref()).await?;
+            let cp = self.checkpoint(p.name(), state.active_generation).await?;
+            let next = self.log.read_log(cp.cursor, 1).await?;
+            let seconds_behind = next.first().map_or(0.0, |e| {
+                ((chrono::Utc::now() - e.recorded_at).num_milliseconds() as f64 / 1000.0).max(0.0)
+            });
+            let building = match state.building {
+                Some((g, _)) => Some(self.checkpoint(p.name(), g).await?.cursor.position),
+                None => None,
+            };
+            let skipped: i64 = sqlx::query_scalar(
+                "SELECT CAST(count(*) AS BIGINT) FROM projection_skipped WHERE name = $1 AND generation = $2",
+            )
+            .bind(p.name())
+            .bind(state.active_generation)
+            .fetch_one(&self.db.pool)
+            .await?;
+            let runner: Option<String> = sqlx::query_scalar(
+                "SELECT owner FROM projection_leases WHERE name = $1 AND expires_at_us >= $2",
+            )
+            .bind(p.name())
+            .bind(now_us())
+            .fetch_optional(&self.db.pool)
+            .await?;
+            out.push(Status {
+                name: p.name(),
+                code_version: p.version(),
+                active_version: state.active_version,
+                active_generation: state.active_generation,
+                checkpoint_position: cp.cursor.position,
+                events_applied: cp.applied,
+                positions_behind: if next.is_empty() {
+                    0
+                } else {
+                    (head.position - cp.cursor.position).max(1)
+                },
+                seconds_behind,
+                state: match (state.building, &runner) {
+                    (Some((_, v)), _) => format!("building v{v}"),
+                    (None, Some(_)) => "live".into(),
+                    (None, None) => "stopped".into(),
+                },
+                building_checkpoint_position: building,
+                skipped_events: skipped,
+                runner,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn skipped(&self, name: &str) -> anyhow::Result<Vec<Skipped>> {
+        let p = self.projection(name)?;
+        let state = self.ensure_state(p.as_ref()).await?;
+        let rows = sqlx::query(
+            "SELECT name, generation, position, event_id, event_type, error FROM projection_skipped \
+             WHERE name = $1 AND generation = $2 ORDER BY position",
+        )
+        .bind(name)
+        .bind(state.active_generation)
+        .fetch_all(&self.db.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Skipped {
+                name: r.get(0),
+                generation: r.get(1),
+                position: r.get(2),
+                event_id: r.get(3),
+                event_type: r.get(4),
+                error: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Read-your-writes: waits until every named projection has applied the event at
+    /// `position` (or anything after it), at most `timeout`. True when they have.
+    pub async fn wait_for(
+        &self,
+        names: &[&str],
+        position: i64,
+        timeout: Duration,
+    ) -> anyhow::Result<bool> {
+        let Some(target) = self.log.cursor_of(position).await? else {
+            bail!("no event at log position {position}");
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut reached = true;
+            for name in names {
+                let p = self.projection(name)?;
+                let state = self.ensure_state(p.as_ref()).await?;
+                if self.checkpoint(name, state.active_generation).await?.cursor < target {
+                    reached = false;
+                    break;
+                }
+            }
+            if reached {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn create_generation(
+    conn: &mut AnyConnection,
+    p: &dyn Projection,
+    generation: i64,
+    gate: LogCursor,
+) -> anyhow::Result<()> {
+    let t = Tables::new(p.name(), generation);
+    for base in p.tables() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {}",
+            t.table(base)
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ddl in p.schema(&t) {
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, generation, tx, position, events_applied, gate_tx, gate_pos, updated_at_us) \
+         VALUES ($1, $2, 0, 0, 0, $3, $4, $5)",
+    )
+    .bind(p.name())
+    .bind(generation)
+    .bind(gate.tx)
+    .bind(gate.position)
+    .bind(now_us())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn drop_generation(
+    pool: &AnyPool,
+    p: &dyn Projection,
+    generation: i64,
+) -> anyhow::Result<()> {
+    let t = Tables::new(p.name(), generation);
+    let mut tx = pool.begin().await?;
+    for base in p.tables() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {}",
+            t.table(base)
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for table in ["projection_checkpoints", "projection_skipped"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE name = $1 AND generation = $2"
+        )))
+        .bind(p.name())
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Moves the checkpoint from `from` to `to`, only if it is still at `from`: a runner that lost
+/// its lease (paused, partitioned) cannot apply a batch twice; its transaction is refused.
+async fn advance(
+    conn: &mut AnyConnection,
+    name: &str,
+    generation: i64,
+    from: Checkpoint,
+    to: LogCursor,
+    applied: i64,
+) -> anyhow::Result<()> {
+    let moved = sqlx::query(
+        "UPDATE projection_checkpoints SET tx = $3, position = $4, events_applied = events_applied + $5, \
+           updated_at_us = $6 \
+         WHERE name = $1 AND generation = $2 AND tx = $7 AND position = $8",
+    )
+    .bind(name)
+    .bind(generation)
+    .bind(to.tx)
+    .bind(to.position)
+    .bind(applied)
+    .bind(now_us())
+    .bind(from.cursor.tx)
+    .bind(from.cursor.position)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() != 1 {
+        bail!("{name} generation {generation} was advanced by another runner");
+    }
+    Ok(())
+}
+
+/// Every row of a table as text, in a total order, for comparisons.
+async fn dump(
+    conn: &mut AnyConnection,
+    table: &str,
+    order_by: &str,
+) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {table} ORDER BY {order_by}"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(row_text).collect())
+}
+
+fn row_text(row: &sqlx::any::AnyRow) -> String {
+    use sqlx::{Column, ValueRef};
+    let mut parts = Vec::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i).expect("column exists");
+        let text = if raw.is_null() {
+            "null".to_string()
+        } else if let Ok(v) = row.try_get::<i64, _>(i) {
+            v.to_string()
+        } else if let Ok(v) = row.try_get::<f64, _>(i) {
+            format!("{v}")
+        } else if let Ok(v) = row.try_get::<String, _>(i) {
+            format!("{v:?}")
+        } else {
+            "?".to_string()
+        };
+        parts.push(format!("{}={text}", col.name()));
+    }
+    parts.join(" ")
+}

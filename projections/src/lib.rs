@@ -1,0 +1,14 @@
+//! Read models and the engine that keeps them: every read in stridelog comes from a projection
+//! of the event log. `docs/projections.md` explains how to add one.
+
+pub mod audit;
+pub mod decode;
+pub mod engine;
+
+pub use decode::{Decoder, DomainEvent};
+pub use engine::{Engine, Progress, Projected, Projection, ReadDb, Status, Tables};
+
+/// Every projection this build maintains.
+pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
+    vec![std::sync::Arc::new(audit::AuditLog)]
+}

@@ -171,7 +171,7 @@ async fn migrate_reports_the_schema_version(t: TestStore) {
     let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
     assert!(out.status.success());
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["schema_version"], 1);
+    assert_eq!(info["schema_version"], 2);
     assert_eq!(info["backend"], t.store.backend_name());
 }
 
@@ -207,7 +207,7 @@ async fn serve_answers_health(t: TestStore) {
         serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["backend"], t.store.backend_name());
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
 
     unsafe { libc_kill(child.id() as i32, 15) };

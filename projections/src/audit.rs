@@ -77,6 +77,10 @@ impl Projection for AuditLog {
     fn order_by(&self, _table: &str) -> &'static str {
         "position"
     }
+
+    fn needs_payload(&self) -> bool {
+        false
+    }
 }
 
 /// One line of an athlete's audit trail.

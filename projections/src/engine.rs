@@ -93,6 +93,12 @@ pub trait Projection: Send + Sync + 'static {
     ) -> anyhow::Result<()>;
     /// Columns that order each table's rows completely, for `verify`'s comparison.
     fn order_by(&self, table: &str) -> &'static str;
+
+    /// False for projections that read only metadata (the audit log): an event whose payload
+    /// this build cannot decode is then applied as [`DomainEvent::Foreign`] instead of skipped.
+    fn needs_payload(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,7 +413,13 @@ impl Engine {
         if events.is_empty() {
             return Ok(0);
         }
-        let decoded: Vec<_> = events.iter().map(|e| self.decoder.decode(e)).collect();
+        let decoded: Vec<_> = events
+            .iter()
+            .map(|e| match self.decoder.decode(e) {
+                Err(_) if !p.needs_payload() => Ok(DomainEvent::Foreign),
+                other => other,
+            })
+            .collect();
         let t = Tables::new(p.name(), generation);
 
         let mut tx = self.db.pool.begin().await?;
@@ -481,6 +493,28 @@ impl Engine {
             current.applied += applied;
         }
         Ok(events.len())
+    }
+
+    /// Steps one projection until it has applied everything committed when called (and any
+    /// build in progress has switched), waiting out the follower horizon; bounded by `timeout`.
+    /// For tests, benchmarks and the rebuild CLI; daemons use [`Engine::run`].
+    pub async fn catch_up(&self, p: &dyn Projection, timeout: Duration) -> anyhow::Result<()> {
+        let target = self.log.last_committed().await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let progress = self.step(p).await?;
+            let state = self.ensure_state(p).await?;
+            let cp = self.checkpoint(p.name(), state.active_generation).await?;
+            if cp.cursor >= target && state.building.is_none() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("{} did not catch up within {timeout:?}", p.name());
+            }
+            if progress.applied == 0 && !progress.switched {
+                self.log.wait_for_append(Duration::from_millis(20)).await;
+            }
+        }
     }
 
     /// Runs every projection whose lease this process holds, until `stop` resolves.

@@ -284,6 +284,15 @@ impl EventStore {
         }
     }
 
+    /// The cursor of the last event committed so far, ignoring the follower horizon: what a
+    /// follower that wants to be "caught up with everything acknowledged" must reach.
+    pub async fn last_committed(&self) -> StoreResult<LogCursor> {
+        match &self.backend {
+            Backend::Postgres(p) => postgres::last_committed(p).await,
+            Backend::Sqlite(p) => sqlite::head(p).await,
+        }
+    }
+
     /// The log cursor of the event at `position`, if there is one.
     pub async fn cursor_of(&self, position: i64) -> StoreResult<Option<LogCursor>> {
         match &self.backend {

@@ -422,6 +422,21 @@ pub(crate) async fn head(pool: &PgPool) -> StoreResult<LogCursor> {
         .unwrap_or(LogCursor::START))
 }
 
+pub(crate) async fn last_committed(pool: &PgPool) -> StoreResult<LogCursor> {
+    let row = sqlx::query(
+        "SELECT transaction_id::text::bigint, global_position FROM events \
+         ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row
+        .map(|r| LogCursor {
+            tx: r.get(0),
+            position: r.get(1),
+        })
+        .unwrap_or(LogCursor::START))
+}
+
 pub(crate) async fn cursor_of(pool: &PgPool, position: i64) -> StoreResult<Option<LogCursor>> {
     let row =
         sqlx::query("SELECT transaction_id::text::bigint FROM events WHERE global_position = $1")

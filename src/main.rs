@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod events_cli;
+mod projections_cli;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "STRIDELOG_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Do not run the projector in this process (run `stridelog worker` processes instead).
+        #[arg(long, env = "STRIDELOG_NO_EMBEDDED_WORKER")]
+        no_worker: bool,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -55,6 +59,23 @@ enum Command {
     /// Read the event log: tail it live, or show a stream or an athlete, as of any point.
     #[command(subcommand)]
     Events(events_cli::EventsCommand),
+    /// Run the background workers (the projector) until SIGTERM/Ctrl-C.
+    Worker,
+    /// Inspect, rebuild and verify read models.
+    #[command(subcommand)]
+    Projections(projections_cli::ProjectionsCommand),
+    /// One athlete's audit trail: who did what to their data, and when.
+    Audit {
+        athlete_id: uuid::Uuid,
+        /// Only entries at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only entries by this user (as actor or impersonating admin).
+        #[arg(long)]
+        actor: Option<uuid::Uuid>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the store (see docs/operations.md, "Benchmarks").
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -94,7 +115,30 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen } => serve(&cli.store, listen).await,
+        Command::Serve { listen, no_worker } => serve(&cli.store, listen, !no_worker).await,
+        Command::Worker => {
+            let store = cli.store.open().await?;
+            store.migrate().await.context("migration failed")?;
+            workers::run_projector(store, &cli.store.url(), shutdown()).await
+        }
+        Command::Projections(cmd) => {
+            let engine = engine(&cli.store).await?;
+            if projections_cli::run(&engine, cmd).await? {
+                Ok(())
+            } else {
+                // `verify` found differences: already printed, exit 1 without an error line.
+                std::process::exit(1)
+            }
+        }
+        Command::Audit {
+            athlete_id,
+            since,
+            actor,
+            json,
+        } => {
+            let engine = engine(&cli.store).await?;
+            projections_cli::audit(&engine, athlete_id, since, actor, json).await
+        }
         Command::Migrate { json } => {
             let store = cli.store.open().await?;
             store.migrate().await.context("migration failed")?;
@@ -117,9 +161,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: &StoreArgs, listen: SocketAddr) -> anyhow::Result<()> {
+async fn engine(args: &StoreArgs) -> anyhow::Result<projections::Engine> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
+    let db = projections::ReadDb::connect(&args.url()).await?;
+    Ok(projections::Engine::new(store, db, projections::all()))
+}
+
+async fn serve(args: &StoreArgs, listen: SocketAddr, embedded_worker: bool) -> anyhow::Result<()> {
+    let store = args.open().await?;
+    store.migrate().await.context("migration failed")?;
+    // The single-process default keeps read models current itself; deployments with separate
+    // `stridelog worker` processes turn this off (leases would make it harmless either way).
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = embedded_worker.then(|| {
+        let (store, url) = (store.clone(), args.url());
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = worker_stopped.await;
+            };
+            if let Err(e) = workers::run_projector(store, &url, stop).await {
+                tracing::error!(error = %format!("{e:#}"), "embedded projector failed");
+            }
+        })
+    });
     let info = store.info().await?;
     let commands = commands::CommandBus::new(
         store.clone(),
@@ -136,10 +201,15 @@ async fn serve(args: &StoreArgs, listen: SocketAddr) -> anyhow::Result<()> {
         schema_version = info.schema_version,
         "stridelog serving"
     );
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
-        .context("server failed")
+        .context("server failed");
+    let _ = stop_worker.send(());
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit.

@@ -1,0 +1,785 @@
+//! The activity list and detail: one row per live activity with its summary numbers, how the
+//! athlete labelled it and how it felt. Deleted activities and everything of an erased athlete
+//! are removed, so the table never holds personal data the log no longer can.
+//!
+//! Local dates: this build has no time-zone database, so `local_date` is exact only for zones
+//! whose offset never changes (`UTC` and its aliases, `Etc/GMT±N`). For every other zone it is
+//! the UTC date of the start, which is the local date except for sessions started within the
+//! zone's offset of midnight (a 06:00 run in Sydney lands on the previous day). When a tz
+//! database arrives, computing the true date and bumping [`Projection::version`] makes the
+//! engine rebuild every row beside the live ones.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use domain::activity::{ActivityEvent, ActivitySource, Lap, Sport, WorkoutType};
+use domain::athlete::AthleteEvent;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
+use uuid::Uuid;
+
+use crate::decode::DomainEvent;
+use crate::engine::{Projected, Projection, Tables};
+
+pub struct ActivitiesProjection;
+
+#[async_trait::async_trait]
+impl Projection for ActivitiesProjection {
+    fn name(&self) -> &'static str {
+        "activities"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["activities"]
+    }
+
+    fn schema(&self, t: &Tables) -> Vec<String> {
+        let activities = t.table("activities");
+        vec![
+            format!(
+                "CREATE TABLE {activities} (
+                    activity_id              TEXT PRIMARY KEY,
+                    athlete_id               TEXT   NOT NULL,
+                    sport                    TEXT   NOT NULL,
+                    name                     TEXT,
+                    start_time_us            BIGINT NOT NULL,
+                    timezone                 TEXT   NOT NULL,
+                    local_date               TEXT   NOT NULL,
+                    distance_m               DOUBLE PRECISION,
+                    moving_time_s            DOUBLE PRECISION NOT NULL,
+                    elapsed_time_s           DOUBLE PRECISION,
+                    avg_hr_bpm               DOUBLE PRECISION,
+                    max_hr_bpm               DOUBLE PRECISION,
+                    elevation_gain_m         DOUBLE PRECISION,
+                    elevation_loss_m         DOUBLE PRECISION,
+                    source                   TEXT   NOT NULL,
+                    external_id              TEXT,
+                    workout_type             TEXT,
+                    is_race                  BIGINT NOT NULL,
+                    race_name                TEXT,
+                    race_official_distance_m DOUBLE PRECISION,
+                    race_official_time_s     DOUBLE PRECISION,
+                    effort                   BIGINT,
+                    leg_feel                 BIGINT,
+                    mood_before              BIGINT,
+                    mood_after               BIGINT,
+                    energy_before            BIGINT,
+                    energy_after             BIGINT,
+                    effort_notes             TEXT,
+                    notes                    TEXT,
+                    laps_json                TEXT   NOT NULL
+                )"
+            ),
+            // One index per sort key, each ending in the id tie-breaker, so every page of every
+            // sort order is an index range scan whatever the athlete's history length.
+            format!(
+                "CREATE INDEX {activities}_start ON {activities} (athlete_id, start_time_us, activity_id)"
+            ),
+            format!(
+                "CREATE INDEX {activities}_distance ON {activities} (athlete_id, distance_m, activity_id)"
+            ),
+            format!(
+                "CREATE INDEX {activities}_moving ON {activities} (athlete_id, moving_time_s, activity_id)"
+            ),
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()> {
+        // The metadata's athlete, not the payload's: it is what erasure and encryption go by,
+        // and every later command on the activity is checked against the same owner.
+        let Some(athlete) = e.recorded.metadata.athlete_id else {
+            return Ok(());
+        };
+        let athlete = athlete.to_string();
+        let table = t.table("activities");
+        let event = match e.event {
+            DomainEvent::Activity(event) => event,
+            DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE athlete_id = $1"
+                )))
+                .bind(athlete)
+                .execute(conn)
+                .await?;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        // Later events name the activity only through their stream, so the stream id is the
+        // key for the recording too.
+        let activity_id = e.recorded.stream.stream_id.clone();
+        match event {
+            ActivityEvent::ActivityRecorded(r) => {
+                // A plain INSERT: the aggregate refuses a second recording, so a duplicate here
+                // is a broken log and belongs in the skipped list, not silently merged.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO {table} (activity_id, athlete_id, sport, name, start_time_us, \
+                       timezone, local_date, distance_m, moving_time_s, elapsed_time_s, avg_hr_bpm, \
+                       max_hr_bpm, elevation_gain_m, elevation_loss_m, source, external_id, is_race, \
+                       laps_json) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                       0, $17)"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .bind(enum_text(&r.sport)?)
+                .bind(r.name.clone())
+                .bind(r.start_time.timestamp_micros())
+                .bind(r.timezone.clone())
+                .bind(local_date(r.start_time, &r.timezone).to_string())
+                .bind(r.distance_m)
+                .bind(r.moving_time_s)
+                .bind(r.elapsed_time_s)
+                .bind(r.avg_hr_bpm)
+                .bind(r.max_hr_bpm)
+                .bind(r.elevation_gain_m)
+                .bind(r.elevation_loss_m)
+                .bind(enum_text(&r.source)?)
+                .bind(r.external_id.clone())
+                .bind(serde_json::to_string(&r.laps)?)
+                .execute(conn)
+                .await?;
+            }
+            ActivityEvent::ActivityUpdated(u) => {
+                // An update cannot clear a value (events.md), so absent fields keep theirs.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET name = COALESCE($3, name), sport = COALESCE($4, sport), \
+                       distance_m = COALESCE($5, distance_m), \
+                       moving_time_s = COALESCE($6, moving_time_s), \
+                       avg_hr_bpm = COALESCE($7, avg_hr_bpm), notes = COALESCE($8, notes) \
+                     WHERE activity_id = $1 AND athlete_id = $2"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .bind(u.name.clone())
+                .bind(u.sport.as_ref().map(enum_text).transpose()?)
+                .bind(u.distance_m)
+                .bind(u.moving_time_s)
+                .bind(u.avg_hr_bpm)
+                .bind(u.notes.clone())
+                .execute(conn)
+                .await?;
+            }
+            ActivityEvent::ActivityDeleted(_) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE activity_id = $1 AND athlete_id = $2"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .execute(conn)
+                .await?;
+            }
+            ActivityEvent::WorkoutTypeSet(w) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET workout_type = $3 WHERE activity_id = $1 AND athlete_id = $2"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .bind(enum_text(&w.workout_type)?)
+                .execute(conn)
+                .await?;
+            }
+            ActivityEvent::MarkedAsRace(m) => {
+                // The latest marking wins whole: a field it leaves null is unknown now.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET is_race = 1, race_name = $3, race_official_distance_m = $4, \
+                       race_official_time_s = $5 \
+                     WHERE activity_id = $1 AND athlete_id = $2"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .bind(m.race_name.clone())
+                .bind(m.official_distance_m)
+                .bind(m.official_time_s)
+                .execute(conn)
+                .await?;
+            }
+            ActivityEvent::PerceivedEffortRecorded(p) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET effort = $3, leg_feel = $4, mood_before = $5, \
+                       mood_after = $6, energy_before = $7, energy_after = $8, effort_notes = $9 \
+                     WHERE activity_id = $1 AND athlete_id = $2"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .bind(i64::from(p.effort))
+                .bind(p.leg_feel.map(i64::from))
+                .bind(p.mood_before.map(i64::from))
+                .bind(p.mood_after.map(i64::from))
+                .bind(p.energy_before.map(i64::from))
+                .bind(p.energy_after.map(i64::from))
+                .bind(p.notes.clone())
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn order_by(&self, _table: &str) -> &'static str {
+        "activity_id"
+    }
+}
+
+/// The local calendar date of `start` in `timezone`, as far as it can be known without a
+/// time-zone database (see the module documentation).
+pub fn local_date(start: DateTime<Utc>, timezone: &str) -> NaiveDate {
+    match fixed_offset_s(timezone) {
+        Some(offset_s) => (start + Duration::seconds(offset_s)).date_naive(),
+        None => start.date_naive(),
+    }
+}
+
+/// Offset east of UTC for zones that never change it. `Etc/GMT+5` is five hours *behind* UTC:
+/// the IANA `Etc` zones keep the POSIX sign convention.
+fn fixed_offset_s(timezone: &str) -> Option<i64> {
+    const UTC_ALIASES: &[&str] = &[
+        "UTC",
+        "UCT",
+        "GMT",
+        "GMT0",
+        "GMT+0",
+        "GMT-0",
+        "Greenwich",
+        "Universal",
+        "Zulu",
+        "Etc/UTC",
+        "Etc/UCT",
+        "Etc/GMT",
+        "Etc/GMT0",
+        "Etc/GMT+0",
+        "Etc/GMT-0",
+        "Etc/Greenwich",
+        "Etc/Universal",
+        "Etc/Zulu",
+    ];
+    if UTC_ALIASES.contains(&timezone) {
+        return Some(0);
+    }
+    let rest = timezone.strip_prefix("Etc/GMT")?;
+    let (sign, hours) = match rest.split_at_checked(1)? {
+        ("+", h) => (-1, h),
+        ("-", h) => (1, h),
+        _ => return None,
+    };
+    if hours.is_empty() || hours.len() > 2 || !hours.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i64 = hours.parse().ok()?;
+    // The zones that exist: Etc/GMT-14 (UTC+14) to Etc/GMT+12 (UTC-12).
+    let valid = if sign < 0 { hours <= 12 } else { hours <= 14 };
+    valid.then_some(sign * hours * 3600)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------
+
+/// What a list can be sorted by. A closed set: each maps to a fixed SQL expression, so no
+/// client string ever reaches the ORDER BY.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivitySort {
+    #[default]
+    StartTime,
+    Distance,
+    /// Moving time, the duration athletes compare.
+    Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortDirection {
+    Asc,
+    /// Newest, longest or farthest first.
+    #[default]
+    Desc,
+}
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 200;
+
+/// Filters, order and page of [`list`]. Every field is optional; the default is the newest 50.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ActivityQuery {
+    /// First local start date included.
+    pub from: Option<NaiveDate>,
+    /// Last local start date included.
+    pub to: Option<NaiveDate>,
+    /// Activities without a distance never match a distance bound.
+    pub min_distance_m: Option<f64>,
+    pub max_distance_m: Option<f64>,
+    pub sport: Option<Sport>,
+    /// `Some(true)`: races only; `Some(false)`: everything but races.
+    pub race: Option<bool>,
+    pub sort: ActivitySort,
+    pub direction: SortDirection,
+    /// 1 to [`MAX_LIMIT`]; [`DEFAULT_LIMIT`] when absent.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page, with the same sort and direction.
+    pub cursor: Option<String>,
+}
+
+/// A request [`list`] refuses; the API answers these with 400.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ActivityQueryError {
+    #[error("malformed cursor: {0}")]
+    MalformedCursor(&'static str),
+    #[error("limit must be between 1 and {MAX_LIMIT}, got {0}")]
+    Limit(u32),
+    #[error("{0} must be a finite number of metres")]
+    Distance(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Race {
+    pub name: Option<String>,
+    /// The certified course distance, which the recorded distance rarely matches exactly.
+    pub official_distance_m: Option<f64>,
+    /// Chip or gun time from the results.
+    pub official_time_s: Option<f64>,
+}
+
+/// The latest perceived-effort rating. `effort` is RPE (1 = rest, 10 = maximal); the others
+/// are 1-5 scales, 5 = best, freshest or most.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PerceivedEffort {
+    pub effort: u8,
+    pub leg_feel: Option<u8>,
+    pub mood_before: Option<u8>,
+    pub mood_after: Option<u8>,
+    pub energy_before: Option<u8>,
+    pub energy_after: Option<u8>,
+    pub notes: Option<String>,
+}
+
+/// One line of the activity list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivitySummary {
+    pub activity_id: Uuid,
+    pub sport: Sport,
+    pub name: Option<String>,
+    pub start_time: DateTime<Utc>,
+    /// See the module documentation for how exact it is.
+    pub local_date: NaiveDate,
+    pub distance_m: Option<f64>,
+    pub moving_time_s: f64,
+    pub elapsed_time_s: Option<f64>,
+    pub avg_hr_bpm: Option<f64>,
+    pub elevation_gain_m: Option<f64>,
+    pub workout_type: Option<WorkoutType>,
+    /// Present when the activity was marked as a race.
+    pub race: Option<Race>,
+    /// RPE, 1-10, of the latest perceived-effort rating.
+    pub perceived_effort_rpe: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityDetail {
+    #[serde(flatten)]
+    pub summary: ActivitySummary,
+    /// IANA zone the athlete was in.
+    pub timezone: String,
+    pub max_hr_bpm: Option<f64>,
+    pub elevation_loss_m: Option<f64>,
+    pub source: ActivitySource,
+    pub external_id: Option<String>,
+    pub perceived_effort: Option<PerceivedEffort>,
+    pub notes: Option<String>,
+    pub laps: Vec<Lap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActivityPage {
+    pub activities: Vec<ActivitySummary>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+const SUMMARY_COLUMNS: &str = "activity_id, sport, name, start_time_us, local_date, distance_m, \
+     moving_time_s, elapsed_time_s, avg_hr_bpm, elevation_gain_m, workout_type, is_race, \
+     race_name, race_official_distance_m, race_official_time_s, effort";
+
+const DETAIL_COLUMNS: &str = "timezone, max_hr_bpm, elevation_loss_m, source, external_id, \
+     leg_feel, mood_before, mood_after, energy_before, energy_after, effort_notes, notes, laps_json";
+
+/// One athlete's activities, filtered, sorted and paged by keyset: a page starts strictly after
+/// the cursor's (sort key, id), so rows added or removed meanwhile never shift later pages.
+pub async fn list(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete: Uuid,
+    query: &ActivityQuery,
+) -> anyhow::Result<ActivityPage> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ActivityQueryError::Limit(limit).into());
+    }
+    for (field, value) in [
+        ("min_distance_m", query.min_distance_m),
+        ("max_distance_m", query.max_distance_m),
+    ] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(ActivityQueryError::Distance(field).into());
+        }
+    }
+    let key = SortKey(query.sort);
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, query.sort, query.direction))
+        .transpose()?;
+
+    let mut sql = Sql::default();
+    let athlete_param = sql.param(Value::Text(athlete.to_string()));
+    sql.and(format!("athlete_id = {athlete_param}"));
+    if let Some(from) = query.from {
+        let p = sql.param(Value::Text(from.to_string()));
+        sql.and(format!("local_date >= {p}"));
+    }
+    if let Some(to) = query.to {
+        let p = sql.param(Value::Text(to.to_string()));
+        sql.and(format!("local_date <= {p}"));
+    }
+    if let Some(min) = query.min_distance_m {
+        let p = sql.param(Value::Float(min));
+        sql.and(format!("distance_m >= {p}"));
+    }
+    if let Some(max) = query.max_distance_m {
+        let p = sql.param(Value::Float(max));
+        sql.and(format!("distance_m <= {p}"));
+    }
+    if let Some(sport) = query.sport {
+        let p = sql.param(Value::Text(enum_text(&sport)?));
+        sql.and(format!("sport = {p}"));
+    }
+    if let Some(race) = query.race {
+        let p = sql.param(Value::Int(i64::from(race)));
+        sql.and(format!("is_race = {p}"));
+    }
+    let (cmp, order) = match query.direction {
+        SortDirection::Asc => (">", "ASC"),
+        SortDirection::Desc => ("<", "DESC"),
+    };
+    if let Some(after) = after {
+        let k = sql.param(after.key);
+        let id = sql.param(Value::Text(after.activity_id.to_string()));
+        let expr = key.sql();
+        sql.and(format!(
+            "({expr} {cmp} {k} OR ({expr} = {k} AND activity_id {cmp} {id}))"
+        ));
+    }
+    let limit_param = sql.param(Value::Int(i64::from(limit) + 1));
+    let text = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM {} WHERE {} ORDER BY {} {order}, activity_id {order} LIMIT {limit_param}",
+        t.table("activities"),
+        sql.conditions.join(" AND "),
+        key.sql(),
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+    for value in sql.params {
+        q = match value {
+            Value::Int(v) => q.bind(v),
+            Value::Float(v) => q.bind(v),
+            Value::Text(v) => q.bind(v),
+        };
+    }
+    let rows = q.fetch_all(pool).await?;
+    let mut activities = rows
+        .iter()
+        .map(summary_from)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let next_cursor = if activities.len() > limit as usize {
+        activities.truncate(limit as usize);
+        activities
+            .last()
+            .map(|last| Cursor::after(last, query.sort).encode(query.sort, query.direction))
+    } else {
+        None
+    };
+    Ok(ActivityPage {
+        activities,
+        next_cursor,
+    })
+}
+
+/// One activity of `athlete`; `None` when it does not exist, was deleted or is someone else's.
+pub async fn detail(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete: Uuid,
+    activity_id: Uuid,
+) -> anyhow::Result<Option<ActivityDetail>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS}, {DETAIL_COLUMNS} FROM {} WHERE athlete_id = $1 AND activity_id = $2",
+        t.table("activities")
+    )))
+    .bind(athlete.to_string())
+    .bind(activity_id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let perceived_effort = match small(&r, "effort")? {
+        Some(effort) => Some(PerceivedEffort {
+            effort,
+            leg_feel: small(&r, "leg_feel")?,
+            mood_before: small(&r, "mood_before")?,
+            mood_after: small(&r, "mood_after")?,
+            energy_before: small(&r, "energy_before")?,
+            energy_after: small(&r, "energy_after")?,
+            notes: r.try_get("effort_notes")?,
+        }),
+        None => None,
+    };
+    Ok(Some(ActivityDetail {
+        summary: summary_from(&r)?,
+        timezone: r.try_get("timezone")?,
+        max_hr_bpm: r.try_get("max_hr_bpm")?,
+        elevation_loss_m: r.try_get("elevation_loss_m")?,
+        source: text_enum(r.try_get("source")?)?,
+        external_id: r.try_get("external_id")?,
+        perceived_effort,
+        notes: r.try_get("notes")?,
+        laps: serde_json::from_str(&r.try_get::<String, _>("laps_json")?)?,
+    }))
+}
+
+fn summary_from(r: &AnyRow) -> anyhow::Result<ActivitySummary> {
+    let race = match r.try_get::<i64, _>("is_race")? {
+        0 => None,
+        _ => Some(Race {
+            name: r.try_get("race_name")?,
+            official_distance_m: r.try_get("race_official_distance_m")?,
+            official_time_s: r.try_get("race_official_time_s")?,
+        }),
+    };
+    let start_us: i64 = r.try_get("start_time_us")?;
+    Ok(ActivitySummary {
+        activity_id: r.try_get::<String, _>("activity_id")?.parse()?,
+        sport: text_enum(r.try_get("sport")?)?,
+        name: r.try_get("name")?,
+        start_time: DateTime::from_timestamp_micros(start_us)
+            .ok_or_else(|| anyhow::anyhow!("start time {start_us} µs is out of range"))?,
+        local_date: r.try_get::<String, _>("local_date")?.parse()?,
+        distance_m: r.try_get("distance_m")?,
+        moving_time_s: r.try_get("moving_time_s")?,
+        elapsed_time_s: r.try_get("elapsed_time_s")?,
+        avg_hr_bpm: r.try_get("avg_hr_bpm")?,
+        elevation_gain_m: r.try_get("elevation_gain_m")?,
+        workout_type: r
+            .try_get::<Option<String>, _>("workout_type")?
+            .map(text_enum)
+            .transpose()?,
+        race,
+        perceived_effort_rpe: small(r, "effort")?,
+    })
+}
+
+fn small(r: &AnyRow, column: &str) -> anyhow::Result<Option<u8>> {
+    r.try_get::<Option<i64>, _>(column)?
+        .map(|v| u8::try_from(v).map_err(|_| anyhow::anyhow!("{column} = {v} is not a 1-10 scale")))
+        .transpose()
+}
+
+/// The SQL of a sort key. Activities without a distance sort as 0 m: keyset comparisons need a
+/// value, and NULL compares as neither smaller nor larger.
+#[derive(Clone, Copy)]
+struct SortKey(ActivitySort);
+
+impl SortKey {
+    fn sql(self) -> &'static str {
+        match self.0 {
+            ActivitySort::StartTime => "start_time_us",
+            ActivitySort::Distance => "COALESCE(distance_m, 0)",
+            ActivitySort::Duration => "moving_time_s",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// A WHERE clause assembled from fixed fragments; values only ever travel as parameters.
+#[derive(Default)]
+struct Sql {
+    conditions: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Sql {
+    fn param(&mut self, value: Value) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    fn and(&mut self, condition: String) {
+        self.conditions.push(condition);
+    }
+}
+
+/// Where the previous page ended. Encoded as hex of `v1|sort|direction|key|id` so clients treat
+/// it as opaque; sort and direction travel along so a cursor cannot silently page a different
+/// order. Float keys are written in Rust's shortest round-trip form, so equality in the keyset
+/// condition compares the exact stored value.
+#[derive(Debug, Clone, PartialEq)]
+struct Cursor {
+    key: Value,
+    activity_id: Uuid,
+}
+
+impl Cursor {
+    fn after(last: &ActivitySummary, sort: ActivitySort) -> Self {
+        let key = match sort {
+            ActivitySort::StartTime => Value::Int(last.start_time.timestamp_micros()),
+            ActivitySort::Distance => Value::Float(last.distance_m.unwrap_or(0.0)),
+            ActivitySort::Duration => Value::Float(last.moving_time_s),
+        };
+        Self {
+            key,
+            activity_id: last.activity_id,
+        }
+    }
+
+    fn encode(&self, sort: ActivitySort, direction: SortDirection) -> String {
+        let key = match &self.key {
+            Value::Int(v) => v.to_string(),
+            Value::Float(v) => v.to_string(),
+            Value::Text(v) => v.clone(),
+        };
+        let plain = format!(
+            "v1|{}|{}|{key}|{}",
+            sort_code(sort),
+            direction_code(direction),
+            self.activity_id
+        );
+        plain.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn decode(
+        cursor: &str,
+        sort: ActivitySort,
+        direction: SortDirection,
+    ) -> Result<Self, ActivityQueryError> {
+        use ActivityQueryError::MalformedCursor as Bad;
+        if cursor.len() % 2 != 0 || cursor.len() > 256 {
+            return Err(Bad("not a cursor this API issued"));
+        }
+        let bytes = (0..cursor.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()
+            .ok_or(Bad("not a cursor this API issued"))?;
+        let plain = String::from_utf8(bytes).map_err(|_| Bad("not a cursor this API issued"))?;
+        let parts: Vec<&str> = plain.split('|').collect();
+        let [version, s, d, key, id] = parts[..] else {
+            return Err(Bad("not a cursor this API issued"));
+        };
+        if version != "v1" {
+            return Err(Bad("not a cursor this API issued"));
+        }
+        if s != sort_code(sort) || d != direction_code(direction) {
+            return Err(Bad(
+                "it was issued for a different sort order; start again without a cursor",
+            ));
+        }
+        let key = match sort {
+            ActivitySort::StartTime => Value::Int(key.parse().map_err(|_| Bad("bad sort key"))?),
+            ActivitySort::Distance | ActivitySort::Duration => {
+                let v: f64 = key.parse().map_err(|_| Bad("bad sort key"))?;
+                if !v.is_finite() {
+                    return Err(Bad("bad sort key"));
+                }
+                Value::Float(v)
+            }
+        };
+        let activity_id = id.parse().map_err(|_| Bad("bad activity id"))?;
+        Ok(Self { key, activity_id })
+    }
+}
+
+fn sort_code(sort: ActivitySort) -> &'static str {
+    match sort {
+        ActivitySort::StartTime => "start",
+        ActivitySort::Distance => "distance",
+        ActivitySort::Duration => "duration",
+    }
+}
+
+fn direction_code(direction: SortDirection) -> &'static str {
+    match direction {
+        SortDirection::Asc => "asc",
+        SortDirection::Desc => "desc",
+    }
+}
+
+/// A unit enum's serde name (`trail_run`), the form events.md documents and the table stores.
+fn enum_text<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => anyhow::bail!("expected a unit enum, got {other}"),
+    }
+}
+
+fn text_enum<T: DeserializeOwned>(text: String) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(text))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn local_dates_use_fixed_offsets_only() {
+        let late = Utc.with_ymd_and_hms(2026, 11, 20, 22, 30, 0).unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(local_date(late, "UTC"), day(2026, 11, 20));
+        assert_eq!(local_date(late, "Etc/GMT-3"), day(2026, 11, 21));
+        assert_eq!(local_date(late, "Etc/GMT+12"), day(2026, 11, 20));
+        let early = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
+        assert_eq!(local_date(early, "Etc/GMT+5"), day(2026, 11, 19));
+        // Zones with daylight saving need a tz database: the UTC date stands in.
+        assert_eq!(local_date(late, "Australia/Sydney"), day(2026, 11, 20));
+        assert_eq!(local_date(late, "Etc/GMT-15"), day(2026, 11, 20));
+        assert_eq!(local_date(late, "Etc/GMT+x"), day(2026, 11, 20));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_other_orders() {
+        let cursor = Cursor {
+            key: Value::Float(10_000.1),
+            activity_id: Uuid::from_u128(7),
+        };
+        let text = cursor.encode(ActivitySort::Distance, SortDirection::Desc);
+        assert_eq!(
+            Cursor::decode(&text, ActivitySort::Distance, SortDirection::Desc),
+            Ok(cursor)
+        );
+        assert!(matches!(
+            Cursor::decode(&text, ActivitySort::Distance, SortDirection::Asc),
+            Err(ActivityQueryError::MalformedCursor(m)) if m.contains("different sort")
+        ));
+        for bad in ["", "zz", "abc", "7631", "v1|distance|desc|1|x"] {
+            assert!(
+                Cursor::decode(bad, ActivitySort::Distance, SortDirection::Desc).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! `stridelog projections …` and `stridelog audit`: operators' view of the read side.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+use projections::Engine;
+use projections::audit::{AuditFilter, trail};
+use uuid::Uuid;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProjectionsCommand {
+    /// Every projection: version, checkpoint, lag, state, skipped events.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild beside the live tables from position 0, then switch (one projection or all).
+    Rebuild {
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild into a shadow copy and compare with the live read model: `equal` (exit 0) or the
+    /// differing rows (exit 1).
+    Verify {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The events a projection skipped because it could not apply them.
+    Skipped {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(engine: &Engine, cmd: ProjectionsCommand) -> anyhow::Result<bool> {
+    match cmd {
+        ProjectionsCommand::List { json } => {
+            let status = engine.status().await?;
+            if json {
+                for s in &status {
+                    println!("{}", serde_json::to_string(s)?);
+                }
+            } else {
+                println!(
+                    "{:<14} {:>7} {:>10} {:>9} {:>9} {:<12} {:>7}",
+                    "projection", "version", "checkpoint", "behind", "lag_s", "state", "skipped"
+                );
+                for s in &status {
+                    println!(
+                        "{:<14} {:>7} {:>10} {:>9} {:>9.1} {:<12} {:>7}",
+                        s.name,
+                        s.active_version,
+                        s.checkpoint_position,
+                        s.positions_behind,
+                        s.seconds_behind,
+                        s.state,
+                        s.skipped_events
+                    );
+                }
+            }
+            Ok(true)
+        }
+        ProjectionsCommand::Rebuild { name, all, json } => {
+            let names: Vec<String> = match (name, all) {
+                (Some(n), false) => {
+                    engine.projection(&n)?;
+                    vec![n]
+                }
+                (None, true) => engine.names().iter().map(|s| s.to_string()).collect(),
+                _ => bail!("name a projection or pass --all"),
+            };
+            for name in names {
+                let started = Instant::now();
+                let mut last = Instant::now() - Duration::from_secs(10);
+                engine
+                    .rebuild(&name, |position, head| {
+                        if last.elapsed() >= Duration::from_secs(1) {
+                            last = Instant::now();
+                            let secs = started.elapsed().as_secs_f64().max(0.001);
+                            let rate = position as f64 / secs;
+                            let eta = if rate > 0.0 {
+                                (head - position).max(0) as f64 / rate
+                            } else {
+                                f64::NAN
+                            };
+                            eprintln!(
+                                "rebuild {name}: position {position} of {head} ({:.0} %), {rate:.0} positions/s, ETA {eta:.0} s",
+                                100.0 * position as f64 / head.max(1) as f64
+                            );
+                        }
+                    })
+                    .await?;
+                let status = engine.status().await?;
+                let s = status.iter().find(|s| s.name == name).expect("known");
+                let secs = started.elapsed().as_secs_f64();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"name": name, "generation": s.active_generation,
+                            "events": s.events_applied, "seconds": secs,
+                            "events_per_s": s.events_applied as f64 / secs.max(0.001)})
+                    );
+                } else {
+                    println!(
+                        "{name}: rebuilt generation {} from {} events in {secs:.1} s",
+                        s.active_generation, s.events_applied
+                    );
+                }
+            }
+            Ok(true)
+        }
+        ProjectionsCommand::Verify { name, json } => {
+            let diffs = engine.verify(&name).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "equal": diffs.is_empty(), "differences": diffs})
+                );
+            } else if diffs.is_empty() {
+                println!("equal");
+            } else {
+                for d in &diffs {
+                    println!("{d}");
+                }
+            }
+            Ok(diffs.is_empty())
+        }
+        ProjectionsCommand::Skipped { name, json } => {
+            let skipped = engine.skipped(&name).await?;
+            for s in &skipped {
+                if json {
+                    println!("{}", serde_json::to_string(s)?);
+                } else {
+                    println!(
+                        "{:>8}  {}  {}  {}",
+                        s.position, s.event_type, s.event_id, s.error
+                    );
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// `stridelog audit <athlete>`: brings the audit log up to date, then prints the trail.
+pub async fn audit(
+    engine: &Engine,
+    athlete: Uuid,
+    since: Option<DateTime<Utc>>,
+    actor: Option<Uuid>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let p = engine.projection("audit")?.clone();
+    engine.catch_up(p.as_ref(), Duration::from_secs(60)).await?;
+    let tables = engine.active_tables("audit").await?;
+    let entries = trail(
+        &engine.db().pool,
+        &tables,
+        athlete,
+        &AuditFilter { since, actor },
+    )
+    .await?;
+    for e in &entries {
+        if json {
+            println!("{}", serde_json::to_string(e)?);
+        } else {
+            let actor = e.actor_id.as_deref().unwrap_or("system");
+            let via = e
+                .impersonator_id
+                .as_deref()
+                .map(|i| format!(" (impersonated by admin {i})"))
+                .unwrap_or_default();
+            println!(
+                "{}  {:<24} {:<48} by {} {actor}{via}",
+                e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                e.event_type,
+                e.stream,
+                e.actor_role
+            );
+        }
+    }
+    if !json {
+        eprintln!("{} entries", entries.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The projector daemon as operators run it: real `stridelog worker` processes, killed and
+//! restarted, two at once.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use projections::audit::AuditLog;
+use projections::{Engine, ReadDb, Status};
+use serde_json::json;
+use store::testing::TestStore;
+use store::{Actor, AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamId};
+use uuid::Uuid;
+
+fn worker(t: &TestStore) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_stridelog"))
+        .arg("worker")
+        .env("STRIDELOG_DATABASE_URL", &t.url)
+        .env("STRIDELOG_MASTER_KEY", t.master.to_base64())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill(child: &mut Child, signal: i32) {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    unsafe { kill(child.id() as i32, signal) };
+    child.wait().unwrap();
+}
+
+/// `events` personal events over 20 athletes, 100 per append.
+async fn seed(t: &TestStore, events: usize) {
+    let athletes: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    for (i, chunk) in (0..events).collect::<Vec<_>>().chunks(100).enumerate() {
+        let athlete = athletes[i % athletes.len()];
+        t.store
+            .append(&AppendRequest {
+                stream: StreamId::new("import", Uuid::now_v7().to_string()),
+                expected: ExpectedVersion::NoStream,
+                events: chunk
+                    .iter()
+                    .map(|n| NewEvent::new("Imported", "1.0", json!({"n": n}), true))
+                    .collect(),
+                metadata: Metadata::new(Actor::user(athlete, "athlete")).for_athlete(athlete),
+                idempotency: None,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn audit_status(engine: &Engine) -> Status {
+    engine.status().await.unwrap().into_iter().next().unwrap()
+}
+
+async fn observer(t: &TestStore) -> Engine {
+    Engine::new(
+        t.store.clone(),
+        ReadDb::connect(&t.url).await.unwrap(),
+        vec![Arc::new(AuditLog)],
+    )
+}
+
+/// SIGKILL in the middle of the work, restart: every event applied exactly once.
+async fn a_killed_worker_resumes_without_loss_or_repeats(t: TestStore) {
+    const EVENTS: usize = 20_000;
+    seed(&t, EVENTS).await;
+    let engine = observer(&t).await;
+    let mut first = worker(&t);
+    let started = Instant::now();
+    let applied_at_kill = loop {
+        let s = audit_status(&engine).await;
+        if s.events_applied > 0 {
+            kill(&mut first, 9);
+            break s.events_applied;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the worker never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let after_kill = audit_status(&engine).await.events_applied;
+    assert!(
+        after_kill < EVENTS as i64,
+        "killed after the work was done ({after_kill}); seed more events"
+    );
+    eprintln!("killed at {applied_at_kill} (committed {after_kill}) of {EVENTS}");
+
+    let mut second = worker(&t);
+    let started = Instant::now();
+    let status = loop {
+        let s = audit_status(&engine).await;
+        if s.events_applied >= EVENTS as i64 {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "restart never caught up: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    kill(&mut second, 15);
+    assert_eq!(
+        status.events_applied, EVENTS as i64,
+        "an event was applied twice"
+    );
+    assert_eq!(status.skipped_events, 0, "{status:?}");
+    let tables = engine.active_tables("audit").await.unwrap();
+    let (rows, distinct): (i64, i64) = {
+        use sqlx::Row;
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(count(*) AS BIGINT), CAST(count(DISTINCT event_id) AS BIGINT) FROM {}",
+            tables.table("entries")
+        )))
+        .fetch_one(&engine.db().pool)
+        .await
+        .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((rows, distinct), (EVENTS as i64, EVENTS as i64));
+}
+
+/// Two daemons: one runs each projection; kill it and the other takes over within seconds.
+async fn a_second_worker_takes_over(t: TestStore) {
+    seed(&t, 300).await;
+    let engine = observer(&t).await;
+    let mut a = worker(&t);
+    let started = Instant::now();
+    let owner_a = loop {
+        let s = audit_status(&engine).await;
+        if let (Some(owner), 300) = (&s.runner, s.events_applied) {
+            break owner.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(owner_a.starts_with(&format!("{}-", a.id())), "{owner_a}");
+    let mut b = worker(&t);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        audit_status(&engine).await.runner.as_deref(),
+        Some(owner_a.as_str()),
+        "one runner at a time"
+    );
+
+    kill(&mut a, 9);
+    let killed = Instant::now();
+    seed(&t, 100).await;
+    let status = loop {
+        let s = audit_status(&engine).await;
+        if s.events_applied == 400 {
+            break s;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no takeover: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("takeover after {:.1} s", killed.elapsed().as_secs_f64());
+    let owner_b = status.runner.unwrap();
+    assert!(owner_b.starts_with(&format!("{}-", b.id())), "{owner_b}");
+    kill(&mut b, 15);
+    assert_eq!(
+        audit_status(&engine).await.runner,
+        None,
+        "SIGTERM releases the lease"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(store::testing::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(store::testing::TestStore::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_killed_worker_resumes_without_loss_or_repeats,
+    a_second_worker_takes_over
+);

@@ -270,7 +270,7 @@ pub async fn run(
             summary.counts.add(&command);
             let (aggregate, id) = command.stream();
             let executed = execute(bus, command).await.inspect_err(|e| {
-                tracing::error!(athlete = index, aggregate, id, error = %e, "demo command refused");
+                tracing::error!(athlete = index, aggregate, id = %id, error = %e, "demo command refused");
             })?;
             summary.events += executed.outcome.map_or(0, |o| o.event_ids.len());
             summary.commands += 1;
@@ -1270,7 +1270,9 @@ impl<'c> AthletePlanner<'c> {
             let double = kind == RunKind::Easy && self.dice.chance(self.p.double_rate);
             runs.push(run);
             if double {
-                let start_local_s = self.start_time(kind, false, !self.p.morning_runner);
+                // The other half of the day from the main run, so the two never overlap.
+                let main_in_morning = start_local_s < 12 * SECONDS_PER_HOUR;
+                let start_local_s = self.start_time(kind, false, !main_in_morning);
                 let run = self.run(
                     date,
                     RunPlan {

@@ -7,6 +7,7 @@
 //! stored outcome of an idempotent retry. `store::repository` still lets `CqrsFramework` run
 //! on the same store; docs/decisions.md has the reasoning.
 
+pub mod demo;
 mod executor;
 
 pub use executor::{CommandBus, CommandContext, CommandError, Executed, SystemClock};

@@ -34,8 +34,8 @@ use domain::activity::{
 };
 use domain::athlete::{
     Athlete, AthleteCommand, DayAvailability, Digest, NotificationChoices, Nutrients,
-    OnboardingStep, Physiology, Role, Sex, SlotStatus, TrainingGoal, Units, WeeklyAvailability,
-    Weekday,
+    OnboardingStep, Physiology, Role, Sex, SlotStatus, TrainingGoal, Units, Weekday,
+    WeeklyAvailability,
 };
 use domain::journal::{
     Journal, JournalCommand, LogBodyComposition, LogDailyCheckIn, LogNutritionEntry,
@@ -617,20 +617,69 @@ const fn food(
 }
 
 const BREAKFASTS: &[Food] = &[
-    food("Porridge with banana and honey", (420.0, 560.0), 0.66, 0.12, 1.6, 0.0),
+    food(
+        "Porridge with banana and honey",
+        (420.0, 560.0),
+        0.66,
+        0.12,
+        1.6,
+        0.0,
+    ),
     food("Eggs on toast", (380.0, 520.0), 0.35, 0.25, 0.8, 0.0),
-    food("Greek yoghurt, granola and berries", (350.0, 480.0), 0.50, 0.22, 1.2, 0.0),
-    food("Bagel with peanut butter and coffee", (420.0, 560.0), 0.50, 0.15, 0.9, 95.0),
+    food(
+        "Greek yoghurt, granola and berries",
+        (350.0, 480.0),
+        0.50,
+        0.22,
+        1.2,
+        0.0,
+    ),
+    food(
+        "Bagel with peanut butter and coffee",
+        (420.0, 560.0),
+        0.50,
+        0.15,
+        0.9,
+        95.0,
+    ),
 ];
 const LUNCHES: &[Food] = &[
-    food("Chicken and rice bowl", (600.0, 800.0), 0.50, 0.30, 0.8, 0.0),
-    food("Lentil soup with bread", (450.0, 620.0), 0.58, 0.20, 2.2, 0.0),
+    food(
+        "Chicken and rice bowl",
+        (600.0, 800.0),
+        0.50,
+        0.30,
+        0.8,
+        0.0,
+    ),
+    food(
+        "Lentil soup with bread",
+        (450.0, 620.0),
+        0.58,
+        0.20,
+        2.2,
+        0.0,
+    ),
     food("Tuna salad sandwich", (480.0, 650.0), 0.45, 0.25, 1.0, 0.0),
     food("Leftover pasta", (550.0, 780.0), 0.60, 0.15, 0.9, 0.0),
 ];
 const DINNERS: &[Food] = &[
-    food("Salmon, potatoes and greens", (650.0, 850.0), 0.40, 0.30, 1.1, 0.0),
-    food("Vegetable curry with rice", (600.0, 850.0), 0.60, 0.12, 1.5, 0.0),
+    food(
+        "Salmon, potatoes and greens",
+        (650.0, 850.0),
+        0.40,
+        0.30,
+        1.1,
+        0.0,
+    ),
+    food(
+        "Vegetable curry with rice",
+        (600.0, 850.0),
+        0.60,
+        0.12,
+        1.5,
+        0.0,
+    ),
     food("Spaghetti bolognese", (700.0, 950.0), 0.55, 0.20, 0.9, 0.0),
     food("Homemade pizza", (800.0, 1100.0), 0.50, 0.17, 0.7, 0.0),
 ];
@@ -641,7 +690,14 @@ const SNACKS: &[Food] = &[
 ];
 const PRE_RUN: &[Food] = &[
     food("Banana", (100.0, 120.0), 0.93, 0.04, 2.6, 0.0),
-    food("Coffee and a slice of toast", (150.0, 220.0), 0.70, 0.12, 1.0, 95.0),
+    food(
+        "Coffee and a slice of toast",
+        (150.0, 220.0),
+        0.70,
+        0.12,
+        1.0,
+        95.0,
+    ),
     food("Energy bar", (200.0, 250.0), 0.65, 0.10, 1.2, 0.0),
 ];
 const POST_RUN: &[Food] = &[
@@ -697,7 +753,7 @@ const PRESETS: &[(&str, NutritionEntryType, Nutrients)] = &[
 const SECONDS_PER_HOUR: u32 = 3600;
 /// Nothing is planned later than this local time (see the module comment on time zones).
 const LATEST_LOCAL_S: u32 = 22 * SECONDS_PER_HOUR + 1800;
-/// Seconds per km of climb, as flat-distance equivalent: 1 m of climb costs about 6 m of running.
+/// Flat metres that one metre of climb costs a runner (the usual grade-adjusted-pace rule).
 const CLIMB_EQUIVALENT_M_PER_M: f64 = 6.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -718,7 +774,6 @@ struct Scale {
 /// Everything drawn once per athlete. Weekday indices count from Monday = 0.
 struct Profile {
     athlete_id: Uuid,
-    index: usize,
     display_name: String,
     email: String,
     sex: Sex,
@@ -779,8 +834,11 @@ impl Profile {
         // The first draw: `athlete_id()` repeats it without planning the rest.
         let athlete_id = dice.uuid();
         let female = dice.chance(0.5);
-        let (first, first_ascii) =
-            *dice.pick(if female { FEMALE_FIRST_NAMES } else { MALE_FIRST_NAMES });
+        let (first, first_ascii) = *dice.pick(if female {
+            FEMALE_FIRST_NAMES
+        } else {
+            MALE_FIRST_NAMES
+        });
         let (last, last_ascii) = *dice.pick(LAST_NAMES);
         let &(timezone, utc_offset_min) = dice.pick(TIMEZONES);
         let american = timezone.starts_with("America/") && timezone != "America/Sao_Paulo";
@@ -930,7 +988,6 @@ impl Profile {
 
         Profile {
             athlete_id,
-            index,
             display_name: format!("{first} {last}"),
             email: format!("{first_ascii}.{last_ascii}.{index}@example.org"),
             sex: if female { Sex::Female } else { Sex::Male },
@@ -1234,17 +1291,17 @@ impl<'c> AthletePlanner<'c> {
         }
         // Weeks counted from a fixed Monday, so the volume cycle follows the calendar rather
         // than the window's first day.
-        let week = (date - NaiveDate::from_ymd_opt(2001, 1, 1).expect("a valid date")).num_days()
-            / 7;
+        let week =
+            (date - NaiveDate::from_ymd_opt(2001, 1, 1).expect("a valid date")).num_days() / 7;
         let volume = WEEK_VOLUME[week.rem_euclid(4) as usize];
         let years = f64::from(day_index) / 365.0;
 
         let work = self.work_day(weekday);
         let weekend = weekday >= 5;
-        let sleep_h = (self
-            .dice
-            .normal(self.p.sleep_baseline_h + if weekend { 0.35 } else { 0.0 }, 0.6)
-            - 0.2 * (self.previous_work_stress - 2.5))
+        let sleep_h = (self.dice.normal(
+            self.p.sleep_baseline_h + if weekend { 0.35 } else { 0.0 },
+            0.6,
+        ) - 0.2 * (self.previous_work_stress - 2.5))
             .clamp(5.0, 9.5);
         let sleep_h = round1(sleep_h);
         let fatigue = self.fatigue;
@@ -1338,7 +1395,11 @@ impl<'c> AthletePlanner<'c> {
             return None;
         }
         if weekday == self.p.long_run_day {
-            return Some(self.race_this_week.take().map_or(RunKind::Long, RunKind::Race));
+            return Some(
+                self.race_this_week
+                    .take()
+                    .map_or(RunKind::Long, RunKind::Race),
+            );
         }
         // Three-day runners never skip: their plan is the minimum.
         if self.p.run_days_per_week >= 4 && self.dice.chance(self.p.skip_rate) {
@@ -1394,7 +1455,10 @@ impl<'c> AthletePlanner<'c> {
         let stress = dice.normal(self.p.work_stress_base + busy, 0.6);
         let (work_type, hours) = match job {
             Job::Desk if dice.chance(0.04) => (WorkType::Travel, dice.uniform(9.0, 12.0)),
-            Job::Desk => (WorkType::Desk, dice.normal(8.4 + busy, 0.7).clamp(6.0, 11.5)),
+            Job::Desk => (
+                WorkType::Desk,
+                dice.normal(8.4 + busy, 0.7).clamp(6.0, 11.5),
+            ),
             Job::Physical => (WorkType::Physical, dice.normal(8.0, 0.6).clamp(6.0, 10.0)),
             Job::Shift => (WorkType::Shift, dice.normal(10.0, 1.0).clamp(8.0, 12.0)),
         };
@@ -1428,10 +1492,7 @@ impl<'c> AthletePlanner<'c> {
             + dice.normal(0.0, 1.5))
         .round();
         let sleep_quality = scale(3.0 + 0.8 * (sleep_h - 7.0) + dice.normal(0.0, 0.7), 5);
-        let stress = scale(
-            work.map_or(2.0, |w| w.stress) + dice.normal(0.0, 0.6),
-            5,
-        );
+        let stress = scale(work.map_or(2.0, |w| w.stress) + dice.normal(0.0, 0.6), 5);
         let soreness = scale(1.0 + 1.6 * fatigue + dice.normal(0.0, 0.6), 5);
         let hrv_ratio = hrv_ms.zip(p.hrv_baseline_ms).map_or(1.0, |(h, b)| h / b);
         let readiness = scale(
@@ -1542,11 +1603,7 @@ impl<'c> AthletePlanner<'c> {
             * fitness
             * (0.12 + 0.88 * intensity / p.threshold_intensity)
             * form;
-        let technical = if trail {
-            dice.uniform(1.05, 1.12)
-        } else {
-            1.0
-        };
+        let technical = if trail { dice.uniform(1.05, 1.12) } else { 1.0 };
         let moving_time_s = ((distance_m + CLIMB_EQUIVALENT_M_PER_M * elevation_gain_m)
             / speed_m_per_s
             * technical)
@@ -1690,7 +1747,8 @@ impl<'c> AthletePlanner<'c> {
                     mood_before: mood.then(|| scale(dice.normal(3.4, 0.7), 5)),
                     mood_after: mood.then(|| scale(dice.normal(4.0, 0.6), 5)),
                     energy_before: mood.then_some(energy_before),
-                    energy_after: mood.then(|| scale(f64::from(energy_before) - rpe / 5.0 + 1.0, 5)),
+                    energy_after: mood
+                        .then(|| scale(f64::from(energy_before) - rpe / 5.0 + 1.0, 5)),
                     notes: dice
                         .chance(0.12)
                         .then(|| (*dice.pick(RUN_NOTES)).to_string()),
@@ -1876,10 +1934,12 @@ struct RunPlan {
     fatigue: f64,
 }
 
-fn nutrients(dice: &mut Dice, food: &Food, extra_caffeine_mg: f64) -> Nutrients {
+/// `habit_caffeine_mg`: the coffee the athlete has with this meal anyway; a food that already
+/// includes a coffee does not add a second one.
+fn nutrients(dice: &mut Dice, food: &Food, habit_caffeine_mg: f64) -> Nutrients {
     let kcal = (dice.uniform(food.kcal.0, food.kcal.1) / 5.0).round() * 5.0;
     let fat_share = 1.0 - food.carbohydrate_share - food.protein_share;
-    let caffeine = food.caffeine_mg + extra_caffeine_mg;
+    let caffeine = food.caffeine_mg.max(habit_caffeine_mg);
     Nutrients {
         calories_kcal: Some(kcal),
         protein_g: Some((kcal * food.protein_share / 4.0).round()),
@@ -2068,7 +2128,11 @@ mod tests {
                 PlannedCommand::Athlete { command: AthleteCommand::Register { athlete_id, .. }, .. }
                     if *athlete_id == super::athlete_id(&config, index)
             ));
-            assert!(planned.iter().all(|c| c.athlete_id() == planned[0].athlete_id()));
+            assert!(
+                planned
+                    .iter()
+                    .all(|c| c.athlete_id() == planned[0].athlete_id())
+            );
         }
         assert_eq!(
             plan(&config),
@@ -2095,7 +2159,10 @@ mod tests {
                 },
             );
             let sum = |f: fn(&Lap) -> Option<f64>| laps.iter().filter_map(f).sum::<f64>();
-            assert!((sum(|l| l.distance_m) - distance_m).abs() < 0.05, "{laps:?}");
+            assert!(
+                (sum(|l| l.distance_m) - distance_m).abs() < 0.05,
+                "{laps:?}"
+            );
             assert!((sum(|l| l.moving_time_s) - 3_125.0).abs() < 0.05);
             assert!((sum(|l| l.elevation_gain_m) - 87.3).abs() < 0.15);
             assert!(laps.iter().all(|l| l.moving_time_s.unwrap() > 0.0));
@@ -2184,7 +2251,12 @@ mod tests {
         paces.sort_by(f64::total_cmp);
         let at = |q: f64| paces[(q * (paces.len() - 1) as f64) as usize];
         // 5:00-6:30 min/km for the bulk of easy running, a little either side at the extremes.
-        assert!(at(0.1) >= 290.0 && at(0.9) <= 400.0, "{} {}", at(0.1), at(0.9));
+        assert!(
+            at(0.1) >= 290.0 && at(0.9) <= 400.0,
+            "{} {}",
+            at(0.1),
+            at(0.9)
+        );
         assert!((300.0..390.0).contains(&at(0.5)), "median {}", at(0.5));
     }
 

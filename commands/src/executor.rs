@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
+use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
-use cqrs_es::{Aggregate, DomainEvent};
 use domain::{CataloguedEvent, DomainError, DomainServices};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -211,19 +211,7 @@ impl CommandBus {
             let req = AppendRequest {
                 stream: stream.clone(),
                 expected: ExpectedVersion::from_loaded(version),
-                events: events
-                    .iter()
-                    .map(|e| {
-                        Ok(NewEvent::new(
-                            e.event_type(),
-                            e.event_version(),
-                            serde_json::to_value(e).map_err(|e| {
-                                CommandError::Store(StoreError::Invalid(e.to_string()))
-                            })?,
-                            e.is_personal(),
-                        ))
-                    })
-                    .collect::<Result<_, CommandError>>()?,
+                events: new_events(&events)?,
                 metadata: ctx.metadata(),
                 idempotency: idempotency.clone(),
             };
@@ -287,6 +275,22 @@ impl CommandBus {
         }
         Ok((aggregate, version))
     }
+}
+
+/// Domain events as the store takes them: type, version, JSON payload, personal or not.
+pub fn new_events<E: CataloguedEvent>(events: &[E]) -> Result<Vec<NewEvent>, CommandError> {
+    events
+        .iter()
+        .map(|e| {
+            Ok(NewEvent::new(
+                e.event_type(),
+                e.event_version(),
+                serde_json::to_value(e)
+                    .map_err(|err| CommandError::Store(StoreError::Invalid(err.to_string())))?,
+                e.is_personal(),
+            ))
+        })
+        .collect()
 }
 
 /// The identity of a request for idempotency: the same key must come with the same command.

@@ -10,4 +10,4 @@
 pub mod demo;
 mod executor;
 
-pub use executor::{CommandBus, CommandContext, CommandError, Executed, SystemClock};
+pub use executor::{CommandBus, CommandContext, CommandError, Executed, SystemClock, new_events};

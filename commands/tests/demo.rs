@@ -40,7 +40,10 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(run_appends_exactly_the_planned_events);
+on_both_backends!(
+    run_appends_exactly_the_planned_events,
+    direct_seeding_appends_what_the_command_path_appends,
+);
 
 /// In the past whatever the machine's clock, so the domain's "not in the future" checks pass.
 fn end_date() -> NaiveDate {
@@ -498,4 +501,34 @@ async fn run_appends_exactly_the_planned_events(t: TestStore) {
         n
     };
     assert_eq!(again, stored);
+}
+
+/// The benchmark seeder decides in memory and appends per stream; the log must hold the same
+/// streams, versions and event types as when every command goes through the bus.
+async fn direct_seeding_appends_what_the_command_path_appends(t: TestStore) {
+    let cfg = config(11, 2, 21);
+    let summary = demo::run(&bus(t.store.clone()), &cfg, |_| {})
+        .await
+        .unwrap();
+    let other = TestStore::sqlite().await;
+    let mut calls = 0;
+    let seeded = demo::seed_direct(&other.store, &cfg, 2, |_, _| calls += 1)
+        .await
+        .unwrap();
+    assert_eq!(seeded, summary.events);
+    assert!(calls > 0, "progress is reported");
+    let shape = |events: Vec<store::RecordedEvent>| {
+        let mut v: Vec<(String, u64, String)> = events
+            .into_iter()
+            .map(|e| (e.stream.to_string(), e.stream_version, e.event_type))
+            .collect();
+        v.sort();
+        v
+    };
+    for athlete in &summary.athletes {
+        assert_eq!(
+            shape(t.store.read_athlete(*athlete, None).await.unwrap()),
+            shape(other.store.read_athlete(*athlete, None).await.unwrap())
+        );
+    }
 }

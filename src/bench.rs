@@ -43,15 +43,66 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild throughput of every read model over generated athletes, beside a baseline that
+    /// reads and decrypts the same events with no projection work; then follower lag under a
+    /// steady append rate. Needs PostgreSQL; creates and drops its own database.
+    Rebuild {
+        #[arg(long, default_value_t = 500)]
+        athletes: usize,
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Appends per second for the lag measurement.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds of steady appends for the lag measurement.
+        #[arg(long, default_value_t = 20)]
+        lag_seconds: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Append {
-        writers,
-        commands_per_writer,
-        history_years,
-        json,
-    } = cmd;
+    let (writers, commands_per_writer, history_years, json) = match cmd {
+        BenchCommand::Append {
+            writers,
+            commands_per_writer,
+            history_years,
+            json,
+        } => (writers, commands_per_writer, history_years, json),
+        BenchCommand::Rebuild {
+            athletes,
+            days,
+            seed,
+            rate,
+            lag_seconds,
+            json,
+        } => {
+            let url = args.url();
+            if !url.starts_with("postgres") {
+                bail!(
+                    "bench rebuild measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
+                );
+            }
+            let scratch = ScratchDb::create(&url).await?;
+            let result = crate::bench_rebuild::measure(
+                &scratch.url,
+                crate::bench_rebuild::Options {
+                    athletes,
+                    days,
+                    seed,
+                    rate,
+                    lag_seconds,
+                    json,
+                },
+            )
+            .await;
+            scratch.drop_db().await;
+            return result;
+        }
+    };
     let url = args.url();
     if !url.starts_with("postgres") {
         bail!(
@@ -110,7 +161,7 @@ impl ScratchDb {
 }
 
 /// Progress goes to stderr in both output modes, so stdout stays machine-readable.
-fn progress(msg: &str) {
+pub(crate) fn progress(msg: &str) {
     eprintln!("bench: {msg}");
 }
 
@@ -233,7 +284,7 @@ async fn measure(
     Ok(())
 }
 
-fn report(json: bool, value: serde_json::Value) {
+pub(crate) fn report(json: bool, value: serde_json::Value) {
     if json {
         println!("{value}");
     } else {
@@ -247,11 +298,11 @@ fn report(json: bool, value: serde_json::Value) {
     }
 }
 
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     x.round()
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

@@ -79,8 +79,10 @@ impl Projection for ActivitiesProjection {
             format!(
                 "CREATE INDEX {activities}_start ON {activities} (athlete_id, start_time_us, activity_id)"
             ),
+            // On the expression the distance sort orders by (see `SortKey::sql`), not the column.
             format!(
-                "CREATE INDEX {activities}_distance ON {activities} (athlete_id, distance_m, activity_id)"
+                "CREATE INDEX {activities}_distance ON {activities} \
+                 (athlete_id, (COALESCE(distance_m, 0)), activity_id)"
             ),
             format!(
                 "CREATE INDEX {activities}_moving ON {activities} (athlete_id, moving_time_s, activity_id)"
@@ -677,7 +679,7 @@ impl Cursor {
         direction: SortDirection,
     ) -> Result<Self, ActivityQueryError> {
         use ActivityQueryError::MalformedCursor as Bad;
-        if cursor.len() % 2 != 0 || cursor.len() > 256 {
+        if !cursor.len().is_multiple_of(2) || cursor.len() > 256 {
             return Err(Bad("not a cursor this API issued"));
         }
         let bytes = (0..cursor.len())

@@ -1,14 +1,22 @@
 //! Read models and the engine that keeps them: every read in stridelog comes from a projection
 //! of the event log. `docs/projections.md` explains how to add one.
 
+pub mod activities;
+pub mod admin_metrics;
 pub mod audit;
 pub mod decode;
 pub mod engine;
+pub mod journal;
+pub mod profile;
 
 pub use decode::{Decoder, DomainEvent};
 pub use engine::{Engine, Progress, Projected, Projection, ReadDb, Status, Tables};
 
 /// Every projection this build maintains.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
-    vec![std::sync::Arc::new(audit::AuditLog)]
+    vec![
+        std::sync::Arc::new(audit::AuditLog),
+        std::sync::Arc::new(profile::ProfileProjection),
+        std::sync::Arc::new(journal::JournalProjection),
+    ]
 }

@@ -26,14 +26,18 @@ struct Case {
 }
 
 fn cases() -> impl Strategy<Value = Case> {
-    (any::<u64>(), any::<u64>(), proptest::option::of(0usize..20), any::<bool>()).prop_map(
-        |(seed, catch_up_mask, delete_activity, erase_first)| Case {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        proptest::option::of(0usize..20),
+        any::<bool>(),
+    )
+        .prop_map(|(seed, catch_up_mask, delete_activity, erase_first)| Case {
             seed,
             catch_up_mask,
             delete_activity,
             erase_first,
-        },
-    )
+        })
 }
 
 async fn check(case: Case) {
@@ -43,8 +47,12 @@ async fn check(case: Case) {
         DomainServices::new(Arc::new(commands::SystemClock)),
         domain::upcasters(),
     );
-    let engine = Engine::new(t.store.clone(), ReadDb::connect(&t.url).await.unwrap(), projections::all())
-        .with_batch(7);
+    let engine = Engine::new(
+        t.store.clone(),
+        ReadDb::connect(&t.url).await.unwrap(),
+        projections::all(),
+    )
+    .with_batch(7);
     let all = projections::all();
     let config = DemoConfig {
         seed: case.seed,
@@ -55,7 +63,12 @@ async fn check(case: Case) {
     let plan = demo::plan(&config);
     let mut activities = Vec::new();
     for (i, command) in plan.into_iter().enumerate() {
-        if let PlannedCommand::Activity { athlete_id, activity_id, command: ActivityCommand::RecordActivity(_) } = &command {
+        if let PlannedCommand::Activity {
+            athlete_id,
+            activity_id,
+            command: ActivityCommand::RecordActivity(_),
+        } = &command
+        {
             activities.push((*athlete_id, *activity_id));
         }
         demo::execute(&bus, command).await.unwrap();
@@ -65,11 +78,16 @@ async fn check(case: Case) {
             }
         }
     }
-    if let Some((athlete, activity)) = case.delete_activity.and_then(|n| activities.get(n).copied()) {
+    if let Some((athlete, activity)) = case
+        .delete_activity
+        .and_then(|n| activities.get(n).copied())
+    {
         bus.execute::<Activity>(
             &CommandContext::athlete(athlete),
             &activity.to_string(),
-            ActivityCommand::DeleteActivity(DeleteActivity { athlete_id: athlete }),
+            ActivityCommand::DeleteActivity(DeleteActivity {
+                athlete_id: athlete,
+            }),
         )
         .await
         .unwrap();
@@ -79,17 +97,31 @@ async fn check(case: Case) {
         bus.execute::<Athlete>(
             &CommandContext::athlete(first),
             &first.to_string(),
-            AthleteCommand::Erase { requested_by: first, reason: ErasureReason::AthleteRequest },
+            AthleteCommand::Erase {
+                requested_by: first,
+                reason: ErasureReason::AthleteRequest,
+            },
         )
         .await
         .unwrap();
     }
     for p in &all {
-        engine.catch_up(p.as_ref(), Duration::from_secs(60)).await.unwrap();
+        engine
+            .catch_up(p.as_ref(), Duration::from_secs(60))
+            .await
+            .unwrap();
         let diffs = engine.verify(p.name()).await.unwrap();
-        assert!(diffs.is_empty(), "{} differs from a rebuild for {case:?}: {diffs:#?}", p.name());
+        assert!(
+            diffs.is_empty(),
+            "{} differs from a rebuild for {case:?}: {diffs:#?}",
+            p.name()
+        );
         let skipped = engine.skipped(p.name()).await.unwrap();
-        assert!(skipped.is_empty(), "{} skipped events: {skipped:?}", p.name());
+        assert!(
+            skipped.is_empty(),
+            "{} skipped events: {skipped:?}",
+            p.name()
+        );
     }
 }
 

@@ -1,0 +1,562 @@
+//! Product metrics for administrators: sign-ups per day, athletes active per day and per ISO
+//! week, events per type per day, and the share of athletes logging each kind of data.
+//!
+//! Everything here comes from event metadata and event types, never from payloads. Payloads are
+//! shredded on erasure, and a metric that read them would change when the log is replayed after
+//! an erasure; metadata stays readable, so a rebuild gives the live numbers exactly. Days are
+//! the UTC date the event was recorded (`recorded_at`): the athlete's own zone lives in an
+//! encrypted payload.
+//!
+//! Erasure drops the athlete's per-athlete rows (who was active when, who logged what, the
+//! registration). The aggregate counts (events per type, active athletes per day and week)
+//! stay: they hold no personal data, and history should not change when someone leaves. The
+//! erased athlete's id is kept, like the audit log keeps it, so an event that reaches the log
+//! after the erasure (an append that raced with it) cannot bring the rows back.
+
+use chrono::{Datelike, Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::engine::{Projected, Projection, Tables};
+
+pub struct AdminMetricsProjection;
+
+/// The kinds of data whose adoption [`logging_shares`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataKind {
+    Activities,
+    CheckIns,
+    Nutrition,
+    Work,
+    BodyComposition,
+    PerceivedEffort,
+}
+
+impl DataKind {
+    pub const ALL: [DataKind; 6] = [
+        Self::Activities,
+        Self::CheckIns,
+        Self::Nutrition,
+        Self::Work,
+        Self::BodyComposition,
+        Self::PerceivedEffort,
+    ];
+
+    /// The event that means "the athlete logged this kind of data". Corrections and deletions
+    /// do not count: they follow a logging event.
+    fn of(stream_type: &str, event_type: &str) -> Option<Self> {
+        Some(match (stream_type, event_type) {
+            ("activity", "ActivityRecorded") => Self::Activities,
+            ("activity", "PerceivedEffortRecorded") => Self::PerceivedEffort,
+            ("journal", "DailyCheckInLogged") => Self::CheckIns,
+            ("journal", "NutritionEntryLogged") => Self::Nutrition,
+            ("journal", "WorkPatternLogged") => Self::Work,
+            ("journal", "BodyCompositionLogged") => Self::BodyComposition,
+            _ => return None,
+        })
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Self::Activities => "activities",
+            Self::CheckIns => "check_ins",
+            Self::Nutrition => "nutrition",
+            Self::Work => "work",
+            Self::BodyComposition => "body_composition",
+            Self::PerceivedEffort => "perceived_effort",
+        }
+    }
+}
+
+/// `2026-W47` and the Monday that starts it. The text sorts in time order within and across
+/// ISO years.
+fn iso_week(day: NaiveDate) -> (String, NaiveDate) {
+    let week = day.iso_week();
+    (
+        format!("{}-W{:02}", week.year(), week.week()),
+        monday_of(day),
+    )
+}
+
+fn monday_of(day: NaiveDate) -> NaiveDate {
+    day - Duration::days(i64::from(day.weekday().num_days_from_monday()))
+}
+
+#[async_trait::async_trait]
+impl Projection for AdminMetricsProjection {
+    fn name(&self) -> &'static str {
+        "admin_metrics"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "event_counts",
+            "active_days",
+            "active_weeks",
+            "athletes",
+            "athlete_days",
+            "athlete_weeks",
+            "athlete_kinds",
+            "erased_athletes",
+        ]
+    }
+
+    fn schema(&self, t: &Tables) -> Vec<String> {
+        let [
+            event_counts,
+            active_days,
+            active_weeks,
+            athletes,
+            athlete_days,
+            athlete_weeks,
+            athlete_kinds,
+            erased,
+        ] = [
+            "event_counts",
+            "active_days",
+            "active_weeks",
+            "athletes",
+            "athlete_days",
+            "athlete_weeks",
+            "athlete_kinds",
+            "erased_athletes",
+        ]
+        .map(|base| t.table(base));
+        vec![
+            format!(
+                "CREATE TABLE {event_counts} (
+                    day        TEXT   NOT NULL,
+                    event_type TEXT   NOT NULL,
+                    events     BIGINT NOT NULL,
+                    PRIMARY KEY (day, event_type)
+                )"
+            ),
+            format!(
+                "CREATE TABLE {active_days} (
+                    day      TEXT PRIMARY KEY,
+                    athletes BIGINT NOT NULL
+                )"
+            ),
+            format!(
+                "CREATE TABLE {active_weeks} (
+                    iso_week   TEXT PRIMARY KEY,
+                    week_start TEXT   NOT NULL,
+                    athletes   BIGINT NOT NULL
+                )"
+            ),
+            format!("CREATE INDEX {active_weeks}_start ON {active_weeks} (week_start)"),
+            // Registered and not erased: the denominator of the logging shares.
+            format!(
+                "CREATE TABLE {athletes} (
+                    athlete_id     TEXT PRIMARY KEY,
+                    registered_day TEXT NOT NULL
+                )"
+            ),
+            // First sighting of an athlete in a day or week: what makes the counters distinct.
+            format!(
+                "CREATE TABLE {athlete_days} (
+                    athlete_id TEXT NOT NULL,
+                    day        TEXT NOT NULL,
+                    PRIMARY KEY (athlete_id, day)
+                )"
+            ),
+            format!(
+                "CREATE TABLE {athlete_weeks} (
+                    athlete_id TEXT NOT NULL,
+                    iso_week   TEXT NOT NULL,
+                    PRIMARY KEY (athlete_id, iso_week)
+                )"
+            ),
+            format!(
+                "CREATE TABLE {athlete_kinds} (
+                    athlete_id TEXT NOT NULL,
+                    kind       TEXT NOT NULL,
+                    PRIMARY KEY (athlete_id, kind)
+                )"
+            ),
+            format!("CREATE TABLE {erased} (athlete_id TEXT PRIMARY KEY)"),
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()> {
+        let r = e.recorded;
+        let day = r.recorded_at.date_naive();
+        let event_counts = t.table("event_counts");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {event_counts} (day, event_type, events) VALUES ($1, $2, 1) \
+             ON CONFLICT (day, event_type) DO UPDATE SET events = {event_counts}.events + 1"
+        )))
+        .bind(day.to_string())
+        .bind(r.event_type.clone())
+        .execute(&mut *conn)
+        .await?;
+
+        let Some(athlete) = r.metadata.athlete_id else {
+            return Ok(());
+        };
+        let athlete = athlete.to_string();
+        let erased: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(1 AS BIGINT) FROM {} WHERE athlete_id = $1",
+            t.table("erased_athletes")
+        )))
+        .bind(athlete.clone())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if erased.is_some() {
+            return Ok(());
+        }
+
+        let stream_type = r.stream.stream_type.as_str();
+        if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteRegistered") {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id, registered_day) VALUES ($1, $2) \
+                 ON CONFLICT (athlete_id) DO NOTHING",
+                t.table("athletes")
+            )))
+            .bind(athlete.clone())
+            .bind(day.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+
+        let first_today = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (athlete_id, day) VALUES ($1, $2) ON CONFLICT (athlete_id, day) DO NOTHING",
+            t.table("athlete_days")
+        )))
+        .bind(athlete.clone())
+        .bind(day.to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if first_today {
+            let active_days = t.table("active_days");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {active_days} (day, athletes) VALUES ($1, 1) \
+                 ON CONFLICT (day) DO UPDATE SET athletes = {active_days}.athletes + 1"
+            )))
+            .bind(day.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+
+        let (week, week_start) = iso_week(day);
+        let first_this_week = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (athlete_id, iso_week) VALUES ($1, $2) \
+             ON CONFLICT (athlete_id, iso_week) DO NOTHING",
+            t.table("athlete_weeks")
+        )))
+        .bind(athlete.clone())
+        .bind(week.clone())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if first_this_week {
+            let active_weeks = t.table("active_weeks");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {active_weeks} (iso_week, week_start, athletes) VALUES ($1, $2, 1) \
+                 ON CONFLICT (iso_week) DO UPDATE SET athletes = {active_weeks}.athletes + 1"
+            )))
+            .bind(week)
+            .bind(week_start.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+
+        if let Some(kind) = DataKind::of(stream_type, &r.event_type) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id, kind) VALUES ($1, $2) \
+                 ON CONFLICT (athlete_id, kind) DO NOTHING",
+                t.table("athlete_kinds")
+            )))
+            .bind(athlete.clone())
+            .bind(kind.code())
+            .execute(&mut *conn)
+            .await?;
+        }
+
+        // Matched by type, not by decoding: this projection must not depend on payloads.
+        if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteErased") {
+            for base in ["athletes", "athlete_days", "athlete_weeks", "athlete_kinds"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {} WHERE athlete_id = $1",
+                    t.table(base)
+                )))
+                .bind(athlete.clone())
+                .execute(&mut *conn)
+                .await?;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id) VALUES ($1) ON CONFLICT (athlete_id) DO NOTHING",
+                t.table("erased_athletes")
+            )))
+            .bind(athlete)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn order_by(&self, table: &str) -> &'static str {
+        match table {
+            "event_counts" => "day, event_type",
+            "active_days" => "day",
+            "active_weeks" => "iso_week",
+            "athlete_days" => "athlete_id, day",
+            "athlete_weeks" => "athlete_id, iso_week",
+            "athlete_kinds" => "athlete_id, kind",
+            _ => "athlete_id",
+        }
+    }
+
+    /// Metadata is all it reads, so an event in a format this build cannot decode still counts.
+    fn needs_payload(&self) -> bool {
+        false
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries. Ranges are inclusive UTC dates; days (or weeks) with nothing to count are absent.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailySignups {
+    pub date: NaiveDate,
+    pub signups: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyActiveAthletes {
+    pub date: NaiveDate,
+    pub active_athletes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeeklyActiveAthletes {
+    /// `2026-W47`.
+    pub iso_week: String,
+    pub week_start: NaiveDate,
+    pub active_athletes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyEventCount {
+    pub date: NaiveDate,
+    pub event_type: String,
+    pub events: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggingShare {
+    pub kind: DataKind,
+    /// Registered, not erased athletes with at least one such event.
+    pub athletes_logging: i64,
+    /// `athletes_logging / registered_athletes`, 0.0 to 1.0 (0.0 with no athletes).
+    pub share_fraction: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggingShares {
+    pub registered_athletes: i64,
+    /// One per [`DataKind`], in [`DataKind::ALL`] order.
+    pub shares: Vec<LoggingShare>,
+}
+
+/// Accounts created per day (erased ones included: the sign-up happened).
+pub async fn signups(
+    pool: &AnyPool,
+    t: &Tables,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<Vec<DailySignups>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT day, events FROM {} WHERE event_type = 'AthleteRegistered' AND day >= $1 AND day <= $2 \
+         ORDER BY day",
+        t.table("event_counts")
+    )))
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DailySignups {
+                date: r.try_get::<String, _>(0)?.parse()?,
+                signups: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
+/// Distinct athletes with at least one event recorded that day.
+pub async fn active_athletes_daily(
+    pool: &AnyPool,
+    t: &Tables,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<Vec<DailyActiveAthletes>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT day, athletes FROM {} WHERE day >= $1 AND day <= $2 ORDER BY day",
+        t.table("active_days")
+    )))
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DailyActiveAthletes {
+                date: r.try_get::<String, _>(0)?.parse()?,
+                active_athletes: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
+/// Distinct athletes per ISO week (Monday to Sunday, UTC), for every week that overlaps
+/// `from..=to`.
+pub async fn active_athletes_weekly(
+    pool: &AnyPool,
+    t: &Tables,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<Vec<WeeklyActiveAthletes>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT iso_week, week_start, athletes FROM {} WHERE week_start >= $1 AND week_start <= $2 \
+         ORDER BY week_start",
+        t.table("active_weeks")
+    )))
+    .bind(monday_of(from).to_string())
+    .bind(to.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(WeeklyActiveAthletes {
+                iso_week: r.try_get(0)?,
+                week_start: r.try_get::<String, _>(1)?.parse()?,
+                active_athletes: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Events appended per type per day, by day then type.
+pub async fn events_per_type(
+    pool: &AnyPool,
+    t: &Tables,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<Vec<DailyEventCount>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT day, event_type, events FROM {} WHERE day >= $1 AND day <= $2 \
+         ORDER BY day, event_type",
+        t.table("event_counts")
+    )))
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DailyEventCount {
+                date: r.try_get::<String, _>(0)?.parse()?,
+                event_type: r.try_get(1)?,
+                events: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// For each kind of data, the share of registered, not erased athletes who ever logged it.
+/// Athletes whose events carry no registration (imports, tests) are in neither count.
+pub async fn logging_shares(pool: &AnyPool, t: &Tables) -> anyhow::Result<LoggingShares> {
+    let athletes = t.table("athletes");
+    let registered: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(count(*) AS BIGINT) FROM {athletes}"
+    )))
+    .fetch_one(pool)
+    .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT k.kind, CAST(count(*) AS BIGINT) FROM {} k JOIN {athletes} a ON a.athlete_id = k.athlete_id \
+         GROUP BY k.kind",
+        t.table("athlete_kinds")
+    )))
+    .fetch_all(pool)
+    .await?;
+    let mut counts = std::collections::HashMap::new();
+    for r in &rows {
+        counts.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
+    }
+    let shares = DataKind::ALL
+        .iter()
+        .map(|&kind| {
+            let athletes_logging = counts.get(kind.code()).copied().unwrap_or(0);
+            LoggingShare {
+                kind,
+                athletes_logging,
+                share_fraction: if registered == 0 {
+                    0.0
+                } else {
+                    athletes_logging as f64 / registered as f64
+                },
+            }
+        })
+        .collect();
+    Ok(LoggingShares {
+        registered_athletes: registered,
+        shares,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_weeks_cross_years_and_sort_as_text() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        // 2026-12-31 is a Thursday in week 53 of 2026; 2027-01-04 opens 2027-W01.
+        assert_eq!(
+            iso_week(day(2026, 12, 31)),
+            ("2026-W53".to_string(), day(2026, 12, 28))
+        );
+        assert_eq!(
+            iso_week(day(2027, 1, 3)),
+            ("2026-W53".to_string(), day(2026, 12, 28))
+        );
+        assert_eq!(
+            iso_week(day(2027, 1, 4)),
+            ("2027-W01".to_string(), day(2027, 1, 4))
+        );
+        assert_eq!(iso_week(day(2026, 11, 20)).0, "2026-W47");
+        assert!(iso_week(day(2026, 3, 2)).0 < iso_week(day(2026, 11, 20)).0);
+    }
+
+    #[test]
+    fn each_kind_has_one_logging_event() {
+        assert_eq!(
+            DataKind::of("journal", "DailyCheckInLogged"),
+            Some(DataKind::CheckIns)
+        );
+        assert_eq!(DataKind::of("journal", "NutritionEntryDeleted"), None);
+        assert_eq!(DataKind::of("athlete", "ActivityRecorded"), None);
+        for kind in DataKind::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::Value::from(kind.code())
+            );
+        }
+    }
+}

@@ -35,6 +35,19 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Subcommand)]
+enum ReplayCommand {
+    /// The athlete's profile, counts per kind of data and latest journal days, folded from their
+    /// events up to `--as-of` (a log position or an RFC 3339 time).
+    Athlete {
+        athlete_id: uuid::Uuid,
+        #[arg(long)]
+        as_of: store::AsOf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -77,6 +90,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replay history: an athlete as they were at a position or time.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
     /// Measure the store (see docs/operations.md, "Benchmarks").
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -157,6 +173,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(cmd) => {
             let store = cli.store.open().await?;
             events_cli::run(store, cmd).await
+        }
+        Command::Replay(ReplayCommand::Athlete {
+            athlete_id,
+            as_of,
+            json,
+        }) => {
+            let store = cli.store.open().await?;
+            let state = projections::replay::athlete_at(&store, athlete_id, as_of).await?;
+            if json {
+                println!("{}", serde_json::to_string(&state)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&state)?);
+            }
+            Ok(())
         }
         Command::Bench(cmd) => bench::run(&cli.store, cmd).await,
     }

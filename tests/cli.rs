@@ -249,9 +249,133 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    read_side_commands_work_end_to_end,
     tail_prints_appends_from_another_process,
     stream_and_athlete_time_travel,
     bad_input_is_one_line_and_a_failure,
     migrate_reports_the_schema_version,
     serve_answers_health,
 );
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Demo athletes through the command path, then the operators' read-side commands on them.
+async fn read_side_commands_work_end_to_end(t: TestStore) {
+    use commands::demo::{self, DemoConfig};
+    let bus = commands::CommandBus::new(
+        t.store.clone(),
+        domain::DomainServices::new(std::sync::Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    );
+    let config = DemoConfig {
+        seed: 7,
+        athletes: 2,
+        days: 14,
+        end_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+    };
+    let summary = demo::run(&bus, &config, |_| {}).await.unwrap();
+    let athlete = summary.athletes[0];
+
+    let rebuilt = json_lines(
+        &stridelog(&t)
+            .args(["projections", "rebuild", "--all", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(rebuilt.len(), projections::all().len());
+    let audit = rebuilt.iter().find(|r| r["name"] == "audit").unwrap();
+    assert_eq!(audit["events"], summary.events as u64);
+
+    let listed = json_lines(
+        &stridelog(&t)
+            .args(["projections", "list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    for p in &listed {
+        assert_eq!(p["positions_behind"], 0, "{p}");
+        assert_eq!(p["skipped_events"], 0, "{p}");
+        assert_eq!(
+            p["active_generation"], 2,
+            "rebuilt once after the first build: {p}"
+        );
+    }
+
+    let out = stridelog(&t)
+        .args(["projections", "verify", "journal"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "equal");
+    let out = stridelog(&t)
+        .args(["projections", "verify", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("no projection named `nope`")
+    );
+
+    let trail = json_lines(
+        &stridelog(&t)
+            .args(["audit", &athlete.to_string(), "--json"])
+            .output()
+            .unwrap(),
+    );
+    let own = t.store.read_athlete(athlete, None).await.unwrap();
+    assert_eq!(trail.len(), own.len());
+    assert_eq!(trail[0]["event_type"], "AthleteRegistered");
+
+    // As of the athlete's tenth event: ten events counted, the profile as registered then.
+    let tenth = own[9].position.to_string();
+    let replay = json_lines(
+        &stridelog(&t)
+            .args([
+                "replay",
+                "athlete",
+                &athlete.to_string(),
+                "--as-of",
+                &tenth,
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(replay[0]["events"], 10);
+    assert_eq!(replay[0]["last_position"], own[9].position);
+    let counted: u64 = replay[0]["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 10);
+    assert!(replay[0]["profile"]["display_name"].is_string());
+    let now = json_lines(
+        &stridelog(&t)
+            .args([
+                "replay",
+                "athlete",
+                &athlete.to_string(),
+                "--as-of",
+                &chrono::Utc::now().to_rfc3339(),
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(now[0]["events"], own.len());
+}

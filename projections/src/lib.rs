@@ -8,6 +8,7 @@ pub mod decode;
 pub mod engine;
 pub mod journal;
 pub mod profile;
+pub mod replay;
 
 pub use decode::{Decoder, DomainEvent};
 pub use engine::{Engine, Progress, Projected, Projection, ReadDb, Status, Tables};

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
+use crate::profile::uncached;
 
 pub struct ActivitiesProjection;
 
@@ -123,14 +124,14 @@ impl Projection for ActivitiesProjection {
             ActivityEvent::ActivityRecorded(r) => {
                 // A plain INSERT: the aggregate refuses a second recording, so a duplicate here
                 // is a broken log and belongs in the skipped list, not silently merged.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                uncached(format!(
                     "INSERT INTO {table} (activity_id, athlete_id, sport, name, start_time_us, \
                        timezone, local_date, distance_m, moving_time_s, elapsed_time_s, avg_hr_bpm, \
                        max_hr_bpm, elevation_gain_m, elevation_loss_m, source, external_id, is_race, \
                        laps_json) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                        0, $17)"
-                )))
+                ))
                 .bind(activity_id)
                 .bind(athlete)
                 .bind(enum_text(&r.sport)?)
@@ -153,13 +154,13 @@ impl Projection for ActivitiesProjection {
             }
             ActivityEvent::ActivityUpdated(u) => {
                 // An update cannot clear a value (events.md), so absent fields keep theirs.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                uncached(format!(
                     "UPDATE {table} SET name = COALESCE($3, name), sport = COALESCE($4, sport), \
                        distance_m = COALESCE($5, distance_m), \
                        moving_time_s = COALESCE($6, moving_time_s), \
                        avg_hr_bpm = COALESCE($7, avg_hr_bpm), notes = COALESCE($8, notes) \
                      WHERE activity_id = $1 AND athlete_id = $2"
-                )))
+                ))
                 .bind(activity_id)
                 .bind(athlete)
                 .bind(u.name.clone())
@@ -192,11 +193,11 @@ impl Projection for ActivitiesProjection {
             }
             ActivityEvent::MarkedAsRace(m) => {
                 // The latest marking wins whole: a field it leaves null is unknown now.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                uncached(format!(
                     "UPDATE {table} SET is_race = 1, race_name = $3, race_official_distance_m = $4, \
                        race_official_time_s = $5 \
                      WHERE activity_id = $1 AND athlete_id = $2"
-                )))
+                ))
                 .bind(activity_id)
                 .bind(athlete)
                 .bind(m.race_name.clone())

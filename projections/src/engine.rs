@@ -320,8 +320,11 @@ impl Engine {
             let built = self.process_batch(p, generation, None).await?;
             progress.applied += built;
             if built == 0 {
+                // Switch only when the new generation has nothing left to read and is not
+                // behind the live one: readers must never see older data after the switch.
                 let cp = self.checkpoint(p.name(), generation).await?;
-                if self.log.read_log(cp.cursor, 1).await?.is_empty() {
+                let live = self.checkpoint(p.name(), state.active_generation).await?;
+                if cp.cursor >= live.cursor && self.log.read_log(cp.cursor, 1).await?.is_empty() {
                     self.switch(p, generation).await?;
                     progress.switched = true;
                 }
@@ -572,6 +575,11 @@ impl Engine {
         loop {
             let state = self.load_state(name).await?.context("no state")?;
             if state.active_generation == generation {
+                // Include everything committed before the rebuild was asked for, even what the
+                // follower horizon held back at the moment of the switch.
+                if self.try_lease(name).await? {
+                    return self.catch_up(p.as_ref(), Duration::from_secs(600)).await;
+                }
                 return Ok(());
             }
             if self.try_lease(name).await? {

@@ -19,5 +19,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(audit::AuditLog),
         std::sync::Arc::new(profile::ProfileProjection),
         std::sync::Arc::new(journal::JournalProjection),
+        std::sync::Arc::new(activities::ActivitiesProjection),
+        std::sync::Arc::new(admin_metrics::AdminMetricsProjection),
     ]
 }

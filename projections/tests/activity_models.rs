@@ -58,6 +58,7 @@ on_both_backends!(
     changes_reach_the_detail_and_other_athletes_never_see_them,
     erasure_empties_the_activity_list,
     admin_metrics_count_signups_activity_and_logging,
+    a_missing_value_before_a_present_one_is_applied,
 );
 
 fn bus(t: &TestStore) -> CommandBus {
@@ -1047,4 +1048,25 @@ impl Log {
             })
             .collect()
     }
+}
+
+/// sqlx 0.9's `Any` driver types a NULL f64 as float4 and PostgreSQL keeps a prepared
+/// statement's first parameter types: a run without distance followed by one with distance
+/// must still both be applied (regression test for the statements that bind optional reals).
+async fn a_missing_value_before_a_present_one_is_applied(t: TestStore) {
+    let bus = bus(&t);
+    let athlete = Uuid::now_v7();
+    register(&bus, athlete, "Ayla").await;
+    let mut treadmill = run(athlete, at(18, 7, 0), 1.0, 1_800.0);
+    treadmill.distance_m = None;
+    record(&bus, treadmill).await;
+    let outdoors = record(&bus, run(athlete, at(19, 7, 0), 12_000.0, 3_600.0)).await;
+    let p = ActivitiesProjection;
+    let e = engine(&t, Arc::new(ActivitiesProjection)).await;
+    let tables = caught_up(&e, &p).await;
+    let detail = projections::activities::detail(&e.db().pool, &tables, athlete, outdoors)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.summary.distance_m, Some(12_000.0));
 }

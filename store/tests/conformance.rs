@@ -76,8 +76,22 @@ fn append(
     }
 }
 
+/// The whole log up to the last committed event. On PostgreSQL another test's open
+/// transaction (anywhere in the cluster) holds the follower horizon back for a moment, so
+/// read until the log reaches what was committed.
 async fn all_events(store: &EventStore) -> Vec<RecordedEvent> {
-    store.read_log(LogCursor::START, 100_000).await.unwrap()
+    let target = store.last_committed().await.unwrap();
+    for _ in 0..1500 {
+        let events = store.read_log(LogCursor::START, 100_000).await.unwrap();
+        if events
+            .last()
+            .map_or(target == LogCursor::START, |e| e.cursor >= target)
+        {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the log did not reach {target} within 30 s");
 }
 
 async fn appends_and_reads_a_stream(t: TestStore) {

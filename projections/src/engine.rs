@@ -91,6 +91,23 @@ pub trait Projection: Send + Sync + 'static {
         t: &Tables,
         e: &Projected<'_>,
     ) -> anyhow::Result<()>;
+    /// Applies a batch of consecutive events inside one transaction, in order. The default
+    /// applies them one by one; projections override it to write many rows per statement
+    /// (rebuild throughput is bounded by statements, not by events). It must leave exactly the
+    /// rows that applying each event in turn would. When it fails, the engine retries the
+    /// batch one event at a time through `apply`, so only a poison event is skipped.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        for e in events {
+            self.apply(conn, t, e).await?;
+        }
+        Ok(())
+    }
+
     /// Columns that order each table's rows completely, for `verify`'s comparison.
     fn order_by(&self, table: &str) -> &'static str;
 
@@ -426,22 +443,25 @@ impl Engine {
         let t = Tables::new(p.name(), generation);
 
         let mut tx = self.db.pool.begin().await?;
-        let mut failed = false;
-        for (e, d) in events.iter().zip(&decoded) {
-            let Ok(event) = d else {
-                failed = true;
-                break;
-            };
-            let projected = Projected {
-                recorded: e,
-                event,
-                live: e.cursor > cp.gate,
-            };
-            if p.apply(&mut tx, &t, &projected).await.is_err() {
-                failed = true;
-                break;
+        let failed = match decoded
+            .iter()
+            .map(|d| d.as_ref())
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Err(_) => true,
+            Ok(events_ok) => {
+                let projected: Vec<Projected> = events
+                    .iter()
+                    .zip(events_ok)
+                    .map(|(e, event)| Projected {
+                        recorded: e,
+                        event,
+                        live: e.cursor > cp.gate,
+                    })
+                    .collect();
+                p.apply_batch(&mut tx, &t, &projected).await.is_err()
             }
-        }
+        };
         if !failed {
             let last = events.last().expect("not empty").cursor;
             advance(&mut tx, p.name(), generation, cp, last, events.len() as i64).await?;

@@ -74,6 +74,55 @@ impl Projection for AuditLog {
         Ok(())
     }
 
+    /// Every event is one row and no row depends on another, so a batch is a few multi-row
+    /// INSERTs.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        const COLUMNS: usize = 10;
+        const ROWS_PER_STATEMENT: usize = 400;
+        let rows: Vec<_> = events
+            .iter()
+            .filter(|e| e.recorded.metadata.athlete_id.is_some())
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let params: Vec<String> = (1..=COLUMNS)
+                        .map(|c| format!("${}", i * COLUMNS + c))
+                        .collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} (position, athlete_id, recorded_at_us, event_id, event_type, stream, \
+                   actor_id, actor_role, impersonator_id, correlation_id) VALUES {}",
+                t.table("entries"),
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                let r = e.recorded;
+                q = q
+                    .bind(r.position)
+                    .bind(r.metadata.athlete_id.map(|a| a.to_string()))
+                    .bind(r.recorded_at.timestamp_micros())
+                    .bind(r.event_id.to_string())
+                    .bind(r.event_type.clone())
+                    .bind(r.stream.to_string())
+                    .bind(r.metadata.actor.user_id.map(|u| u.to_string()))
+                    .bind(r.metadata.actor.role.clone())
+                    .bind(r.metadata.impersonator_id.map(|u| u.to_string()))
+                    .bind(r.metadata.correlation_id.to_string());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     fn order_by(&self, _table: &str) -> &'static str {
         "position"
     }

@@ -9,6 +9,8 @@
 //! database arrives, computing the true date and bumping [`Projection::version`] makes the
 //! engine rebuild every row beside the live ones.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use domain::activity::{ActivityEvent, ActivitySource, Lap, Sport, WorkoutType};
 use domain::athlete::AthleteEvent;
@@ -228,9 +230,261 @@ impl Projection for ActivitiesProjection {
         Ok(())
     }
 
+    /// Folds the batch per activity: a recording and whatever follows it in the same batch
+    /// (updates, workout type, race, effort) become one full row, written many rows per
+    /// statement. Events on activities recorded in earlier batches go through
+    /// [`Projection::apply`]; they touch no pending row, so they need not wait. A deletion or
+    /// an erasure may remove pending rows: pending rows are written first, then the event.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for e in events {
+            let Some(athlete) = e.recorded.metadata.athlete_id else {
+                continue;
+            };
+            let event = match e.event {
+                DomainEvent::Activity(event) => event,
+                DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) => {
+                    flush(conn, t, &mut pending, &mut index).await?;
+                    self.apply(conn, t, e).await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            let activity_id = &e.recorded.stream.stream_id;
+            if let ActivityEvent::ActivityRecorded(r) = event {
+                if index.contains_key(activity_id) {
+                    // A second recording is a broken log: let the per-event retry skip it.
+                    anyhow::bail!("activity {activity_id} recorded twice");
+                }
+                index.insert(activity_id.clone(), pending.len());
+                pending.push(Pending::recorded(
+                    activity_id.clone(),
+                    athlete.to_string(),
+                    r,
+                )?);
+                continue;
+            }
+            if let ActivityEvent::ActivityDeleted(_) = event {
+                flush(conn, t, &mut pending, &mut index).await?;
+                self.apply(conn, t, e).await?;
+                continue;
+            }
+            let Some(&i) = index.get(activity_id) else {
+                self.apply(conn, t, e).await?;
+                continue;
+            };
+            let row = &mut pending[i];
+            if row.athlete_id != athlete.to_string() {
+                // `apply` matches on the owner too: someone else's event changes nothing.
+                continue;
+            }
+            row.fold(event)?;
+        }
+        flush(conn, t, &mut pending, &mut index).await
+    }
+
     fn order_by(&self, _table: &str) -> &'static str {
         "activity_id"
     }
+}
+
+/// Rows per multi-row INSERT (30 parameters each, inside both stores' limits).
+const CHUNK: usize = 400;
+
+/// One activity row not yet written: the recording with the later events of the same batch
+/// folded in, exactly as the per-event UPDATEs would leave it.
+struct Pending {
+    activity_id: String,
+    athlete_id: String,
+    sport: String,
+    name: Option<String>,
+    start_time_us: i64,
+    timezone: String,
+    local_date: String,
+    distance_m: Option<f64>,
+    moving_time_s: f64,
+    elapsed_time_s: Option<f64>,
+    avg_hr_bpm: Option<f64>,
+    max_hr_bpm: Option<f64>,
+    elevation_gain_m: Option<f64>,
+    elevation_loss_m: Option<f64>,
+    source: String,
+    external_id: Option<String>,
+    workout_type: Option<String>,
+    is_race: i64,
+    race_name: Option<String>,
+    race_official_distance_m: Option<f64>,
+    race_official_time_s: Option<f64>,
+    effort: Option<i64>,
+    leg_feel: Option<i64>,
+    mood_before: Option<i64>,
+    mood_after: Option<i64>,
+    energy_before: Option<i64>,
+    energy_after: Option<i64>,
+    effort_notes: Option<String>,
+    notes: Option<String>,
+    laps_json: String,
+}
+
+impl Pending {
+    fn recorded(
+        activity_id: String,
+        athlete_id: String,
+        r: &domain::activity::ActivityRecorded,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            activity_id,
+            athlete_id,
+            sport: enum_text(&r.sport)?,
+            name: r.name.clone(),
+            start_time_us: r.start_time.timestamp_micros(),
+            timezone: r.timezone.clone(),
+            local_date: local_date(r.start_time, &r.timezone).to_string(),
+            distance_m: r.distance_m,
+            moving_time_s: r.moving_time_s,
+            elapsed_time_s: r.elapsed_time_s,
+            avg_hr_bpm: r.avg_hr_bpm,
+            max_hr_bpm: r.max_hr_bpm,
+            elevation_gain_m: r.elevation_gain_m,
+            elevation_loss_m: r.elevation_loss_m,
+            source: enum_text(&r.source)?,
+            external_id: r.external_id.clone(),
+            workout_type: None,
+            is_race: 0,
+            race_name: None,
+            race_official_distance_m: None,
+            race_official_time_s: None,
+            effort: None,
+            leg_feel: None,
+            mood_before: None,
+            mood_after: None,
+            energy_before: None,
+            energy_after: None,
+            effort_notes: None,
+            notes: None,
+            laps_json: serde_json::to_string(&r.laps)?,
+        })
+    }
+
+    /// The effect of the UPDATE `apply` runs for `event` (recordings and deletions are
+    /// handled by the caller).
+    fn fold(&mut self, event: &ActivityEvent) -> anyhow::Result<()> {
+        match event {
+            ActivityEvent::ActivityUpdated(u) => {
+                if let Some(name) = &u.name {
+                    self.name = Some(name.clone());
+                }
+                if let Some(sport) = &u.sport {
+                    self.sport = enum_text(sport)?;
+                }
+                if let Some(d) = u.distance_m {
+                    self.distance_m = Some(d);
+                }
+                if let Some(m) = u.moving_time_s {
+                    self.moving_time_s = m;
+                }
+                if let Some(hr) = u.avg_hr_bpm {
+                    self.avg_hr_bpm = Some(hr);
+                }
+                if let Some(notes) = &u.notes {
+                    self.notes = Some(notes.clone());
+                }
+            }
+            ActivityEvent::WorkoutTypeSet(w) => {
+                self.workout_type = Some(enum_text(&w.workout_type)?);
+            }
+            ActivityEvent::MarkedAsRace(m) => {
+                self.is_race = 1;
+                self.race_name = m.race_name.clone();
+                self.race_official_distance_m = m.official_distance_m;
+                self.race_official_time_s = m.official_time_s;
+            }
+            ActivityEvent::PerceivedEffortRecorded(p) => {
+                self.effort = Some(i64::from(p.effort));
+                self.leg_feel = p.leg_feel.map(i64::from);
+                self.mood_before = p.mood_before.map(i64::from);
+                self.mood_after = p.mood_after.map(i64::from);
+                self.energy_before = p.energy_before.map(i64::from);
+                self.energy_after = p.energy_after.map(i64::from);
+                self.effort_notes = p.notes.clone();
+            }
+            ActivityEvent::ActivityRecorded(_) | ActivityEvent::ActivityDeleted(_) => {
+                anyhow::bail!("recordings and deletions are not folded")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the pending rows, [`CHUNK`] per statement, unprepared (they bind optional reals, D9).
+/// A row whose id already exists fails the batch, as the per-event INSERT would fail the event.
+async fn flush(
+    conn: &mut AnyConnection,
+    t: &Tables,
+    pending: &mut Vec<Pending>,
+    index: &mut HashMap<String, usize>,
+) -> anyhow::Result<()> {
+    index.clear();
+    let table = t.table("activities");
+    for chunk in pending.chunks(CHUNK) {
+        let values = (0..chunk.len())
+            .map(|r| {
+                let cells: Vec<String> = (1..=30).map(|c| format!("${}", r * 30 + c)).collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = uncached(format!(
+            "INSERT INTO {table} (activity_id, athlete_id, sport, name, start_time_us, timezone, \
+               local_date, distance_m, moving_time_s, elapsed_time_s, avg_hr_bpm, max_hr_bpm, \
+               elevation_gain_m, elevation_loss_m, source, external_id, workout_type, is_race, \
+               race_name, race_official_distance_m, race_official_time_s, effort, leg_feel, \
+               mood_before, mood_after, energy_before, energy_after, effort_notes, notes, laps_json) \
+             VALUES {values}"
+        ));
+        for p in chunk {
+            q = q
+                .bind(p.activity_id.clone())
+                .bind(p.athlete_id.clone())
+                .bind(p.sport.clone())
+                .bind(p.name.clone())
+                .bind(p.start_time_us)
+                .bind(p.timezone.clone())
+                .bind(p.local_date.clone())
+                .bind(p.distance_m)
+                .bind(p.moving_time_s)
+                .bind(p.elapsed_time_s)
+                .bind(p.avg_hr_bpm)
+                .bind(p.max_hr_bpm)
+                .bind(p.elevation_gain_m)
+                .bind(p.elevation_loss_m)
+                .bind(p.source.clone())
+                .bind(p.external_id.clone())
+                .bind(p.workout_type.clone())
+                .bind(p.is_race)
+                .bind(p.race_name.clone())
+                .bind(p.race_official_distance_m)
+                .bind(p.race_official_time_s)
+                .bind(p.effort)
+                .bind(p.leg_feel)
+                .bind(p.mood_before)
+                .bind(p.mood_after)
+                .bind(p.energy_before)
+                .bind(p.energy_after)
+                .bind(p.effort_notes.clone())
+                .bind(p.notes.clone())
+                .bind(p.laps_json.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    pending.clear();
+    Ok(())
 }
 
 /// The local calendar date of `start` in `timezone`, as far as it can be known without a

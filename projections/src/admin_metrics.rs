@@ -13,6 +13,8 @@
 //! erased athlete's id is kept, like the audit log keeps it, so an event that reaches the log
 //! after the erasure (an append that raced with it) cannot bring the rows back.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -308,6 +310,82 @@ impl Projection for AdminMetricsProjection {
         Ok(())
     }
 
+    /// Pre-aggregates the batch in memory: counters become one delta per key, "first
+    /// sighting" rows become insert-if-absent multi-row statements whose `RETURNING` tells
+    /// which sightings were new, and those become the active-day and -week deltas. Only an
+    /// erasure depends on order (it deletes what came before and blocks what comes after), so
+    /// it flushes the pending work and goes through [`Projection::apply`].
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        // Erased athletes among this batch's (the table only grows, and may grow large).
+        let athletes: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.recorded.metadata.athlete_id.map(|a| a.to_string()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut erased: HashSet<String> = HashSet::new();
+        for chunk in athletes.chunks(CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "SELECT athlete_id FROM {} WHERE athlete_id IN ({})",
+                t.table("erased_athletes"),
+                placeholders.join(", ")
+            )));
+            for athlete in chunk {
+                q = q.bind(athlete.clone());
+            }
+            erased.extend(q.fetch_all(&mut *conn).await?);
+        }
+        let mut pending = Pending::default();
+        for e in events {
+            let r = e.recorded;
+            let stream_type = r.stream.stream_type.as_str();
+            if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteErased")
+                && r.metadata.athlete_id.is_some()
+            {
+                pending.flush(conn, t).await?;
+                self.apply(conn, t, e).await?;
+                if let Some(athlete) = r.metadata.athlete_id {
+                    erased.insert(athlete.to_string());
+                }
+                continue;
+            }
+            let day = r.recorded_at.date_naive();
+            *pending
+                .counts
+                .entry((day.to_string(), r.event_type.clone()))
+                .or_default() += 1;
+            let Some(athlete) = r.metadata.athlete_id else {
+                continue;
+            };
+            let athlete = athlete.to_string();
+            if erased.contains(&athlete) {
+                continue;
+            }
+            if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteRegistered") {
+                // Insert-if-absent: the first registration wins, in the batch as in the table.
+                pending
+                    .registrations
+                    .entry(athlete.clone())
+                    .or_insert_with(|| day.to_string());
+            }
+            let (week, week_start) = iso_week(day);
+            pending.days.insert((athlete.clone(), day.to_string()));
+            pending
+                .weeks
+                .insert((athlete.clone(), week), week_start.to_string());
+            if let Some(kind) = DataKind::of(stream_type, &r.event_type) {
+                pending.kinds.insert((athlete, kind.code()));
+            }
+        }
+        pending.flush(conn, t).await
+    }
+
     fn order_by(&self, table: &str) -> &'static str {
         match table {
             "event_counts" => "day, event_type",
@@ -324,6 +402,152 @@ impl Projection for AdminMetricsProjection {
     fn needs_payload(&self) -> bool {
         false
     }
+}
+
+/// Rows per multi-row statement: well inside both stores' parameter limits.
+const CHUNK: usize = 400;
+
+/// What a batch has seen since the last flush, folded to one row per key (PostgreSQL refuses a
+/// multi-row `ON CONFLICT DO UPDATE` that touches a key twice).
+#[derive(Default)]
+struct Pending {
+    /// (day, event type) -> events.
+    counts: BTreeMap<(String, String), i64>,
+    /// athlete -> registered day (the first in the batch).
+    registrations: BTreeMap<String, String>,
+    /// (athlete, day).
+    days: BTreeSet<(String, String)>,
+    /// (athlete, ISO week) -> week start.
+    weeks: BTreeMap<(String, String), String>,
+    /// (athlete, kind).
+    kinds: BTreeSet<(String, &'static str)>,
+}
+
+impl Pending {
+    async fn flush(&mut self, conn: &mut AnyConnection, t: &Tables) -> anyhow::Result<()> {
+        let event_counts = t.table("event_counts");
+        let counts: Vec<_> = std::mem::take(&mut self.counts).into_iter().collect();
+        for chunk in counts.chunks(CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {event_counts} (day, event_type, events) VALUES {} \
+                 ON CONFLICT (day, event_type) DO UPDATE SET events = {event_counts}.events + excluded.events",
+                values(chunk.len(), 3)
+            )));
+            for ((day, event_type), n) in chunk {
+                q = q.bind(day.clone()).bind(event_type.clone()).bind(*n);
+            }
+            q.execute(&mut *conn).await?;
+        }
+
+        let registrations: Vec<_> = std::mem::take(&mut self.registrations)
+            .into_iter()
+            .collect();
+        for chunk in registrations.chunks(CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id, registered_day) VALUES {} \
+                 ON CONFLICT (athlete_id) DO NOTHING",
+                t.table("athletes"),
+                values(chunk.len(), 2)
+            )));
+            for (athlete, day) in chunk {
+                q = q.bind(athlete.clone()).bind(day.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
+
+        // First sightings: `RETURNING` yields only the rows actually inserted, i.e. the
+        // athletes not yet counted for that day.
+        let days: Vec<_> = std::mem::take(&mut self.days).into_iter().collect();
+        let mut new_days: BTreeMap<String, i64> = BTreeMap::new();
+        for chunk in days.chunks(CHUNK) {
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id, day) VALUES {} \
+                 ON CONFLICT (athlete_id, day) DO NOTHING RETURNING day",
+                t.table("athlete_days"),
+                values(chunk.len(), 2)
+            )));
+            for (athlete, day) in chunk {
+                q = q.bind(athlete.clone()).bind(day.clone());
+            }
+            for day in q.fetch_all(&mut *conn).await? {
+                *new_days.entry(day).or_default() += 1;
+            }
+        }
+        let active_days = t.table("active_days");
+        let new_days: Vec<_> = new_days.into_iter().collect();
+        for chunk in new_days.chunks(CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {active_days} (day, athletes) VALUES {} \
+                 ON CONFLICT (day) DO UPDATE SET athletes = {active_days}.athletes + excluded.athletes",
+                values(chunk.len(), 2)
+            )));
+            for (day, n) in chunk {
+                q = q.bind(day.clone()).bind(*n);
+            }
+            q.execute(&mut *conn).await?;
+        }
+
+        let weeks: Vec<_> = std::mem::take(&mut self.weeks).into_iter().collect();
+        let mut new_weeks: BTreeMap<String, i64> = BTreeMap::new();
+        let mut starts: BTreeMap<String, String> = BTreeMap::new();
+        for chunk in weeks.chunks(CHUNK) {
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id, iso_week) VALUES {} \
+                 ON CONFLICT (athlete_id, iso_week) DO NOTHING RETURNING iso_week",
+                t.table("athlete_weeks"),
+                values(chunk.len(), 2)
+            )));
+            for ((athlete, week), start) in chunk {
+                q = q.bind(athlete.clone()).bind(week.clone());
+                starts.insert(week.clone(), start.clone());
+            }
+            for week in q.fetch_all(&mut *conn).await? {
+                *new_weeks.entry(week).or_default() += 1;
+            }
+        }
+        let active_weeks = t.table("active_weeks");
+        let new_weeks: Vec<_> = new_weeks.into_iter().collect();
+        for chunk in new_weeks.chunks(CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {active_weeks} (iso_week, week_start, athletes) VALUES {} \
+                 ON CONFLICT (iso_week) DO UPDATE SET athletes = {active_weeks}.athletes + excluded.athletes",
+                values(chunk.len(), 3)
+            )));
+            for (week, n) in chunk {
+                let start = starts.get(week).cloned().unwrap_or_default();
+                q = q.bind(week.clone()).bind(start).bind(*n);
+            }
+            q.execute(&mut *conn).await?;
+        }
+
+        let kinds: Vec<_> = std::mem::take(&mut self.kinds).into_iter().collect();
+        for chunk in kinds.chunks(CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {} (athlete_id, kind) VALUES {} \
+                 ON CONFLICT (athlete_id, kind) DO NOTHING",
+                t.table("athlete_kinds"),
+                values(chunk.len(), 2)
+            )));
+            for (athlete, kind) in chunk {
+                q = q.bind(athlete.clone()).bind(*kind);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `($1, $2), ($3, $4), …`: `rows` tuples of `columns` placeholders.
+pub(crate) fn values(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------------

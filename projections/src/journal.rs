@@ -7,7 +7,9 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::athlete::AthleteEvent;
 use domain::journal::{JournalEvent, NutritionEntryType, WorkType};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, Row};
 use uuid::Uuid;
 
 use crate::decode::DomainEvent;
@@ -320,6 +322,36 @@ impl Projection for JournalProjection {
         Ok(())
     }
 
+    /// Folds the batch into one pending write per row key and writes them [`CHUNK`] rows per
+    /// statement: one-per-day facts and nutrition entries keep the last value of their key (a
+    /// deletion replaces a pending upsert), feedback rows are inserted as they come and the
+    /// per-insight counts are added up first and added to the stored ones. An erasure writes
+    /// everything pending, then deletes the athlete's rows through [`Projection::apply`].
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        let mut pending = Pending::default();
+        for e in events {
+            let Some(athlete) = e.recorded.metadata.athlete_id else {
+                continue;
+            };
+            let event = match e.event {
+                DomainEvent::Journal(event) => event,
+                DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) => {
+                    pending.flush(conn, t).await?;
+                    self.apply(conn, t, e).await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            pending.fold(&athlete.to_string(), e, event)?;
+        }
+        pending.flush(conn, t).await
+    }
+
     fn order_by(&self, table: &str) -> &'static str {
         match table {
             "nutrition" => "athlete_id, date, entry_id",
@@ -384,6 +416,459 @@ async fn upsert_nutrition(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batched writes
+// ---------------------------------------------------------------------------------------------
+
+/// Rows per multi-row statement (13 parameters at most, inside both stores' limits).
+const CHUNK: usize = 400;
+/// Keys per multi-row DELETE (deletions are rare).
+const DELETE_CHUNK: usize = 100;
+
+/// How a table's pending rows are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// `ON CONFLICT DO UPDATE` replaces every other column: the last row of a key wins.
+    Replace,
+    /// Plain INSERT: a key twice fails the batch, as the second per-event INSERT would fail.
+    Insert,
+    /// The non-key columns are counters: pending rows of a key are summed, then added to the
+    /// stored row.
+    Add,
+}
+
+/// A table written in batches: its columns, the first `key` of which are the primary key.
+struct Spec {
+    base: &'static str,
+    columns: &'static [&'static str],
+    key: usize,
+    write: Write,
+}
+
+const CHECK_INS: usize = 0;
+const NUTRITION: usize = 1;
+const WORK: usize = 2;
+const BODY: usize = 3;
+const FEEDBACK: usize = 4;
+const COUNTS: usize = 5;
+
+const SPECS: [Spec; 6] = [
+    Spec {
+        base: "check_ins",
+        columns: &[
+            "athlete_id",
+            "date",
+            "sleep_h",
+            "sleep_quality",
+            "hrv_ms",
+            "resting_hr_bpm",
+            "stress",
+            "soreness",
+            "readiness",
+            "notes",
+            "recorded_at_us",
+        ],
+        key: 2,
+        write: Write::Replace,
+    },
+    Spec {
+        base: "nutrition",
+        columns: &[
+            "athlete_id",
+            "date",
+            "entry_id",
+            "entry_type",
+            "activity_id",
+            "calories_kcal",
+            "protein_g",
+            "carbohydrate_g",
+            "fat_g",
+            "fibre_g",
+            "caffeine_mg",
+            "notes",
+            "logged_at_us",
+        ],
+        key: 3,
+        write: Write::Replace,
+    },
+    Spec {
+        base: "work",
+        columns: &[
+            "athlete_id",
+            "date",
+            "work_type",
+            "hours_worked_h",
+            "stress",
+            "notes",
+            "recorded_at_us",
+        ],
+        key: 2,
+        write: Write::Replace,
+    },
+    Spec {
+        base: "body",
+        columns: &[
+            "athlete_id",
+            "date",
+            "weight_kg",
+            "body_fat_pct",
+            "muscle_mass_kg",
+            "bmi_kg_m2",
+            "notes",
+            "recorded_at_us",
+        ],
+        key: 2,
+        write: Write::Replace,
+    },
+    Spec {
+        base: "feedback",
+        columns: &[
+            "position",
+            "athlete_id",
+            "date",
+            "insight_id",
+            "helpful",
+            "notes",
+            "recorded_at_us",
+        ],
+        key: 1,
+        write: Write::Insert,
+    },
+    Spec {
+        base: "feedback_counts",
+        columns: &[
+            "athlete_id",
+            "insight_id",
+            "helpful_count",
+            "not_helpful_count",
+        ],
+        key: 2,
+        write: Write::Add,
+    },
+];
+
+/// One bound value, typed as `apply` binds it.
+#[derive(Clone, Debug, PartialEq)]
+enum Cell {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<String>),
+}
+
+impl Cell {
+    fn text(s: impl Into<String>) -> Self {
+        Cell::Text(Some(s.into()))
+    }
+
+    /// The cell as part of a map key (key cells are never NULL).
+    fn key_text(&self) -> String {
+        match self {
+            Cell::Int(v) => format!("i{v:?}"),
+            Cell::Real(v) => format!("r{v:?}"),
+            Cell::Text(v) => format!("t{v:?}"),
+        }
+    }
+}
+
+enum Op {
+    /// The whole row.
+    Write(Vec<Cell>),
+    /// The key cells of a row to delete.
+    Delete(Vec<Cell>),
+}
+
+/// What the batch has done to each table so far, one operation per key.
+#[derive(Default)]
+struct Pending {
+    tables: [BTreeMap<Vec<String>, Op>; 6],
+}
+
+impl Pending {
+    fn key(table: usize, cells: &[Cell]) -> Vec<String> {
+        cells[..SPECS[table].key]
+            .iter()
+            .map(Cell::key_text)
+            .collect()
+    }
+
+    fn put(&mut self, table: usize, cells: Vec<Cell>) -> anyhow::Result<()> {
+        let key = Self::key(table, &cells);
+        let spec = &SPECS[table];
+        let map = &mut self.tables[table];
+        match spec.write {
+            Write::Replace => {
+                map.insert(key, Op::Write(cells));
+            }
+            Write::Insert => {
+                if map.insert(key, Op::Write(cells)).is_some() {
+                    anyhow::bail!("two {} rows with one key in a batch", spec.base);
+                }
+            }
+            Write::Add => match map.get_mut(&key) {
+                Some(Op::Write(sum)) => {
+                    for (s, c) in sum.iter_mut().zip(cells).skip(spec.key) {
+                        match (s, c) {
+                            (Cell::Int(Some(s)), Cell::Int(Some(c))) => *s += c,
+                            _ => anyhow::bail!("{} adds only numbers", spec.base),
+                        }
+                    }
+                }
+                _ => {
+                    map.insert(key, Op::Write(cells));
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, table: usize, key_cells: Vec<Cell>) {
+        debug_assert!(SPECS[table].write == Write::Replace);
+        let key = Self::key(table, &key_cells);
+        self.tables[table].insert(key, Op::Delete(key_cells));
+    }
+
+    /// The effect `apply` gives one journal event, as pending rows.
+    fn fold(
+        &mut self,
+        athlete: &str,
+        e: &Projected<'_>,
+        event: &JournalEvent,
+    ) -> anyhow::Result<()> {
+        let recorded_at_us = Cell::Int(Some(e.recorded.recorded_at.timestamp_micros()));
+        let small = |v: Option<u8>| Cell::Int(v.map(i64::from));
+        match event {
+            JournalEvent::DailyCheckInLogged(c) => self.put(
+                CHECK_INS,
+                vec![
+                    Cell::text(athlete),
+                    Cell::text(c.date.to_string()),
+                    Cell::Real(c.sleep_h),
+                    small(c.sleep_quality),
+                    Cell::Real(c.hrv_ms),
+                    Cell::Real(c.resting_hr_bpm),
+                    small(c.stress),
+                    small(c.soreness),
+                    small(c.readiness),
+                    Cell::Text(c.notes.clone()),
+                    recorded_at_us,
+                ],
+            ),
+            JournalEvent::NutritionEntryLogged(n) => self.put(
+                NUTRITION,
+                nutrition_cells(
+                    athlete,
+                    NutritionRow {
+                        date: n.date,
+                        entry_id: n.entry_id,
+                        entry_type: n.entry_type,
+                        activity_id: n.activity_id,
+                        amounts: [
+                            n.calories_kcal,
+                            n.protein_g,
+                            n.carbohydrate_g,
+                            n.fat_g,
+                            n.fibre_g,
+                            n.caffeine_mg,
+                        ],
+                        notes: n.notes.clone(),
+                        logged_at: n.logged_at,
+                    },
+                )?,
+            ),
+            JournalEvent::NutritionEntryUpdated(n) => self.put(
+                NUTRITION,
+                nutrition_cells(
+                    athlete,
+                    NutritionRow {
+                        date: n.date,
+                        entry_id: n.entry_id,
+                        entry_type: n.entry_type,
+                        activity_id: n.activity_id,
+                        amounts: [
+                            n.calories_kcal,
+                            n.protein_g,
+                            n.carbohydrate_g,
+                            n.fat_g,
+                            n.fibre_g,
+                            n.caffeine_mg,
+                        ],
+                        notes: n.notes.clone(),
+                        logged_at: n.logged_at,
+                    },
+                )?,
+            ),
+            JournalEvent::NutritionEntryDeleted(d) => {
+                self.delete(
+                    NUTRITION,
+                    vec![
+                        Cell::text(athlete),
+                        Cell::text(d.date.to_string()),
+                        Cell::text(d.entry_id.to_string()),
+                    ],
+                );
+                Ok(())
+            }
+            JournalEvent::WorkPatternLogged(w) => self.put(
+                WORK,
+                vec![
+                    Cell::text(athlete),
+                    Cell::text(w.date.to_string()),
+                    Cell::text(code(&w.work_type)?),
+                    Cell::Real(w.hours_worked),
+                    small(w.stress),
+                    Cell::Text(w.notes.clone()),
+                    recorded_at_us,
+                ],
+            ),
+            JournalEvent::BodyCompositionLogged(b) => self.put(
+                BODY,
+                vec![
+                    Cell::text(athlete),
+                    Cell::text(b.date.to_string()),
+                    Cell::Real(b.weight_kg),
+                    Cell::Real(b.body_fat_pct),
+                    Cell::Real(b.muscle_mass_kg),
+                    Cell::Real(b.bmi),
+                    Cell::Text(b.notes.clone()),
+                    recorded_at_us,
+                ],
+            ),
+            JournalEvent::InsightFeedbackGiven(f) => {
+                let helpful = i64::from(f.helpful);
+                self.put(
+                    FEEDBACK,
+                    vec![
+                        Cell::Int(Some(e.recorded.position)),
+                        Cell::text(athlete),
+                        Cell::text(f.date.to_string()),
+                        Cell::text(f.insight_id.clone()),
+                        Cell::Int(Some(helpful)),
+                        Cell::Text(f.notes.clone()),
+                        recorded_at_us,
+                    ],
+                )?;
+                self.put(
+                    COUNTS,
+                    vec![
+                        Cell::text(athlete),
+                        Cell::text(f.insight_id.clone()),
+                        Cell::Int(Some(helpful)),
+                        Cell::Int(Some(1 - helpful)),
+                    ],
+                )
+            }
+        }
+    }
+
+    /// Writes and forgets everything pending: per table, the deletions, then the rows.
+    async fn flush(&mut self, conn: &mut AnyConnection, t: &Tables) -> anyhow::Result<()> {
+        for (spec, map) in SPECS.iter().zip(&mut self.tables) {
+            if map.is_empty() {
+                continue;
+            }
+            let table = t.table(spec.base);
+            let ops = std::mem::take(map);
+            let (mut rows, mut deletes) = (Vec::new(), Vec::new());
+            for op in ops.into_values() {
+                match op {
+                    Op::Write(cells) => rows.push(cells),
+                    Op::Delete(key) => deletes.push(key),
+                }
+            }
+            for chunk in deletes.chunks(DELETE_CHUNK) {
+                let mut n = 0;
+                let condition = chunk
+                    .iter()
+                    .map(|_| {
+                        let terms: Vec<String> = spec.columns[..spec.key]
+                            .iter()
+                            .map(|c| {
+                                n += 1;
+                                format!("{c} = ${n}")
+                            })
+                            .collect();
+                        format!("({})", terms.join(" AND "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                let sql = format!("DELETE FROM {table} WHERE {condition}");
+                bind_all(uncached(sql), chunk.iter().flatten())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for chunk in rows.chunks(CHUNK) {
+                bind_all(
+                    uncached(insert_sql(spec, &table, chunk.len())),
+                    chunk.iter().flatten(),
+                )
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `INSERT … VALUES (…), … ON CONFLICT …` for `rows` rows of `spec`.
+fn insert_sql(spec: &Spec, table: &str, rows: usize) -> String {
+    let width = spec.columns.len();
+    let values = (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "INSERT INTO {table} ({}) VALUES {values}",
+        spec.columns.join(", ")
+    );
+    let rest = &spec.columns[spec.key..];
+    let set: Vec<String> = match spec.write {
+        Write::Insert => return sql,
+        Write::Replace => rest.iter().map(|c| format!("{c} = excluded.{c}")).collect(),
+        Write::Add => rest
+            .iter()
+            .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+            .collect(),
+    };
+    sql.push_str(&format!(
+        " ON CONFLICT ({}) DO UPDATE SET {}",
+        spec.columns[..spec.key].join(", "),
+        set.join(", ")
+    ));
+    sql
+}
+
+fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments>,
+    cells: impl Iterator<Item = &'q Cell>,
+) -> Query<'q, Any, AnyArguments> {
+    for cell in cells {
+        q = match cell {
+            Cell::Int(v) => q.bind(*v),
+            Cell::Real(v) => q.bind(*v),
+            Cell::Text(v) => q.bind(v.clone()),
+        };
+    }
+    q
+}
+
+/// The cells of the row `upsert_nutrition` writes.
+fn nutrition_cells(athlete: &str, n: NutritionRow) -> anyhow::Result<Vec<Cell>> {
+    let mut cells = vec![
+        Cell::text(athlete),
+        Cell::text(n.date.to_string()),
+        Cell::text(n.entry_id.to_string()),
+        Cell::text(code(&n.entry_type)?),
+        Cell::Text(n.activity_id.map(|a| a.to_string())),
+    ];
+    cells.extend(n.amounts.into_iter().map(Cell::Real));
+    cells.push(Cell::Text(n.notes));
+    cells.push(Cell::Int(Some(n.logged_at.timestamp_micros())));
+    Ok(cells)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,402 @@
+//! `apply_batch` of the journal and profile projections leaves exactly the rows that applying
+//! each event in turn does, on both stores: the same log is rebuilt one event per batch through
+//! the trait's default and then in large (and odd-sized) batches through the overrides, and
+//! every table is compared row by row.
+
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use commands::demo::{DemoConfig, seed_direct};
+use commands::{CommandBus, CommandContext};
+use domain::DomainServices;
+use domain::athlete::{Athlete, AthleteCommand, ErasureReason};
+use domain::journal::{
+    DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
+    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionValues,
+    UpdateNutritionEntry, WorkType,
+};
+use projections::journal::JournalProjection;
+use projections::profile::ProfileProjection;
+use projections::{Engine, Projected, Projection, ReadDb, Tables};
+use sqlx::{AnyConnection, AnyPool, Row};
+use store::testing::TestStore;
+use uuid::Uuid;
+
+const NAMES: [&str; 2] = ["journal", "profile"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_batches_equal_single_events() {
+    batches_equal_single_events(TestStore::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_batches_equal_single_events() {
+    batches_equal_single_events(TestStore::postgres().await).await;
+}
+
+fn bus(t: &TestStore) -> CommandBus {
+    CommandBus::new(
+        t.store.clone(),
+        DomainServices::new(Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    )
+}
+
+/// The projection with the trait's default `apply_batch`: one `apply` per event.
+struct PerEvent<P>(P);
+
+#[async_trait::async_trait]
+impl<P: Projection> Projection for PerEvent<P> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn version(&self) -> i64 {
+        self.0.version()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        self.0.tables()
+    }
+    fn schema(&self, t: &Tables) -> Vec<String> {
+        self.0.schema(t)
+    }
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()> {
+        self.0.apply(conn, t, e).await
+    }
+    fn order_by(&self, table: &str) -> &'static str {
+        self.0.order_by(table)
+    }
+    fn needs_payload(&self) -> bool {
+        self.0.needs_payload()
+    }
+}
+
+/// The override, failing the test when it fails: the engine would retry the batch one event at
+/// a time through `apply`, and the comparison would prove nothing.
+struct Checked<P>(P);
+
+#[async_trait::async_trait]
+impl<P: Projection> Projection for Checked<P> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn version(&self) -> i64 {
+        self.0.version()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        self.0.tables()
+    }
+    fn schema(&self, t: &Tables) -> Vec<String> {
+        self.0.schema(t)
+    }
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()> {
+        self.0.apply(conn, t, e).await
+    }
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        if let Err(e) = self.0.apply_batch(conn, t, events).await {
+            panic!("{} apply_batch failed: {e:#}", self.0.name());
+        }
+        Ok(())
+    }
+    fn order_by(&self, table: &str) -> &'static str {
+        self.0.order_by(table)
+    }
+    fn needs_payload(&self) -> bool {
+        self.0.needs_payload()
+    }
+}
+
+/// `reference`: one `apply` per event (the default `apply_batch`); otherwise the overrides.
+async fn engine(t: &TestStore, batch: i64, reference: bool) -> Engine {
+    let db = ReadDb::connect(&t.url).await.unwrap();
+    let all: Vec<Arc<dyn Projection>> = if reference {
+        vec![
+            Arc::new(PerEvent(JournalProjection)),
+            Arc::new(PerEvent(ProfileProjection)),
+        ]
+    } else {
+        vec![
+            Arc::new(Checked(JournalProjection)),
+            Arc::new(Checked(ProfileProjection)),
+        ]
+    };
+    Engine::new(t.store.clone(), db, all).with_batch(batch)
+}
+
+/// Every row of every table of the projection's active generation, as text.
+async fn dump(engine: &Engine, pool: &AnyPool, p: &dyn Projection) -> Vec<String> {
+    let tables = engine.active_tables(p.name()).await.unwrap();
+    let mut out = Vec::new();
+    for base in p.tables() {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM {} ORDER BY {}",
+            tables.table(base),
+            p.order_by(base)
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        out.extend(rows.iter().map(|r| format!("{base}: {}", row_text(r))));
+    }
+    out
+}
+
+fn row_text(row: &sqlx::any::AnyRow) -> String {
+    use sqlx::{Column, ValueRef};
+    let mut parts = Vec::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i).unwrap();
+        let text = if raw.is_null() {
+            "null".to_string()
+        } else if let Ok(v) = row.try_get::<i64, _>(i) {
+            v.to_string()
+        } else if let Ok(v) = row.try_get::<f64, _>(i) {
+            format!("{v:?}")
+        } else if let Ok(v) = row.try_get::<String, _>(i) {
+            format!("{v:?}")
+        } else {
+            "?".to_string()
+        };
+        parts.push(format!("{}={text}", col.name()));
+    }
+    parts.join(" ")
+}
+
+async fn rebuilt(t: &TestStore, batch: i64, reference: bool) -> Vec<Vec<String>> {
+    let engine = engine(t, batch, reference).await;
+    let pool = engine.db().pool.clone();
+    let mut out = Vec::new();
+    for name in NAMES {
+        let p = engine.projection(name).unwrap().clone();
+        let p = p.as_ref();
+        engine.rebuild(p.name(), |_, _| {}).await.unwrap();
+        assert!(
+            engine.skipped(p.name()).await.unwrap().is_empty(),
+            "{} skipped events with batch {batch}",
+            p.name()
+        );
+        out.push(dump(&engine, &pool, p).await);
+    }
+    engine.release_leases().await.unwrap();
+    out
+}
+
+async fn journal(bus: &CommandBus, command: JournalCommand) {
+    let (athlete, _) = command.journal();
+    bus.execute::<Journal>(
+        &CommandContext::athlete(athlete),
+        &command.aggregate_id(),
+        command.clone(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+}
+
+fn check_in(athlete: Uuid, day: NaiveDate, sleep_h: Option<f64>, notes: &str) -> JournalCommand {
+    JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
+        athlete_id: athlete,
+        date: day,
+        sleep_h,
+        sleep_quality: Some(4),
+        hrv_ms: None,
+        resting_hr_bpm: Some(48.5),
+        stress: None,
+        soreness: Some(2),
+        readiness: None,
+        notes: Some(notes.into()),
+    })
+}
+
+fn meal(calories_kcal: Option<f64>, notes: Option<&str>) -> NutritionValues {
+    NutritionValues {
+        entry_type: NutritionEntryType::Daily,
+        activity_id: None,
+        calories_kcal,
+        protein_g: Some(21.5),
+        carbohydrate_g: None,
+        fat_g: None,
+        fibre_g: None,
+        caffeine_mg: None,
+        notes: notes.map(Into::into),
+    }
+}
+
+fn log_meal(athlete: Uuid, day: NaiveDate, entry_id: Uuid, kcal: f64) -> JournalCommand {
+    JournalCommand::LogNutritionEntry(LogNutritionEntry {
+        athlete_id: athlete,
+        date: day,
+        entry_id,
+        values: meal(Some(kcal), None),
+        logged_at: Some(Utc::now() - chrono::Duration::days(2)),
+    })
+}
+
+fn update_meal(athlete: Uuid, day: NaiveDate, entry_id: Uuid, notes: &str) -> JournalCommand {
+    JournalCommand::UpdateNutritionEntry(UpdateNutritionEntry {
+        athlete_id: athlete,
+        date: day,
+        entry_id,
+        values: meal(None, Some(notes)),
+        logged_at: Utc::now() - chrono::Duration::days(2),
+    })
+}
+
+fn delete_meal(athlete: Uuid, day: NaiveDate, entry_id: Uuid) -> JournalCommand {
+    JournalCommand::DeleteNutritionEntry(DeleteNutritionEntry {
+        athlete_id: athlete,
+        date: day,
+        entry_id,
+    })
+}
+
+fn feedback(athlete: Uuid, day: NaiveDate, insight: &str, helpful: bool) -> JournalCommand {
+    JournalCommand::GiveInsightFeedback(GiveInsightFeedback {
+        athlete_id: athlete,
+        date: day,
+        insight_id: insight.into(),
+        helpful,
+        notes: helpful.then(|| "spot on".into()),
+    })
+}
+
+/// A day of athlete `a` in the command path: replacements, an entry logged, updated and
+/// deleted, another logged and updated, feedback on one insight several times.
+async fn busy_day(bus: &CommandBus, a: Uuid, day: NaiveDate) {
+    journal(bus, check_in(a, day, Some(7.5), "first")).await;
+    journal(bus, check_in(a, day, None, "second")).await;
+    let (gone, kept) = (Uuid::now_v7(), Uuid::now_v7());
+    journal(bus, log_meal(a, day, gone, 640.0)).await;
+    journal(bus, log_meal(a, day, kept, 420.0)).await;
+    journal(bus, update_meal(a, day, gone, "oops")).await;
+    journal(bus, delete_meal(a, day, gone)).await;
+    journal(bus, update_meal(a, day, kept, "more rice")).await;
+    for work_type in [WorkType::Desk, WorkType::Travel] {
+        journal(
+            bus,
+            JournalCommand::LogWorkPattern(LogWorkPattern {
+                athlete_id: a,
+                date: day,
+                work_type,
+                hours_worked: None,
+                stress: Some(3),
+                notes: None,
+            }),
+        )
+        .await;
+    }
+    journal(
+        bus,
+        JournalCommand::LogBodyComposition(LogBodyComposition {
+            athlete_id: a,
+            date: day,
+            weight_kg: Some(61.2),
+            body_fat_pct: None,
+            muscle_mass_kg: Some(30.0),
+            height_cm: Some(170.0),
+            notes: Some("morning".into()),
+        }),
+    )
+    .await;
+    for helpful in [true, false, true] {
+        journal(bus, feedback(a, day, "sleep-debt", helpful)).await;
+    }
+    journal(bus, feedback(a, day, "long-run", false)).await;
+}
+
+async fn batches_equal_single_events(t: TestStore) {
+    let yesterday = Utc::now().date_naive() - chrono::Duration::days(1);
+    let config = DemoConfig {
+        seed: 11,
+        athletes: 3,
+        days: 45,
+        end_date: yesterday,
+    };
+    let seeded = seed_direct(&t.store, &config, 1, |_, _| {}).await.unwrap();
+    assert!(seeded > 100, "seeded only {seeded} events");
+
+    // The seeded athletes, from the profiles.
+    let first = engine(&t, 500, false).await;
+    first
+        .catch_up(&ProfileProjection, std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
+    let tables = first.active_tables("profile").await.unwrap();
+    let athletes: Vec<Uuid> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT athlete_id FROM {} ORDER BY athlete_id",
+        tables.table("profiles")
+    )))
+    .fetch_all(&first.db().pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>(0).parse().unwrap())
+    .collect();
+    first.release_leases().await.unwrap();
+    assert!(athletes.len() >= 3, "{athletes:?}");
+    let (a, erased, other) = (athletes[0], athletes[1], athletes[2]);
+    let bus = bus(&t);
+
+    busy_day(&bus, a, yesterday - chrono::Duration::days(1)).await;
+    busy_day(&bus, erased, yesterday - chrono::Duration::days(1)).await;
+    // The same entry changed in a later batch than the one that logged it.
+    let late = Uuid::now_v7();
+    journal(&bus, log_meal(other, yesterday, late, 300.0)).await;
+    busy_day(&bus, other, yesterday).await;
+    journal(&bus, update_meal(other, yesterday, late, "later")).await;
+    bus.execute::<Athlete>(
+        &CommandContext::athlete(erased),
+        &erased.to_string(),
+        AthleteCommand::Erase {
+            requested_by: erased,
+            reason: ErasureReason::AthleteRequest,
+        },
+    )
+    .await
+    .unwrap();
+    busy_day(&bus, a, yesterday).await;
+    journal(&bus, feedback(other, yesterday, "sleep-debt", true)).await;
+
+    let single = rebuilt(&t, 1, true).await;
+    assert!(
+        single[0].len() > 50 && !single[1].is_empty(),
+        "too few rows to compare: {} and {}",
+        single[0].len(),
+        single[1].len()
+    );
+    assert!(single[0].iter().any(|r| r.contains("more rice")));
+    assert!(!single[0].iter().any(|r| r.contains("oops")));
+    assert!(
+        single[0]
+            .iter()
+            .any(|r| r.starts_with("feedback_counts:") && r.contains("helpful_count=4"))
+    );
+    for rows in &single {
+        assert!(!rows.iter().any(|r| r.contains(&erased.to_string())));
+    }
+    // 1 goes through the overrides one event at a time, 37 cuts days at odd places.
+    for batch in [500, 37, 1] {
+        let batched = rebuilt(&t, batch, false).await;
+        for (p, (one, many)) in NAMES.iter().zip(single.iter().zip(&batched)) {
+            let only_single: Vec<_> = one.iter().filter(|r| !many.contains(r)).collect();
+            let only_batched: Vec<_> = many.iter().filter(|r| !one.contains(r)).collect();
+            assert!(
+                one == many,
+                "{p} with batch {batch}: per-event only {only_single:#?}, batched only {only_batched:#?}"
+            );
+        }
+    }
+}

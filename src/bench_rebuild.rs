@@ -46,8 +46,10 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
         o.athletes, o.days
     ));
     let started = Instant::now();
+    let mut reported = 0;
     let events = demo::seed_direct(&store, &config, 16, |done, total| {
-        if done % 25 == 0 || done == total {
+        if done >= reported + 50 || done == total {
+            reported = done;
             progress(&format!("seeded {done} of {total} athletes"));
         }
     })

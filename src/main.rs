@@ -222,7 +222,17 @@ async fn serve(args: &StoreArgs, listen: SocketAddr, embedded_worker: bool) -> a
         domain::DomainServices::new(Arc::new(commands::SystemClock)),
         domain::upcasters(),
     );
-    let app = api::router(api::AppState { store, commands });
+    let read_db = projections::ReadDb::connect(&args.url()).await?;
+    let engine = std::sync::Arc::new(projections::Engine::new(
+        store.clone(),
+        read_db,
+        projections::all(),
+    ));
+    let app = api::router(api::AppState {
+        store,
+        commands,
+        projections: engine,
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -209,6 +209,10 @@ async fn serve_answers_health(t: TestStore) {
     assert_eq!(json["backend"], t.store.backend_name());
     assert_eq!(json["schema_version"], 2);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
+    let projections = json["projections"].as_array().unwrap();
+    assert_eq!(projections.len(), projections::all().len());
+    assert!(projections.iter().any(|p| p["name"] == "audit"));
+    assert!(projections.iter().all(|p| p["skipped_events"] == 0));
 
     unsafe { libc_kill(child.id() as i32, 15) };
     let status = child.wait().unwrap();

@@ -29,6 +29,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[("GET", "/health", Access::Public)
 pub struct AppState {
     pub store: EventStore,
     pub commands: CommandBus,
+    /// The read side: read models, their lag, read-your-writes.
+    pub projections: std::sync::Arc<projections::Engine>,
 }
 
 pub fn router(state: AppState) -> Router {

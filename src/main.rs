@@ -73,6 +73,20 @@ enum Command {
     /// Read the event log: tail it live, or show a stream or an athlete, as of any point.
     #[command(subcommand)]
     Events(events_cli::EventsCommand),
+    /// A realistic athlete on the embedded default (a year of runs, check-ins, nutrition, work
+    /// and body composition from the generator), then the API on localhost.
+    Demo {
+        /// Days of history, ending yesterday.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, env = "STRIDELOG_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Seed only; do not serve afterwards.
+        #[arg(long)]
+        no_serve: bool,
+    },
     /// Run the background workers (the projector) until SIGTERM/Ctrl-C.
     Worker,
     /// Inspect, rebuild and verify read models.
@@ -133,6 +147,19 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen, no_worker } => serve(&cli.store, listen, !no_worker).await,
+        Command::Demo {
+            days,
+            seed,
+            listen,
+            no_serve,
+        } => {
+            demo(&cli.store, days, seed).await?;
+            if no_serve {
+                Ok(())
+            } else {
+                serve(&cli.store, listen, true).await
+            }
+        }
         Command::Worker => {
             let store = cli.store.open().await?;
             store.migrate().await.context("migration failed")?;
@@ -190,6 +217,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(cmd) => bench::run(&cli.store, cmd).await,
     }
+}
+
+/// Seeds the demo athlete once; a second run finds them and only reports.
+async fn demo(args: &StoreArgs, days: u32, seed: u64) -> anyhow::Result<()> {
+    use commands::demo::{self, DemoConfig};
+    if days == 0 {
+        anyhow::bail!("--days must be at least 1");
+    }
+    let store = args.open().await?;
+    store.migrate().await.context("migration failed")?;
+    // Yesterday: the domain refuses instants more than a day ahead, and an evening run on the
+    // last day west of UTC already falls on the next UTC day.
+    let config = DemoConfig {
+        seed,
+        athletes: 1,
+        days,
+        end_date: chrono::Utc::now().date_naive() - chrono::Duration::days(1),
+    };
+    let athlete = demo::athlete_id(&config, 0);
+    let stream = store::StreamId::new("athlete", athlete.to_string());
+    if store.stream_version(&stream).await? > 0 {
+        eprintln!("demo: athlete {athlete} is already here");
+    } else {
+        let mut last = std::time::Instant::now();
+        let bus = commands::CommandBus::new(
+            store.clone(),
+            domain::DomainServices::new(Arc::new(commands::SystemClock)),
+            domain::upcasters(),
+        );
+        let summary = demo::run(&bus, &config, |p| {
+            if last.elapsed() >= std::time::Duration::from_secs(1) {
+                last = std::time::Instant::now();
+                eprintln!(
+                    "demo: {} of {} commands",
+                    p.athlete_commands_done, p.athlete_commands_total
+                );
+            }
+        })
+        .await?;
+        eprintln!(
+            "demo: {} events over {days} days ({} runs)",
+            summary.events, summary.counts.runs
+        );
+    }
+    let position = store.last_committed().await?.position;
+    println!("demo athlete: {athlete}");
+    println!("  stridelog events athlete {athlete} | tail");
+    println!("  stridelog audit {athlete} | tail");
+    println!(
+        "  stridelog replay athlete {athlete} --as-of {}",
+        position / 2
+    );
+    println!("  stridelog projections list");
+    println!("  curl -s http://127.0.0.1:8080/health");
+    Ok(())
 }
 
 async fn engine(args: &StoreArgs) -> anyhow::Result<projections::Engine> {

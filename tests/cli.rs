@@ -253,6 +253,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    demo_seeds_once,
     read_side_commands_work_end_to_end,
     tail_prints_appends_from_another_process,
     stream_and_athlete_time_travel,
@@ -382,4 +383,54 @@ async fn read_side_commands_work_end_to_end(t: TestStore) {
             .unwrap(),
     );
     assert_eq!(now[0]["events"], own.len());
+}
+
+/// `demo --no-serve` seeds one athlete through the command path; a second run adds nothing.
+async fn demo_seeds_once(t: TestStore) {
+    let out = stridelog(&t)
+        .args(["demo", "--days", "21", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let athlete: Uuid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo athlete: "))
+        .expect("prints the athlete")
+        .parse()
+        .unwrap();
+    let events = t.store.read_athlete(athlete, None).await.unwrap();
+    assert!(events.len() > 21, "{} events", events.len());
+    assert_eq!(events[0].event_type, "AthleteRegistered");
+    assert!(events.iter().any(|e| e.event_type == "ActivityRecorded"));
+
+    let again = stridelog(&t)
+        .args(["demo", "--days", "21", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8(again.stderr)
+            .unwrap()
+            .contains("already here")
+    );
+    assert_eq!(
+        t.store.read_athlete(athlete, None).await.unwrap().len(),
+        events.len()
+    );
+
+    let bad = stridelog(&t)
+        .args(["demo", "--days", "0", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8(bad.stderr)
+            .unwrap()
+            .contains("--days must be at least 1")
+    );
 }

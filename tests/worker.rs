@@ -170,26 +170,7 @@ async fn a_second_worker_takes_over(t: TestStore) {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(store::testing::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(store::testing::TestStore::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
+use store::on_both_backends;
 
 on_both_backends!(
     a_killed_worker_resumes_without_loss_or_repeats,

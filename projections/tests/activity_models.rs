@@ -31,26 +31,7 @@ use sqlx::AnyPool;
 use store::testing::TestStore;
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(store::testing::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(store::testing::TestStore::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
+use store::on_both_backends;
 
 on_both_backends!(
     the_list_sorts_filters_and_pages,

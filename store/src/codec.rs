@@ -8,7 +8,8 @@ use uuid::Uuid;
 use crate::crypto::{DataKey, MasterKey};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    AppendOutcome, Idempotency, LogCursor, Metadata, NewEvent, Payload, RecordedEvent, StreamId,
+    AppendOutcome, AppendRequest, ExpectedVersion, Idempotency, LogCursor, Metadata, NewEvent,
+    Payload, RecordedEvent, StreamId,
 };
 
 /// An event row as both backends select it: the event joined with its athlete's wrapped key.
@@ -140,4 +141,29 @@ pub(crate) fn stored_outcome(
         .map_err(|e| StoreError::Corrupt(format!("idempotency outcome: {e}")))?;
     outcome.replayed = true;
     Ok(outcome)
+}
+
+/// Why an append inside a transaction stopped.
+pub(crate) enum AppendFailure {
+    Store(StoreError),
+    /// Another append holds this idempotency key: answer with its stored outcome.
+    IdempotencyTaken,
+}
+
+impl<E: Into<StoreError>> From<E> for AppendFailure {
+    fn from(e: E) -> Self {
+        AppendFailure::Store(e.into())
+    }
+}
+
+/// The typed error for an append whose stream is not at the expected version.
+pub(crate) fn conflict(req: &AppendRequest) -> StoreError {
+    StoreError::Conflict {
+        stream: req.stream.clone(),
+        expected: match req.expected {
+            ExpectedVersion::NoStream => "none".into(),
+            ExpectedVersion::Exact(v) => v.to_string(),
+            ExpectedVersion::Any => "any".into(),
+        },
+    }
 }

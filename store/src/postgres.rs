@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use crate::codec::{self, RawEvent};
+use crate::codec::{self, AppendFailure, RawEvent, conflict};
 use crate::crypto::{DataKey, KeyCache, MasterKey};
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
@@ -87,18 +87,6 @@ pub(crate) async fn append(
     }
     tx.commit().await?;
     Ok(outcome)
-}
-
-enum AppendFailure {
-    Store(StoreError),
-    /// Another append holds this idempotency key: answer with its stored outcome.
-    IdempotencyTaken,
-}
-
-impl<E: Into<StoreError>> From<E> for AppendFailure {
-    fn from(e: E) -> Self {
-        AppendFailure::Store(e.into())
-    }
 }
 
 /// The data key for a personal append, from the process cache or the key table. A cached key
@@ -272,17 +260,6 @@ async fn insert(
         positions,
         replayed: false,
     })
-}
-
-fn conflict(req: &AppendRequest) -> StoreError {
-    StoreError::Conflict {
-        stream: req.stream.clone(),
-        expected: match req.expected {
-            ExpectedVersion::NoStream => "none".into(),
-            ExpectedVersion::Exact(v) => v.to_string(),
-            ExpectedVersion::Any => "any".into(),
-        },
-    }
 }
 
 fn map_insert_error(e: sqlx::Error, req: &AppendRequest) -> StoreError {

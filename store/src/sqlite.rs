@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
-use crate::codec::{self, RawEvent};
+use crate::codec::{self, AppendFailure, RawEvent, conflict};
 use crate::crypto::{DataKey, MasterKey};
 use crate::error::{StoreError, StoreResult};
 use crate::model::*;
@@ -64,17 +64,6 @@ fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
 
 fn parse_uuid(s: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("uuid `{s}`: {e}")))
-}
-
-enum AppendFailure {
-    Store(StoreError),
-    IdempotencyTaken,
-}
-
-impl<E: Into<StoreError>> From<E> for AppendFailure {
-    fn from(e: E) -> Self {
-        AppendFailure::Store(e.into())
-    }
 }
 
 pub(crate) async fn append(
@@ -209,17 +198,6 @@ async fn append_in(
         .await?;
     }
     Ok(outcome)
-}
-
-fn conflict(req: &AppendRequest) -> StoreError {
-    StoreError::Conflict {
-        stream: req.stream.clone(),
-        expected: match req.expected {
-            ExpectedVersion::NoStream => "none".into(),
-            ExpectedVersion::Exact(v) => v.to_string(),
-            ExpectedVersion::Any => "any".into(),
-        },
-    }
 }
 
 fn map_insert_error(e: sqlx::Error, req: &AppendRequest, event_id: Uuid) -> StoreError {

@@ -119,6 +119,30 @@ impl Drop for TestStore {
 /// so tests can make transactions commit out of position order.
 pub type CommitDelay = std::sync::Arc<dyn Fn() -> Duration + Send + Sync>;
 
+/// Declares each listed `async fn name(t: TestStore)` as two tests, `sqlite::name` and
+/// `postgres::name`: every behavioural test runs on both stores.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::testing::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::testing::TestStore::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -73,6 +73,73 @@ impl StoreArgs {
     }
 }
 
+/// The access-token signing secret. `serve` refuses to start without one: a generated secret
+/// would differ between processes and sign nothing the others accept.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JwtArgs {
+    /// At least 32 random bytes, base64 (`openssl rand -base64 32`).
+    #[arg(long, env = "STRIDELOG_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+impl JwtArgs {
+    pub fn secret(&self) -> anyhow::Result<Vec<u8>> {
+        let Some(text) = &self.jwt_secret else {
+            bail!(
+                "STRIDELOG_JWT_SECRET is required to serve the API (32 random bytes, base64: \
+                 `openssl rand -base64 32`); `stridelog demo` runs without one"
+            );
+        };
+        decode_secret(text)
+    }
+}
+
+fn decode_secret(text: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let text = text.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+        .context("STRIDELOG_JWT_SECRET must be base64")?;
+    if bytes.len() < 32 {
+        bail!(
+            "STRIDELOG_JWT_SECRET must decode to at least 32 bytes, got {}",
+            bytes.len()
+        );
+    }
+    Ok(bytes)
+}
+
+/// The demo's signing secret: generated once beside the SQLite file (mode 0600).
+pub fn demo_jwt_secret(store: &StoreArgs) -> anyhow::Result<Vec<u8>> {
+    if let Ok(text) = std::env::var("STRIDELOG_JWT_SECRET") {
+        return decode_secret(&text);
+    }
+    let url = store.url();
+    let dir = url
+        .strip_prefix("sqlite://")
+        .map(|p| Path::new(p.split('?').next().unwrap_or(p)).to_path_buf())
+        .and_then(|db| db.parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let path = dir.join("jwt.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => decode_secret(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use base64::Engine as _;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let bytes: [u8; 32] = rand::random();
+            write_private(
+                &path,
+                &base64::engine::general_purpose::STANDARD.encode(bytes),
+            )?;
+            Ok(bytes.to_vec())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 fn load_or_create_key(path: &PathBuf) -> anyhow::Result<MasterKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => MasterKey::from_base64(&text).with_context(|| path.display().to_string()),

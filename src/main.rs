@@ -64,6 +64,8 @@ enum Command {
         /// Do not run the projector in this process (run `stridelog worker` processes instead).
         #[arg(long, env = "STRIDELOG_NO_EMBEDDED_WORKER")]
         no_worker: bool,
+        #[command(flatten)]
+        jwt: config::JwtArgs,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -146,18 +148,28 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, no_worker } => serve(&cli.store, listen, !no_worker).await,
+        Command::Serve {
+            listen,
+            no_worker,
+            jwt,
+        } => {
+            let secret = jwt.secret()?;
+            serve(&cli.store, listen, !no_worker, &secret).await
+        }
         Command::Demo {
             days,
             seed,
             listen,
             no_serve,
         } => {
-            demo(&cli.store, days, seed).await?;
+            // The demo signs tokens with a key kept beside its database, so it runs with no
+            // configuration; `serve` refuses to start without a configured one.
+            let secret = config::demo_jwt_secret(&cli.store)?;
+            demo(&cli.store, days, seed, listen, &secret).await?;
             if no_serve {
                 Ok(())
             } else {
-                serve(&cli.store, listen, true).await
+                serve(&cli.store, listen, true, &secret).await
             }
         }
         Command::Worker => {
@@ -220,7 +232,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Seeds the demo athlete once; a second run finds them and only reports.
-async fn demo(args: &StoreArgs, days: u32, seed: u64) -> anyhow::Result<()> {
+async fn demo(
+    args: &StoreArgs,
+    days: u32,
+    seed: u64,
+    listen: SocketAddr,
+    jwt_secret: &[u8],
+) -> anyhow::Result<()> {
     use commands::demo::{self, DemoConfig};
     if days == 0 {
         anyhow::bail!("--days must be at least 1");
@@ -261,8 +279,48 @@ async fn demo(args: &StoreArgs, days: u32, seed: u64) -> anyhow::Result<()> {
             summary.events, summary.counts.runs
         );
     }
+    let email = demo::plan_athlete(&config, 0)
+        .into_iter()
+        .find_map(|c| match c {
+            demo::PlannedCommand::Athlete {
+                command: domain::athlete::AthleteCommand::Register { email, .. },
+                ..
+            } => Some(email),
+            _ => None,
+        })
+        .context("the demo plan registers its athlete")?;
+    // The generator registers the athlete through the command path; the demo gives them a
+    // password so the API can be tried at once.
+    let read_db = projections::ReadDb::connect(&args.url()).await?;
+    let identity = api::auth::IdentityDb::new(read_db.pool.clone());
+    if identity.account(athlete).await?.is_none() {
+        let hash = api::auth::Passwords::new(1)?.hash(DEMO_PASSWORD).await?;
+        identity
+            .insert_pending(athlete, &email, &hash, domain::athlete::Role::Athlete)
+            .await?;
+        identity.activate(athlete).await?;
+    }
+    let _ = jwt_secret;
     let position = store.last_committed().await?.position;
+    let base = format!("http://{listen}");
     println!("demo athlete: {athlete}");
+    println!("  login: {email} / {DEMO_PASSWORD}");
+    println!("  API documentation: {base}/docs");
+    println!();
+    println!("  TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' \\");
+    println!(
+        "      -d '{{\"email\":\"{email}\",\"password\":\"{DEMO_PASSWORD}\"}}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
+    );
+    println!("  curl -s {base}/v1/me -H \"authorization: Bearer $TOKEN\"");
+    println!("  curl -s '{base}/v1/activities?limit=5' -H \"authorization: Bearer $TOKEN\"");
+    println!(
+        "  curl -s '{base}/v1/checkins?from=2026-01-01&to=2026-01-31' -H \"authorization: Bearer $TOKEN\""
+    );
+    println!(
+        "  curl -s -X PUT {base}/v1/checkins/$(date +%F) -H \"authorization: Bearer $TOKEN\" \\"
+    );
+    println!("      -H 'content-type: application/json' -d '{{\"sleep_h\":7.5,\"stress\":2}}'");
+    println!();
     println!("  stridelog events athlete {athlete} | tail");
     println!("  stridelog audit {athlete} | tail");
     println!(
@@ -270,9 +328,11 @@ async fn demo(args: &StoreArgs, days: u32, seed: u64) -> anyhow::Result<()> {
         position / 2
     );
     println!("  stridelog projections list");
-    println!("  curl -s http://127.0.0.1:8080/health");
     Ok(())
 }
+
+/// The demo athlete's password: printed by `stridelog demo`, and only ever set by it.
+const DEMO_PASSWORD: &str = "stridelog-demo";
 
 async fn engine(args: &StoreArgs) -> anyhow::Result<projections::Engine> {
     let store = args.open().await?;
@@ -281,7 +341,12 @@ async fn engine(args: &StoreArgs) -> anyhow::Result<projections::Engine> {
     Ok(projections::Engine::new(store, db, projections::all()))
 }
 
-async fn serve(args: &StoreArgs, listen: SocketAddr, embedded_worker: bool) -> anyhow::Result<()> {
+async fn serve(
+    args: &StoreArgs,
+    listen: SocketAddr,
+    embedded_worker: bool,
+    jwt_secret: &[u8],
+) -> anyhow::Result<()> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
     // The single-process default keeps read models current itself; deployments with separate
@@ -310,11 +375,7 @@ async fn serve(args: &StoreArgs, listen: SocketAddr, embedded_worker: bool) -> a
         read_db,
         projections::all(),
     ));
-    let app = api::router(api::AppState {
-        store,
-        commands,
-        projections: engine,
-    });
+    let app = api::router(api::AppState::new(store, commands, engine, jwt_secret)?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -324,10 +385,14 @@ async fn serve(args: &StoreArgs, listen: SocketAddr, embedded_worker: bool) -> a
         schema_version = info.schema_version,
         "stridelog serving"
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("server failed");
+    // Connect info gives login throttling the client's address.
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("server failed");
     let _ = stop_worker.send(());
     if let Some(worker) = worker {
         let _ = worker.await;

@@ -14,6 +14,7 @@ fn stridelog(t: &TestStore) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stridelog"));
     cmd.env("STRIDELOG_DATABASE_URL", &t.url)
         .env("STRIDELOG_MASTER_KEY", t.master.to_base64())
+        .env("STRIDELOG_JWT_SECRET", "c3RyaWRlbG9nLWNsaS10ZXN0cy1qd3Qtc2VjcmV0LTMyYnl0ZXM=")
         .env_remove("RUST_LOG");
     cmd
 }
@@ -171,7 +172,7 @@ async fn migrate_reports_the_schema_version(t: TestStore) {
     let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
     assert!(out.status.success());
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["schema_version"], 2);
+    assert_eq!(info["schema_version"], 3);
     assert_eq!(info["backend"], t.store.backend_name());
 }
 
@@ -207,7 +208,7 @@ async fn serve_answers_health(t: TestStore) {
         serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["backend"], t.store.backend_name());
-    assert_eq!(json["schema_version"], 2);
+    assert_eq!(json["schema_version"], 3);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
     let projections = json["projections"].as_array().unwrap();
     assert_eq!(projections.len(), projections::all().len());

@@ -3,12 +3,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::problem::Problem;
 
-#[derive(Serialize)]
-struct Health {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
     status: &'static str,
     backend: &'static str,
     schema_version: i64,
@@ -18,8 +19,8 @@ struct Health {
     projections: Vec<ProjectionHealth>,
 }
 
-#[derive(Serialize)]
-struct ProjectionHealth {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ProjectionHealth {
     name: &'static str,
     state: String,
     positions_behind: i64,
@@ -27,7 +28,10 @@ struct ProjectionHealth {
     skipped_events: i64,
 }
 
-/// `GET /health` (public): the store is reachable and migrated.
+/// The store is reachable and migrated; each read model's lag.
+#[utoipa::path(get, path = "/health", tag = "ops",
+    responses((status = 200, body = Health),
+        (status = 503, description = "The store or read models are unreachable", body = Problem)))]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let info = match state.store.info().await {
         Ok(info) => info,

@@ -1,28 +1,41 @@
-//! The HTTP API. Every route states who may call it in [`ROUTES`]; handlers get the caller
-//! from the verified token (later issues), never from a body or query.
+//! The HTTP API. Every route states who may call it in [`policy::ROUTES`], enforced by one
+//! middleware; handlers get the caller from the verified token, never from a body or query.
+//! Writes go through commands (so every change is an event) and answer with the log position;
+//! reads come from read models and wait, bounded, for a `min_position` the client names.
 
+pub mod auth;
+pub mod extract;
 mod health;
+pub mod openapi;
+pub mod policy;
 pub mod problem;
+mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use commands::CommandBus;
+use serde::{Deserialize, Serialize};
 use store::EventStore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, unauthenticated: only health and documentation.
-    Public,
-}
+pub use auth::Auth;
+pub use policy::{Access, Caller, ROUTES};
+use problem::{ApiResult, Problem};
 
-/// The route table, the single place that says who may call what.
-pub const ROUTES: &[(&str, &str, Access)] = &[("GET", "/health", Access::Public)];
+/// JSON bodies larger than this are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// How long a read waits for the read models to reach `min_position`.
+pub const READ_WAIT: Duration = Duration::from_secs(5);
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -30,16 +43,184 @@ pub struct AppState {
     pub store: EventStore,
     pub commands: CommandBus,
     /// The read side: read models, their lag, read-your-writes.
-    pub projections: std::sync::Arc<projections::Engine>,
+    pub projections: Arc<projections::Engine>,
+    pub auth: Auth,
+}
+
+impl AppState {
+    /// `jwt_secret`: at least 32 bytes. Identity tables live in the store's database.
+    pub fn new(
+        store: EventStore,
+        commands: CommandBus,
+        projections: Arc<projections::Engine>,
+        jwt_secret: &[u8],
+    ) -> anyhow::Result<Self> {
+        let tokens = auth::TokenKeys::new(jwt_secret, "stridelog", "stridelog-api")?;
+        let db = auth::IdentityDb::new(projections.db().pool.clone());
+        // Each hash holds 19 MiB: four at a time caps a login burst at ~80 MiB.
+        let passwords = auth::Passwords::new(4)?;
+        let auth = Auth::new(db, tokens, passwords, jwt_secret);
+        Ok(Self {
+            store,
+            commands,
+            projections,
+            auth,
+        })
+    }
+
+    /// The active tables of a read model.
+    pub(crate) async fn tables(&self, projection: &str) -> ApiResult<projections::Tables> {
+        Ok(self.projections.active_tables(projection).await?)
+    }
+
+    pub(crate) fn read_pool(&self) -> &sqlx::AnyPool {
+        &self.projections.db().pool
+    }
+
+    /// Read-your-writes: waits until `projections` reflect the log up to `min_position` (or the
+    /// log's head, if that is further than anything written yet), at most [`READ_WAIT`].
+    pub(crate) async fn visible(
+        &self,
+        projections: &[&str],
+        min_position: Option<i64>,
+    ) -> ApiResult<()> {
+        let Some(wanted) = min_position else {
+            return Ok(());
+        };
+        let target = match self
+            .store
+            .cursor_of(wanted)
+            .await
+            .map_err(Problem::internal)?
+        {
+            Some(c) => c.position,
+            // Beyond the head, or a position a rolled-back append never used: everything
+            // committed so far is what the caller can have written.
+            None => {
+                self.store
+                    .last_committed()
+                    .await
+                    .map_err(Problem::internal)?
+                    .position
+            }
+        };
+        if target <= 0 {
+            return Ok(());
+        }
+        if self
+            .projections
+            .wait_for(projections, target, READ_WAIT)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Problem::unavailable(
+                "The read model has not caught up with that position yet; retry shortly.",
+                1,
+            ))
+        }
+    }
+
+    /// Waits for `projections` to reach everything committed so far: for writes that look an
+    /// object up in a read model before deciding (its date, its current values).
+    pub(crate) async fn caught_up(&self, projections: &[&str]) -> ApiResult<()> {
+        let head = self
+            .store
+            .last_committed()
+            .await
+            .map_err(Problem::internal)?;
+        self.visible(projections, Some(head.position)).await
+    }
+}
+
+/// Read-your-writes: pass the `position` a write returned; the read waits (up to 5 s) until
+/// the read model reflects it. `X-Min-Position` works the same way.
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Consistency {
+    /// A log position returned by a write.
+    #[param(minimum = 0)]
+    pub min_position: Option<i64>,
+}
+
+impl Consistency {
+    pub(crate) fn from_parts(
+        query: Option<i64>,
+        headers: &axum::http::HeaderMap,
+    ) -> ApiResult<Option<i64>> {
+        if query.is_some() {
+            return Ok(query);
+        }
+        match headers.get("x-min-position") {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|p| *p >= 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    Problem::invalid("X-Min-Position", "must be a non-negative integer")
+                }),
+        }
+    }
+}
+
+/// What a write did: the log position of its last event, for `?min_position=`. `null` when
+/// nothing needed to change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Written {
+    pub position: Option<i64>,
+}
+
+impl Written {
+    pub(crate) fn of(executed: &commands::Executed) -> Self {
+        Self {
+            position: executed.outcome.as_ref().map(|o| o.cursor.position),
+        }
+    }
+}
+
+/// A created object's id and the write's log position.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Created {
+    pub id: Uuid,
+    pub position: Option<i64>,
+}
+
+/// The routes and their OpenAPI document, before state is attached.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(routes::router())
+        .routes(utoipa_axum::routes!(health::health))
 }
 
 pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api_router().split_for_parts();
+    let doc = openapi::finish(doc);
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/health", get(health::health))
+    routes
+        .merge(openapi::docs_router(doc))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            policy::enforce,
+        ))
+        .fallback(|| async {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+                .detail("No such route. The API is described at /openapi.json.")
+        })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            )
+            .into_response()
+        })
         .with_state(state)
-        // Logs carry method, path and status, never bodies or query strings, which may hold
-        // personal data.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // Logs carry method, path and status, never bodies, query strings or tokens, which
+        // may hold personal data.
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req
@@ -53,7 +234,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
 }

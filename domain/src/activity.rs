@@ -31,6 +31,7 @@ const MAX_ELEVATION_M: f64 = 20_000.0;
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Sport {
     Run,
@@ -43,6 +44,7 @@ pub enum Sport {
 
 /// Where the summary came from; imports keep the provider's id in `external_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActivitySource {
     Manual,
@@ -55,6 +57,7 @@ pub enum ActivitySource {
 
 /// The athlete's (or a classifier's) label for the session's purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkoutType {
     Easy,
@@ -69,6 +72,7 @@ pub enum WorkoutType {
 
 /// One lap as the device or provider split it (not necessarily a mile or a kilometre).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lap {
     /// 0-based, strictly increasing within an activity.
     pub index: u32,
@@ -165,6 +169,12 @@ pub struct PerceivedEffortRecorded {
     pub notes: Option<String>,
 }
 
+/// The athlete withdrew their perceived-effort rating; the activity has none again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerceivedEffortRemoved {
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 #[allow(
@@ -178,6 +188,7 @@ pub enum ActivityEvent {
     WorkoutTypeSet(WorkoutTypeSet),
     MarkedAsRace(MarkedAsRace),
     PerceivedEffortRecorded(PerceivedEffortRecorded),
+    PerceivedEffortRemoved(PerceivedEffortRemoved),
 }
 
 impl DomainEvent for ActivityEvent {
@@ -189,6 +200,7 @@ impl DomainEvent for ActivityEvent {
             Self::WorkoutTypeSet(_) => "WorkoutTypeSet",
             Self::MarkedAsRace(_) => "MarkedAsRace",
             Self::PerceivedEffortRecorded(_) => "PerceivedEffortRecorded",
+            Self::PerceivedEffortRemoved(_) => "PerceivedEffortRemoved",
         }
         .to_string()
     }
@@ -211,6 +223,7 @@ pub const CATALOGUE: &[EventSchema] = &[
     schema("WorkoutTypeSet", "1.0"),
     schema("MarkedAsRace", "1.0"),
     schema("PerceivedEffortRecorded", "1.0"),
+    schema("PerceivedEffortRemoved", "1.0"),
 ];
 
 const fn schema(event_type: &'static str, version: &'static str) -> EventSchema {
@@ -330,6 +343,11 @@ pub struct RecordPerceivedEffort {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemovePerceivedEffort {
+    pub athlete_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[allow(
     clippy::large_enum_variant,
     reason = "a command lives for one request; boxing would only complicate construction"
@@ -341,6 +359,7 @@ pub enum ActivityCommand {
     SetWorkoutType(SetWorkoutType),
     MarkAsRace(MarkAsRace),
     RecordPerceivedEffort(RecordPerceivedEffort),
+    RemovePerceivedEffort(RemovePerceivedEffort),
 }
 
 impl ActivityCommand {
@@ -352,6 +371,7 @@ impl ActivityCommand {
             Self::SetWorkoutType(c) => c.athlete_id,
             Self::MarkAsRace(c) => c.athlete_id,
             Self::RecordPerceivedEffort(c) => c.athlete_id,
+            Self::RemovePerceivedEffort(c) => c.athlete_id,
         }
     }
 }
@@ -367,11 +387,22 @@ pub struct Activity {
     deleted: bool,
     elapsed_time_s: Option<f64>,
     max_hr_bpm: Option<f64>,
+    has_effort: bool,
 }
 
 const NOT_FOUND: DomainError = DomainError::NotFound { what: "activity" };
 
 impl Activity {
+    /// The athlete who recorded it; `None` before it is recorded.
+    pub fn owner(&self) -> Option<Uuid> {
+        self.owner
+    }
+
+    /// Whether a perceived-effort rating is on record.
+    pub fn has_effort(&self) -> bool {
+        self.has_effort
+    }
+
     /// Someone else's activity answers exactly like a missing one, so ids cannot be probed.
     fn authorise(&self, athlete_id: Uuid) -> Result<(), DomainError> {
         match self.owner {
@@ -488,6 +519,15 @@ impl Aggregate for Activity {
                     notes: c.notes,
                 })
             }
+            ActivityCommand::RemovePerceivedEffort(c) => {
+                self.live(c.athlete_id)?;
+                if !self.has_effort {
+                    return Err(DomainError::NotFound {
+                        what: "perceived effort",
+                    });
+                }
+                ActivityEvent::PerceivedEffortRemoved(PerceivedEffortRemoved { at: now })
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -501,10 +541,11 @@ impl Aggregate for Activity {
                 self.max_hr_bpm = e.max_hr_bpm;
             }
             ActivityEvent::ActivityDeleted(_) => self.deleted = true,
+            ActivityEvent::PerceivedEffortRecorded(_) => self.has_effort = true,
+            ActivityEvent::PerceivedEffortRemoved(_) => self.has_effort = false,
             ActivityEvent::ActivityUpdated(_)
             | ActivityEvent::WorkoutTypeSet(_)
-            | ActivityEvent::MarkedAsRace(_)
-            | ActivityEvent::PerceivedEffortRecorded(_) => {}
+            | ActivityEvent::MarkedAsRace(_) => {}
         }
     }
 }
@@ -1504,6 +1545,39 @@ mod tests {
                     energy_after: Some(2),
                     notes: Some("Negative split, felt controlled".to_string()),
                 },
+            )]);
+    }
+
+    #[test]
+    fn removing_an_effort_needs_one_on_record() {
+        let remove = || {
+            ActivityCommand::RemovePerceivedEffort(RemovePerceivedEffort {
+                athlete_id: athlete(),
+            })
+        };
+        framework()
+            .given(history())
+            .when(remove())
+            .then_expect_error(DomainError::NotFound {
+                what: "perceived effort",
+            });
+        let mut rated = history();
+        rated.push(ActivityEvent::PerceivedEffortRecorded(
+            PerceivedEffortRecorded {
+                effort: 6,
+                leg_feel: None,
+                mood_before: None,
+                mood_after: None,
+                energy_before: None,
+                energy_after: None,
+                notes: None,
+            },
+        ));
+        framework()
+            .given(rated)
+            .when(remove())
+            .then_expect_events(vec![ActivityEvent::PerceivedEffortRemoved(
+                PerceivedEffortRemoved { at: now() },
             )]);
     }
 

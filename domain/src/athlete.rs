@@ -20,19 +20,22 @@ use crate::{CataloguedEvent, DomainError, DomainServices, EventSchema};
 // Value types
 // ---------------------------------------------------------------------------------------------
 
-/// What an account may do. The original's `owner` role is folded into `Admin`; who may act as an
-/// admin on whom is decided by the command layer, which sees both accounts.
+/// What an account may do. `Owner` is an admin who may also change other admins' roles; who may
+/// act as an admin on whom is decided by the command layer, which sees both accounts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
     Athlete,
     Coach,
     Admin,
+    Owner,
 }
 
 /// Display units only: every stored quantity is metric whatever this says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Units {
     #[default]
@@ -41,6 +44,7 @@ pub enum Units {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Weekday {
     Monday,
@@ -54,6 +58,7 @@ pub enum Weekday {
 
 /// Email notifications. All default to off: the original mailed everyone with no opt-out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationChoices {
     /// A new finding about the athlete's efficiency is available.
     pub new_insights: bool,
@@ -65,6 +70,7 @@ pub struct NotificationChoices {
 
 /// The insights digest. Opt-in, and delivered in the athlete's own timezone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "frequency", rename_all = "lowercase")]
 pub enum Digest {
     #[default]
@@ -77,6 +83,7 @@ pub enum Digest {
 
 /// Sex as used by age-grading tables, which exist for these two categories only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Sex {
     Female,
@@ -86,6 +93,7 @@ pub enum Sex {
 /// The physiology the analytics need (hrTSS, rTSS, HR zones, age grading). Every field is
 /// optional: `None` means "not known", and a change always carries the whole new set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Physiology {
     pub hr_max_bpm: Option<u16>,
     pub resting_hr_bpm: Option<u16>,
@@ -99,6 +107,7 @@ pub struct Physiology {
 /// Onboarding wizard steps in the order the wizard shows them (the derived `Ord` relies on it).
 /// Every step may be skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnboardingStep {
     Initial,
@@ -112,6 +121,7 @@ pub enum OnboardingStep {
 
 /// Goals picked during onboarding. The original asked for them and then dropped them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TrainingGoal {
     ImproveEfficiency,
@@ -123,6 +133,7 @@ pub enum TrainingGoal {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CoachAccessScope {
     ReadOnly,
@@ -139,6 +150,7 @@ pub enum ErasureReason {
 /// Nutrient amounts of a preset. `None` = not part of the preset; `Some(0.0)` = explicitly none
 /// (the original turned zeros into nulls).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Nutrients {
     pub calories_kcal: Option<f64>,
     pub protein_g: Option<f64>,
@@ -149,6 +161,7 @@ pub struct Nutrients {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SlotStatus {
     /// Can train then.
@@ -160,6 +173,7 @@ pub enum SlotStatus {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayAvailability {
     pub morning: SlotStatus,
     pub afternoon: SlotStatus,
@@ -169,6 +183,7 @@ pub struct DayAvailability {
 /// The whole 7 x 3 grid. Named fields rather than indices: the original numbered days from
 /// Sunday = 0, and a fixed struct cannot have a missing or duplicated slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WeeklyAvailability {
     pub monday: DayAvailability,
     pub tuesday: DayAvailability,
@@ -956,7 +971,7 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> DomainError {
 
 /// A shape check, not deliverability: the address is proven by the verification mail.
 /// Returns the canonical (trimmed, lowercased) form.
-fn check_email(value: &str) -> Checked<String> {
+pub fn check_email(value: &str) -> Checked<String> {
     let email = value.trim().to_lowercase();
     let chars = email.chars().count();
     if chars > 254 {
@@ -983,7 +998,7 @@ fn check_email(value: &str) -> Checked<String> {
 
 /// Names are shown in lists and emails: 1-100 characters after trimming, no control characters.
 /// Returns the trimmed form.
-fn check_name(field: &'static str, value: &str) -> Checked<String> {
+pub fn check_name(field: &'static str, value: &str) -> Checked<String> {
     let name = value.trim();
     let chars = name.chars().count();
     if !(1..=100).contains(&chars) {
@@ -1018,7 +1033,7 @@ const TZ_AREAS: &[&str] = &[
     "Etc",
 ];
 
-fn check_timezone(value: &str) -> Checked {
+pub fn check_timezone(value: &str) -> Checked {
     if value == "UTC" {
         return Ok(());
     }

@@ -36,6 +36,7 @@ pub fn journal_id(athlete_id: Uuid, date: NaiveDate) -> String {
 /// When the intake happened relative to training. The three activity types may name the
 /// activity; a `daily` entry belongs to no activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NutritionEntryType {
     PreActivity,
@@ -45,6 +46,7 @@ pub enum NutritionEntryType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkType {
     Desk,

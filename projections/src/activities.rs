@@ -208,6 +208,17 @@ impl Projection for ActivitiesProjection {
                 .execute(conn)
                 .await?;
             }
+            ActivityEvent::PerceivedEffortRemoved(_) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET effort = NULL, leg_feel = NULL, mood_before = NULL, \
+                       mood_after = NULL, energy_before = NULL, energy_after = NULL, \
+                       effort_notes = NULL WHERE activity_id = $1 AND athlete_id = $2"
+                )))
+                .bind(activity_id)
+                .bind(athlete)
+                .execute(conn)
+                .await?;
+            }
             ActivityEvent::PerceivedEffortRecorded(p) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE {table} SET effort = $3, leg_feel = $4, mood_before = $5, \
@@ -405,6 +416,15 @@ impl Pending {
                 self.race_official_distance_m = m.official_distance_m;
                 self.race_official_time_s = m.official_time_s;
             }
+            ActivityEvent::PerceivedEffortRemoved(_) => {
+                self.effort = None;
+                self.leg_feel = None;
+                self.mood_before = None;
+                self.mood_after = None;
+                self.energy_before = None;
+                self.energy_after = None;
+                self.effort_notes = None;
+            }
             ActivityEvent::PerceivedEffortRecorded(p) => {
                 self.effort = Some(i64::from(p.effort));
                 self.leg_feel = p.leg_feel.map(i64::from);
@@ -544,6 +564,7 @@ fn fixed_offset_s(timezone: &str) -> Option<i64> {
 /// What a list can be sorted by. A closed set: each maps to a fixed SQL expression, so no
 /// client string ever reaches the ORDER BY.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActivitySort {
     #[default]
@@ -554,6 +575,7 @@ pub enum ActivitySort {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SortDirection {
     Asc,
@@ -599,6 +621,7 @@ pub enum ActivityQueryError {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Race {
     pub name: Option<String>,
     /// The certified course distance, which the recorded distance rarely matches exactly.
@@ -610,6 +633,7 @@ pub struct Race {
 /// The latest perceived-effort rating. `effort` is RPE (1 = rest, 10 = maximal); the others
 /// are 1-5 scales, 5 = best, freshest or most.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PerceivedEffort {
     pub effort: u8,
     pub leg_feel: Option<u8>,
@@ -622,6 +646,7 @@ pub struct PerceivedEffort {
 
 /// One line of the activity list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivitySummary {
     pub activity_id: Uuid,
     pub sport: Sport,
@@ -642,6 +667,7 @@ pub struct ActivitySummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityDetail {
     #[serde(flatten)]
     pub summary: ActivitySummary,
@@ -657,6 +683,7 @@ pub struct ActivityDetail {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityPage {
     pub activities: Vec<ActivitySummary>,
     /// Pass as `cursor` for the next page; `None` on the last page.

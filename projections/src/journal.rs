@@ -877,6 +877,7 @@ fn nutrition_cells(athlete: &str, n: NutritionRow) -> anyhow::Result<Vec<Cell>> 
 
 /// Everything the athlete logged for one date; the parts not logged are `None` or empty.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JournalDay {
     pub date: NaiveDate,
     pub check_in: Option<CheckIn>,
@@ -902,6 +903,7 @@ impl JournalDay {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckIn {
     pub sleep_h: Option<f64>,
     /// 1-5 scales, 5 = best.
@@ -916,6 +918,7 @@ pub struct CheckIn {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NutritionEntry {
     pub entry_id: Uuid,
     pub entry_type: NutritionEntryType,
@@ -931,6 +934,7 @@ pub struct NutritionEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkPattern {
     pub work_type: WorkType,
     pub hours_worked_h: Option<f64>,
@@ -940,6 +944,7 @@ pub struct WorkPattern {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BodyComposition {
     pub weight_kg: Option<f64>,
     pub body_fat_pct: Option<f64>,
@@ -951,6 +956,7 @@ pub struct BodyComposition {
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InsightFeedback {
     pub insight_id: String,
     pub helpful: bool,
@@ -959,6 +965,7 @@ pub struct InsightFeedback {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InsightFeedbackCount {
     pub insight_id: String,
     pub helpful_count: i64,
@@ -966,6 +973,7 @@ pub struct InsightFeedbackCount {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InsightFeedbackTotals {
     pub insights_count: i64,
     pub helpful_count: i64,
@@ -1184,4 +1192,29 @@ pub async fn insight_feedback_totals(
         helpful_count: r.try_get(1)?,
         not_helpful_count: r.try_get(2)?,
     })
+}
+
+/// The date of one nutrition entry of the athlete, for addressing it by id alone.
+pub async fn nutrition_entry(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete_id: Uuid,
+    entry_id: Uuid,
+) -> anyhow::Result<Option<(NaiveDate, NutritionEntry)>> {
+    let date: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT date FROM {} WHERE athlete_id = $1 AND entry_id = $2 ORDER BY date LIMIT 1",
+        t.table("nutrition")
+    )))
+    .bind(athlete_id.to_string())
+    .bind(entry_id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    let Some(date) = date else { return Ok(None) };
+    let date: NaiveDate = date.parse().context("bad journal date")?;
+    let day = day(pool, t, athlete_id, date).await?;
+    Ok(day
+        .nutrition
+        .into_iter()
+        .find(|e| e.entry_id == entry_id)
+        .map(|e| (date, e)))
 }

@@ -350,6 +350,7 @@ pub(crate) fn uuid(text: &str) -> anyhow::Result<Uuid> {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     pub athlete_id: Uuid,
     pub display_name: String,
@@ -364,6 +365,7 @@ pub struct Profile {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preferences {
     pub units: Units,
     pub timezone: String,
@@ -372,18 +374,21 @@ pub struct Preferences {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Onboarding {
     pub reached: OnboardingStep,
     pub completed: BTreeSet<OnboardingStep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Availability {
     pub weekly: WeeklyAvailability,
     pub set_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Preset {
     pub preset_id: Uuid,
     pub name: String,
@@ -392,6 +397,7 @@ pub struct Preset {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CoachAccess {
     pub coach_id: Uuid,
     pub scope: CoachAccessScope,
@@ -553,6 +559,44 @@ pub async fn coaches(
                 coach_id: uuid(&r.try_get::<String, _>(0)?)?,
                 scope: from_code(r.try_get(1)?)?,
                 granted_at: instant(r.try_get(2)?)?,
+            })
+        })
+        .collect()
+}
+
+/// An athlete who granted a coach access, as the coach's roster lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CoachedAthlete {
+    pub athlete_id: Uuid,
+    pub display_name: String,
+    pub scope: CoachAccessScope,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// The athletes who granted `coach_id` access, by name.
+pub async fn athletes_of_coach(
+    pool: &AnyPool,
+    t: &Tables,
+    coach_id: Uuid,
+) -> anyhow::Result<Vec<CoachedAthlete>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT c.athlete_id, p.display_name, c.scope, c.granted_at_us \
+         FROM {} c JOIN {} p ON p.athlete_id = c.athlete_id \
+         WHERE c.coach_id = $1 ORDER BY p.display_name, c.athlete_id",
+        t.table("coaches"),
+        t.table("profiles")
+    )))
+    .bind(coach_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CoachedAthlete {
+                athlete_id: uuid(&r.try_get::<String, _>(0)?)?,
+                display_name: r.try_get(1)?,
+                scope: from_code(r.try_get(2)?)?,
+                granted_at: instant(r.try_get(3)?)?,
             })
         })
         .collect()

@@ -1,0 +1,553 @@
+//! Accounts, sessions, refresh tokens, login throttling and the security log, in the store's
+//! database (migrations/*/0003_identity.sql). One SQL dialect serves both stores.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::Utc;
+use domain::athlete::Role;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+/// A refresh token is good for this long after it is issued (and is single-use).
+pub const REFRESH_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// A session ends this long after its login, however often it is refreshed.
+pub const SESSION_MAX: Duration = Duration::from_secs(90 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub account_id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub active: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("unknown, expired or revoked refresh token")]
+    Invalid,
+    /// An already-used token came back: someone holds a copy. The whole family is revoked.
+    #[error("refresh token reused")]
+    Reused { account_id: Uuid },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a session check returns for a verified access token.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSession {
+    pub account_id: Uuid,
+    pub role: Role,
+}
+
+#[derive(Clone)]
+pub struct IdentityDb {
+    pool: AnyPool,
+}
+
+fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn us(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Athlete => "athlete",
+        Role::Coach => "coach",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+
+pub fn parse_role(s: &str) -> Option<Role> {
+    Some(match s {
+        "athlete" => Role::Athlete,
+        "coach" => Role::Coach,
+        "admin" => Role::Admin,
+        "owner" => Role::Owner,
+        _ => return None,
+    })
+}
+
+/// SHA-256, hex: refresh tokens are stored only this way.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_refresh_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db
+                    .code()
+                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+        }
+        _ => false,
+    }
+}
+
+impl IdentityDb {
+    pub fn new(pool: AnyPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// False when the email is taken.
+    pub async fn insert_pending(
+        &self,
+        account_id: Uuid,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_us();
+        let inserted = sqlx::query(
+            "INSERT INTO auth_accounts (account_id, email, password_hash, role, status, \
+               created_at_us, password_changed_at_us) VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
+        )
+        .bind(account_id.to_string())
+        .bind(email)
+        .bind(password_hash)
+        .bind(role_str(role))
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn activate(&self, account_id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE auth_accounts SET status = 'active' WHERE account_id = $1")
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes [`IdentityDb::insert_pending`] when the registration event could not be appended.
+    pub async fn delete_pending(&self, account_id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM auth_accounts WHERE account_id = $1 AND status = 'pending'")
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn account_from_row(r: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+        let id: String = r.try_get("account_id")?;
+        let role: String = r.try_get("role")?;
+        let status: String = r.try_get("status")?;
+        Ok(Account {
+            account_id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            email: r.try_get("email")?,
+            password_hash: r.try_get("password_hash")?,
+            role: parse_role(&role).unwrap_or(Role::Athlete),
+            active: status == "active",
+        })
+    }
+
+    pub async fn account_by_email(&self, email: &str) -> Result<Option<Account>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT account_id, email, password_hash, role, status FROM auth_accounts \
+             WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::account_from_row).transpose()
+    }
+
+    pub async fn account(&self, account_id: Uuid) -> Result<Option<Account>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT account_id, email, password_hash, role, status FROM auth_accounts \
+             WHERE account_id = $1",
+        )
+        .bind(account_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::account_from_row).transpose()
+    }
+
+    pub async fn set_password(&self, account_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE auth_accounts SET password_hash = $1, password_changed_at_us = $2 \
+             WHERE account_id = $3",
+        )
+        .bind(hash)
+        .bind(now_us())
+        .bind(account_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_role(&self, account_id: Uuid, role: Role) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE auth_accounts SET role = $1 WHERE account_id = $2")
+            .bind(role_str(role))
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_email(&self, account_id: Uuid, email: &str) -> Result<bool, sqlx::Error> {
+        let updated = sqlx::query("UPDATE auth_accounts SET email = $1 WHERE account_id = $2")
+            .bind(email)
+            .bind(account_id.to_string())
+            .execute(&self.pool)
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new session (login) and its first refresh token.
+    pub async fn create_session(&self, account_id: Uuid) -> Result<(Uuid, String), sqlx::Error> {
+        let session_id = Uuid::new_v4();
+        let now = now_us();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO auth_sessions (session_id, account_id, created_at_us, expires_at_us) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(session_id.to_string())
+        .bind(account_id.to_string())
+        .bind(now)
+        .bind(now + us(SESSION_MAX))
+        .execute(&mut *tx)
+        .await?;
+        let token = new_refresh_token();
+        insert_refresh(&mut tx, session_id, &token, now).await?;
+        tx.commit().await?;
+        Ok((session_id, token))
+    }
+
+    /// Spends `token` and issues its successor in the same session. A token that was already
+    /// spent revokes the session: the legitimate holder and the thief both have to log in again.
+    pub async fn rotate_refresh(
+        &self,
+        token: &str,
+    ) -> Result<(Account, Uuid, String), RefreshError> {
+        let hash = token_hash(token);
+        let now = now_us();
+        let row = sqlx::query(
+            "SELECT r.session_id, r.used_at_us, r.expires_at_us, s.account_id, \
+               s.revoked_at_us, s.expires_at_us AS session_expires_at_us \
+             FROM auth_refresh_tokens r JOIN auth_sessions s ON s.session_id = r.session_id \
+             WHERE r.token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Err(RefreshError::Invalid);
+        };
+        let session: String = row.try_get("session_id")?;
+        let session_id = Uuid::parse_str(&session).map_err(|_| RefreshError::Invalid)?;
+        let account: String = row.try_get("account_id")?;
+        let account_id = Uuid::parse_str(&account).map_err(|_| RefreshError::Invalid)?;
+        let used: Option<i64> = row.try_get("used_at_us")?;
+        let revoked: Option<i64> = row.try_get("revoked_at_us")?;
+        let expires: i64 = row.try_get("expires_at_us")?;
+        let session_expires: i64 = row.try_get("session_expires_at_us")?;
+        if used.is_some() {
+            self.revoke_session(session_id, "refresh_token_reuse")
+                .await?;
+            return Err(RefreshError::Reused { account_id });
+        }
+        if revoked.is_some() || expires <= now || session_expires <= now {
+            return Err(RefreshError::Invalid);
+        }
+        let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE auth_refresh_tokens SET used_at_us = $1 \
+             WHERE token_hash = $2 AND used_at_us IS NULL",
+        )
+        .bind(now)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent == 0 {
+            // Another request spent it between our read and this write: the same reuse.
+            drop(tx);
+            self.revoke_session(session_id, "refresh_token_reuse")
+                .await?;
+            return Err(RefreshError::Reused { account_id });
+        }
+        let next = new_refresh_token();
+        insert_refresh(&mut tx, session_id, &next, now).await?;
+        tx.commit().await?;
+        let account = self
+            .account(account_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(RefreshError::Invalid)?;
+        Ok((account, session_id, next))
+    }
+
+    pub async fn revoke_session(&self, session_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE auth_sessions SET revoked_at_us = $1, revoked_reason = $2 \
+             WHERE session_id = $3 AND revoked_at_us IS NULL",
+        )
+        .bind(now_us())
+        .bind(reason)
+        .bind(session_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Logout by refresh token: the session it belongs to, if any, ends. Returns its account.
+    pub async fn revoke_by_refresh(&self, token: &str) -> Result<Option<Uuid>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT s.session_id, s.account_id FROM auth_refresh_tokens r \
+             JOIN auth_sessions s ON s.session_id = r.session_id WHERE r.token_hash = $1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session: String = row.try_get(0)?;
+        let account: String = row.try_get(1)?;
+        if let Ok(session_id) = Uuid::parse_str(&session) {
+            self.revoke_session(session_id, "logout").await?;
+        }
+        Ok(Uuid::parse_str(&account).ok())
+    }
+
+    /// Ends every session of the account but `keep`. Returns how many ended.
+    pub async fn revoke_other_sessions(
+        &self,
+        account_id: Uuid,
+        keep: Option<Uuid>,
+        reason: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+        Ok(sqlx::query(
+            "UPDATE auth_sessions SET revoked_at_us = $1, revoked_reason = $2 \
+             WHERE account_id = $3 AND session_id <> $4 AND revoked_at_us IS NULL",
+        )
+        .bind(now_us())
+        .bind(reason)
+        .bind(account_id.to_string())
+        .bind(keep)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// The live session behind an access token: not revoked, not expired, account active. The
+    /// role comes from here, not from the token, so a role change applies to the next request.
+    pub async fn live_session(
+        &self,
+        session_id: Uuid,
+        account_id: Uuid,
+    ) -> Result<Option<LiveSession>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT a.role FROM auth_sessions s JOIN auth_accounts a ON a.account_id = s.account_id \
+             WHERE s.session_id = $1 AND s.account_id = $2 AND s.revoked_at_us IS NULL \
+               AND s.expires_at_us > $3 AND a.status = 'active'",
+        )
+        .bind(session_id.to_string())
+        .bind(account_id.to_string())
+        .bind(now_us())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => {
+                let role: String = r.try_get(0)?;
+                parse_role(&role).map(|role| LiveSession { account_id, role })
+            }
+            None => None,
+        })
+    }
+
+    // --- throttling ----------------------------------------------------------------------
+
+    /// The longest remaining block among `keys`, if any.
+    pub async fn blocked_for(&self, keys: &[String]) -> Result<Option<Duration>, sqlx::Error> {
+        let now = now_us();
+        let mut longest: Option<i64> = None;
+        for key in keys {
+            let until: Option<i64> =
+                sqlx::query_scalar("SELECT blocked_until_us FROM auth_throttle WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(until) = until.filter(|u| *u > now) {
+                longest = Some(longest.map_or(until, |l| l.max(until)));
+            }
+        }
+        Ok(longest.map(|u| Duration::from_micros(u64::try_from(u - now).unwrap_or(0))))
+    }
+
+    /// Counts a failure against `key`; after `free` failures each one blocks the key for twice
+    /// as long as the last, from 1 s up to `cap`. Counters forget after a day without failures.
+    pub async fn record_failure(
+        &self,
+        key: &str,
+        free: i64,
+        cap: Duration,
+    ) -> Result<i64, sqlx::Error> {
+        let now = now_us();
+        let forget_before = now - us(Duration::from_secs(24 * 3600));
+        let failures: i64 = sqlx::query_scalar(
+            "INSERT INTO auth_throttle (key, failures, blocked_until_us, updated_at_us) \
+             VALUES ($1, 1, 0, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN auth_throttle.updated_at_us < $3 THEN 1 \
+                               ELSE auth_throttle.failures + 1 END, \
+               updated_at_us = $2 \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(forget_before)
+        .fetch_one(&self.pool)
+        .await?;
+        if failures > free {
+            let exponent = u32::try_from((failures - free - 1).min(20)).unwrap_or(20);
+            let delay = Duration::from_secs(1u64 << exponent).min(cap);
+            sqlx::query("UPDATE auth_throttle SET blocked_until_us = $1 WHERE key = $2")
+                .bind(now + us(delay))
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(failures)
+    }
+
+    pub async fn clear_failures(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM auth_throttle WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn is_known_client(
+        &self,
+        account_id: Uuid,
+        client: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT last_success_us FROM auth_known_clients WHERE account_id = $1 AND client = $2",
+        )
+        .bind(account_id.to_string())
+        .bind(client)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn remember_client(&self, account_id: Uuid, client: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO auth_known_clients (account_id, client, last_success_us) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id, client) DO UPDATE SET last_success_us = $3",
+        )
+        .bind(account_id.to_string())
+        .bind(client)
+        .bind(now_us())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // --- security log --------------------------------------------------------------------
+
+    pub async fn log(
+        &self,
+        kind: &str,
+        account_id: Option<Uuid>,
+        client: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO security_log (at_us, kind, account_id, client, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(now_us())
+        .bind(kind)
+        .bind(account_id.map(|a| a.to_string()))
+        .bind(client.map(str::to_string))
+        .bind(detail.map(str::to_string))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The account's security log, newest first.
+    pub async fn security_log(
+        &self,
+        account_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<SecurityRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT at_us, kind, detail FROM security_log WHERE account_id = $1 \
+             ORDER BY at_us DESC, id DESC LIMIT $2",
+        )
+        .bind(account_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SecurityRecord {
+                    at_us: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    detail: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityRecord {
+    pub at_us: i64,
+    pub kind: String,
+    pub detail: Option<String>,
+}
+
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: Uuid,
+    token: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO auth_refresh_tokens (token_hash, session_id, issued_at_us, expires_at_us) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash(token))
+    .bind(session_id.to_string())
+    .bind(now)
+    .bind(now + us(REFRESH_TTL))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! `/v1/auth/*`: registration, login, refresh, logout and password change.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use commands::CommandContext;
+use domain::athlete::{Athlete, AthleteCommand, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::db::{REFRESH_TTL, RefreshError};
+use super::password::{MAX_PASSWORD_BYTES, check_password};
+use super::tokens::now_s;
+use crate::AppState;
+use crate::extract::Json;
+use crate::policy::Caller;
+use crate::problem::{ApiResult, Problem};
+
+/// The peer address, when the server was started with connect info.
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+/// Which kind of account to open. Admin and owner roles are given by an owner, never chosen.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    #[default]
+    Athlete,
+    Coach,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// Compared case-insensitively and stored trimmed and lowercased.
+    #[schema(min_length = 3, max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
+    pub email: String,
+    #[schema(min_length = 10, max_length = 64)]
+    pub password: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\s\p{Cc}][^\p{Cc}]*$"
+    )]
+    pub display_name: String,
+    #[serde(default)]
+    pub kind: AccountKind,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    #[schema(max_length = 254)]
+    pub email: String,
+    #[schema(max_length = 256)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    #[schema(max_length = 200)]
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    #[schema(max_length = 256)]
+    pub current_password: String,
+    #[schema(min_length = 10, max_length = 64)]
+    pub new_password: String,
+}
+
+/// A new session's tokens. The access token goes in `Authorization: Bearer`; the refresh
+/// token is single-use and is exchanged at `/v1/auth/refresh` for a new pair.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub account_id: Uuid,
+    pub role: Role,
+    pub access_token: String,
+    /// Always "Bearer".
+    pub token_type: String,
+    pub expires_in_s: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in_s: u64,
+    /// For registration: the log position of `AthleteRegistered`, for `?min_position=`.
+    pub position: Option<i64>,
+}
+
+fn pair(
+    state: &AppState,
+    account_id: Uuid,
+    role: Role,
+    session_id: Uuid,
+    refresh_token: String,
+    position: Option<i64>,
+) -> ApiResult<TokenPair> {
+    let access_token = state
+        .auth
+        .tokens
+        .issue(account_id, session_id, role, now_s())?;
+    Ok(TokenPair {
+        account_id,
+        role,
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in_s: state.auth.tokens.access_ttl.as_secs(),
+        refresh_token,
+        refresh_expires_in_s: REFRESH_TTL.as_secs(),
+        position,
+    })
+}
+
+fn wrong_credentials() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-credentials",
+        "Email or password is incorrect",
+    )
+}
+
+fn throttled(wait: std::time::Duration) -> Problem {
+    let seconds = wait.as_secs() + 1;
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "login-throttled",
+        "Too many failed attempts",
+    )
+    .detail(format!(
+        "Login attempts from here are paused for {seconds} s after repeated failures."
+    ))
+    .retry_after(seconds)
+}
+
+/// Open an account and its first session.
+#[utoipa::path(
+    post, path = "/v1/auth/register", tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Account created; signed in", body = TokenPair),
+        (status = 409, description = "An account with this email exists", body = Problem),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<Response> {
+    let email = domain::athlete::check_email(&body.email)?;
+    let display_name = domain::athlete::check_name("display_name", &body.display_name)?;
+    check_password(&body.password).map_err(|m| Problem::invalid("password", m))?;
+    let role = match body.kind {
+        AccountKind::Athlete => Role::Athlete,
+        AccountKind::Coach => Role::Coach,
+    };
+    let hash = state.auth.passwords.hash(&body.password).await?;
+    let account_id = Uuid::now_v7();
+    if !state
+        .auth
+        .db
+        .insert_pending(account_id, &email, &hash, role)
+        .await?
+    {
+        return Err(Problem::conflict(
+            "An account with this email already exists; log in instead.",
+        ));
+    }
+    let ctx = CommandContext::athlete(account_id).with_idempotency_key("register");
+    let executed = state
+        .commands
+        .execute::<Athlete>(
+            &ctx,
+            &account_id.to_string(),
+            AthleteCommand::Register {
+                athlete_id: account_id,
+                email,
+                display_name,
+                role,
+            },
+        )
+        .await;
+    let executed = match executed {
+        Ok(e) => e,
+        Err(e) => {
+            state.auth.db.delete_pending(account_id).await?;
+            return Err(e.into());
+        }
+    };
+    state.auth.db.activate(account_id).await?;
+    let client = state.auth.client_tag(addr);
+    state
+        .auth
+        .remember_client_quietly(account_id, &client)
+        .await;
+    state
+        .auth
+        .db
+        .log(
+            "registered",
+            Some(account_id),
+            Some(&client),
+            Some(super::db::role_str(role)),
+        )
+        .await?;
+    let (session_id, refresh) = state.auth.db.create_session(account_id).await?;
+    let position = executed.outcome.map(|o| o.cursor.position);
+    let tokens = pair(&state, account_id, role, session_id, refresh, position)?;
+    Ok((StatusCode::CREATED, axum::Json(tokens)).into_response())
+}
+
+/// Exchange email and password for a session. Repeated failures pause attempts from the same
+/// client, and from unfamiliar clients against the same account, for growing delays.
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 401, description = "Email or password is incorrect", body = Problem),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<axum::Json<TokenPair>> {
+    let client = state.auth.client_tag(addr);
+    let email = body.email.trim().to_lowercase();
+    let account = state.auth.db.account_by_email(&email).await?;
+    let account_id = account.as_ref().map(|a| a.account_id);
+    let keys = state.auth.throttle_keys(account_id, &client).await?;
+    if let Some(wait) = state.auth.db.blocked_for(&keys).await? {
+        state
+            .auth
+            .db
+            .log("login_throttled", account_id, Some(&client), None)
+            .await?;
+        return Err(throttled(wait));
+    }
+    let usable = body.password.len() <= MAX_PASSWORD_BYTES;
+    let ok = usable
+        && state
+            .auth
+            .passwords
+            .verify(
+                &body.password,
+                account.as_ref().map(|a| a.password_hash.as_str()),
+            )
+            .await?;
+    let account = match account {
+        Some(a) if ok && a.active => a,
+        _ => {
+            state.auth.record_login_failure(account_id, &client).await?;
+            state
+                .auth
+                .db
+                .log("login_failed", account_id, Some(&client), None)
+                .await?;
+            return Err(wrong_credentials());
+        }
+    };
+    state
+        .auth
+        .record_login_success(account.account_id, &client)
+        .await?;
+    state
+        .auth
+        .db
+        .log(
+            "login_succeeded",
+            Some(account.account_id),
+            Some(&client),
+            None,
+        )
+        .await?;
+    let (session_id, refresh) = state.auth.db.create_session(account.account_id).await?;
+    Ok(axum::Json(pair(
+        &state,
+        account.account_id,
+        account.role,
+        session_id,
+        refresh,
+        None,
+    )?))
+}
+
+/// Exchange a refresh token for a new pair. Each refresh token works once: presenting a spent
+/// one ends the session for every holder.
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "New tokens", body = TokenPair),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = Problem),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<RefreshBody>,
+) -> ApiResult<axum::Json<TokenPair>> {
+    match state.auth.db.rotate_refresh(&body.refresh_token).await {
+        Ok((account, session_id, next)) => Ok(axum::Json(pair(
+            &state,
+            account.account_id,
+            account.role,
+            session_id,
+            next,
+            None,
+        )?)),
+        Err(RefreshError::Reused { account_id }) => {
+            let client = state.auth.client_tag(addr);
+            state
+                .auth
+                .db
+                .log(
+                    "refresh_token_reused",
+                    Some(account_id),
+                    Some(&client),
+                    None,
+                )
+                .await?;
+            Err(Problem::unauthenticated(
+                "This refresh token was already used; the session has ended. Log in again.",
+            ))
+        }
+        Err(RefreshError::Invalid) => Err(Problem::unauthenticated(
+            "The refresh token is unknown, expired or revoked. Log in again.",
+        )),
+        Err(RefreshError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// End the session the refresh token belongs to. Answers 204 whether or not the token was
+/// live, so it cannot be used to test tokens.
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth",
+    request_body = RefreshBody,
+    responses((status = 204, description = "The session, if any, has ended"))
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshBody>,
+) -> ApiResult<StatusCode> {
+    if let Some(account) = state.auth.db.revoke_by_refresh(&body.refresh_token).await? {
+        state
+            .auth
+            .db
+            .log("logout", Some(account), None, None)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the password. Every other session of the account ends; this one continues.
+#[utoipa::path(
+    post, path = "/v1/auth/password", tag = "auth",
+    request_body = PasswordBody,
+    responses(
+        (status = 204, description = "Password changed; other sessions ended"),
+        (status = 403, description = "The current password is wrong", body = Problem),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<PasswordBody>,
+) -> ApiResult<StatusCode> {
+    check_password(&body.new_password).map_err(|m| Problem::invalid("new_password", m))?;
+    let client = state.auth.client_tag(addr);
+    let keys = state
+        .auth
+        .throttle_keys(Some(caller.account_id), &client)
+        .await?;
+    if let Some(wait) = state.auth.db.blocked_for(&keys).await? {
+        return Err(throttled(wait));
+    }
+    let account = state
+        .auth
+        .db
+        .account(caller.account_id)
+        .await?
+        .ok_or_else(|| Problem::unauthenticated("This account no longer exists."))?;
+    let ok = body.current_password.len() <= MAX_PASSWORD_BYTES
+        && state
+            .auth
+            .passwords
+            .verify(&body.current_password, Some(&account.password_hash))
+            .await?;
+    if !ok {
+        state
+            .auth
+            .record_login_failure(Some(caller.account_id), &client)
+            .await?;
+        state
+            .auth
+            .db
+            .log(
+                "password_change_refused",
+                Some(caller.account_id),
+                Some(&client),
+                None,
+            )
+            .await?;
+        return Err(Problem::forbidden("The current password is wrong."));
+    }
+    let hash = state.auth.passwords.hash(&body.new_password).await?;
+    state.auth.db.set_password(caller.account_id, &hash).await?;
+    let ended = state
+        .auth
+        .db
+        .revoke_other_sessions(
+            caller.account_id,
+            Some(caller.session_id),
+            "password_changed",
+        )
+        .await?;
+    state
+        .auth
+        .db
+        .log(
+            "password_changed",
+            Some(caller.account_id),
+            Some(&client),
+            Some(&format!("sessions_ended={ended}")),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl super::Auth {
+    /// Best effort: failing to remember a client only means throttling treats it as new.
+    async fn remember_client_quietly(&self, account: Uuid, client: &str) {
+        if let Err(e) = self.db.remember_client(account, client).await {
+            tracing::warn!(error = %e, "could not remember a client");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, then completed from the
+//! access-policy table: security requirements and the error responses every route shares are
+//! added here once, so no handler can forget them.
+
+use axum::Router;
+use serde_json::{Value, json};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::AppState;
+use crate::policy::{Access, access_of};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stridelog API",
+        description = "Running efficiency for endurance athletes. Every write is an event and \
+answers with its log position; pass it as `?min_position=` (or `X-Min-Position`) to a read to \
+see the write reflected. Errors are RFC 9457 problem+json.",
+        license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only")
+    ),
+    components(schemas(crate::problem::Problem, crate::problem::FieldProblem)),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "me", description = "The caller's profile, preferences and onboarding"),
+        (name = "activities", description = "Runs and other sessions"),
+        (name = "journal", description = "Check-ins, nutrition, work and body composition"),
+        (name = "coach", description = "Read-only access a coach was granted"),
+        (name = "ops", description = "Health")
+    )
+)]
+struct Base;
+
+pub fn base() -> utoipa::openapi::OpenApi {
+    Base::openapi()
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+/// Adds what the policy table implies to every operation.
+pub fn finish(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut v = serde_json::to_value(&doc).expect("an OpenAPI document serialises");
+    v["components"]["securitySchemes"]["bearer"] = json!({
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "An access token from /v1/auth/login, /register or /refresh (15 minutes)."
+    });
+    if let Some(paths) = v["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                let Some(op) = op.as_object_mut() else {
+                    continue;
+                };
+                let access = access_of(&method.to_uppercase(), path);
+                complete(path, access, op);
+            }
+        }
+    }
+    serde_json::from_value(v).expect("the completed document is still OpenAPI")
+}
+
+fn complete(path: &str, access: Option<Access>, op: &mut serde_json::Map<String, Value>) {
+    let has_body = op.contains_key("requestBody");
+    let has_params = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|p| !p.is_empty());
+    let reads_models = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|p| p.iter().any(|p| p["name"] == "min_position"));
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("responses is an object");
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem(description));
+    };
+    if has_body {
+        add("400", "The body is not valid JSON");
+        add("413", "The body is too large");
+        add("415", "The body is not `application/json`");
+        add("422", "A value was refused; `errors` names the fields");
+    }
+    if has_params {
+        add("422", "A parameter was refused; `errors` names it");
+    }
+    if reads_models {
+        add(
+            "503",
+            "The read model has not reached `min_position` within 5 s; see Retry-After",
+        );
+    }
+    match access {
+        Some(Access::Public) | None => {}
+        Some(a) => {
+            add("401", "No valid access token");
+            if a == Access::Coach {
+                add("403", "The caller is not a coach");
+            }
+            if a == Access::CoachOfAthlete || path.contains('{') {
+                add("404", "Not found, or not visible to the caller");
+            }
+            if !op.contains_key("security") {
+                op.insert("security".into(), json!([{"bearer": []}]));
+            }
+        }
+    }
+    // Every error is problem+json, including those a handler annotated itself.
+    if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+        for (status, response) in responses.iter_mut() {
+            if status.starts_with('4') || status.starts_with('5') {
+                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
+                    if let Some(json) = content.remove("application/json") {
+                        content.insert("application/problem+json".into(), json);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/openapi.json` and the Swagger UI at `/docs`, served from files compiled into the binary.
+pub fn docs_router(doc: utoipa::openapi::OpenApi) -> Router<AppState> {
+    Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc))
+}

@@ -1,0 +1,276 @@
+//! Who may call what. [`ROUTES`] is the one table of access policies; a middleware enforces it
+//! for every matched route before any handler runs, and a route missing from it is refused.
+//! Handlers then read the caller from [`Caller`], never from a body or query.
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use domain::athlete::{Athlete, Role};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::problem::Problem;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, unauthenticated: health, documentation, and the login flow.
+    Public,
+    /// Any signed-in account, acting on its own data. Ids in the path name the caller's own
+    /// objects; anyone else's answer 404.
+    Account,
+    /// A signed-in account with the coach role.
+    Coach,
+    /// A coach whom the athlete in the path has granted read access. Anyone else: 404.
+    CoachOfAthlete,
+}
+
+/// (method, path template, access). Every route the router serves is here; a test checks both
+/// directions against the router's OpenAPI document.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/health", Access::Public),
+    ("GET", "/openapi.json", Access::Public),
+    ("GET", "/docs", Access::Public),
+    ("GET", "/docs/", Access::Public),
+    ("GET", "/docs/{*rest}", Access::Public),
+    ("POST", "/v1/auth/register", Access::Public),
+    ("POST", "/v1/auth/login", Access::Public),
+    ("POST", "/v1/auth/refresh", Access::Public),
+    // Authorised by possession of the refresh token it revokes.
+    ("POST", "/v1/auth/logout", Access::Public),
+    ("POST", "/v1/auth/password", Access::Account),
+    ("GET", "/v1/me", Access::Account),
+    ("PATCH", "/v1/me", Access::Account),
+    ("GET", "/v1/me/preferences", Access::Account),
+    ("PATCH", "/v1/me/preferences", Access::Account),
+    ("GET", "/v1/me/onboarding", Access::Account),
+    ("POST", "/v1/me/onboarding/{step}", Access::Account),
+    ("GET", "/v1/me/coaches", Access::Account),
+    ("POST", "/v1/me/coaches/{coach_id}", Access::Account),
+    ("DELETE", "/v1/me/coaches/{coach_id}", Access::Account),
+    ("POST", "/v1/activities", Access::Account),
+    ("GET", "/v1/activities", Access::Account),
+    ("GET", "/v1/activities/{activity_id}", Access::Account),
+    ("PATCH", "/v1/activities/{activity_id}", Access::Account),
+    ("DELETE", "/v1/activities/{activity_id}", Access::Account),
+    (
+        "PUT",
+        "/v1/activities/{activity_id}/workout-type",
+        Access::Account,
+    ),
+    (
+        "POST",
+        "/v1/activities/{activity_id}/feedback",
+        Access::Account,
+    ),
+    (
+        "GET",
+        "/v1/activities/{activity_id}/feedback",
+        Access::Account,
+    ),
+    (
+        "PUT",
+        "/v1/activities/{activity_id}/feedback",
+        Access::Account,
+    ),
+    (
+        "DELETE",
+        "/v1/activities/{activity_id}/feedback",
+        Access::Account,
+    ),
+    ("GET", "/v1/feedback/pending", Access::Account),
+    ("PUT", "/v1/checkins/{date}", Access::Account),
+    ("GET", "/v1/checkins/{date}", Access::Account),
+    ("GET", "/v1/checkins", Access::Account),
+    ("POST", "/v1/nutrition", Access::Account),
+    ("GET", "/v1/nutrition", Access::Account),
+    ("GET", "/v1/nutrition/presets", Access::Account),
+    ("POST", "/v1/nutrition/presets", Access::Account),
+    ("GET", "/v1/nutrition/{entry_id}", Access::Account),
+    ("PATCH", "/v1/nutrition/{entry_id}", Access::Account),
+    ("DELETE", "/v1/nutrition/{entry_id}", Access::Account),
+    ("PUT", "/v1/work/{date}", Access::Account),
+    ("GET", "/v1/work/{date}", Access::Account),
+    ("GET", "/v1/work", Access::Account),
+    ("PUT", "/v1/body/{date}", Access::Account),
+    ("GET", "/v1/body/{date}", Access::Account),
+    ("GET", "/v1/body", Access::Account),
+    ("GET", "/v1/availability", Access::Account),
+    ("PUT", "/v1/availability", Access::Account),
+    ("PATCH", "/v1/availability/{day}/{block}", Access::Account),
+    ("POST", "/v1/insights/feedback", Access::Account),
+    ("GET", "/v1/insights/feedback/stats", Access::Account),
+    ("GET", "/v1/coach/athletes", Access::Coach),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/profile",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/activities",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/activities/{activity_id}",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/checkins",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/nutrition",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/work",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/body",
+        Access::CoachOfAthlete,
+    ),
+    (
+        "GET",
+        "/v1/coach/athletes/{athlete_id}/availability",
+        Access::CoachOfAthlete,
+    ),
+];
+
+pub fn access_of(method: &str, path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// The verified caller of a non-public route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub account_id: Uuid,
+    pub session_id: Uuid,
+    /// From the account as it is now, not from the token.
+    pub role: Role,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .copied()
+            .ok_or_else(|| Problem::unauthenticated("Send `Authorization: Bearer <access token>`."))
+    }
+}
+
+/// The middleware: look the matched route up in [`ROUTES`], authenticate unless public,
+/// check the role, and hand the caller to the handler.
+pub async fn enforce(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(path) = matched.as_ref().map(MatchedPath::as_str) else {
+        return next.run(req).await;
+    };
+    // HEAD is served by GET routes.
+    let method = match req.method().as_str() {
+        "HEAD" => "GET",
+        m => m,
+    };
+    let Some(access) = access_of(method, path) else {
+        tracing::error!(%method, path, "route without an access policy refused");
+        return Problem::forbidden("This route has no access policy.").into_response();
+    };
+    if access == Access::Public {
+        return next.run(req).await;
+    }
+    let caller = match authenticate(&state, req.headers()).await {
+        Ok(c) => c,
+        Err(p) => return p.into_response(),
+    };
+    if access == Access::Coach && caller.role != Role::Coach {
+        return Problem::forbidden("Only coach accounts may use this route.").into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, Problem> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Err(Problem::unauthenticated(
+            "Send `Authorization: Bearer <access token>`.",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Problem::unauthenticated("The Authorization header must be `Bearer <token>`.")
+        })?;
+    let verified = state
+        .auth
+        .tokens
+        .verify(token, crate::auth::tokens::now_s())
+        .map_err(|_| {
+            Problem::unauthenticated(
+                "The access token is invalid or expired; refresh it or log in again.",
+            )
+        })?;
+    let live = state
+        .auth
+        .db
+        .live_session(verified.session_id, verified.account_id)
+        .await?
+        .ok_or_else(|| Problem::unauthenticated("This session has ended; log in again."))?;
+    Ok(Caller {
+        account_id: live.account_id,
+        session_id: verified.session_id,
+        role: live.role,
+    })
+}
+
+/// For `/coach/athletes/{athlete_id}/...`: the athlete, when the caller is a coach they granted
+/// access to. The grant is read from the athlete's stream, so a revocation applies at once.
+pub async fn coached_athlete(
+    state: &AppState,
+    caller: &Caller,
+    athlete_id: Uuid,
+) -> Result<Uuid, Problem> {
+    let hidden = || Problem::not_found("athlete");
+    if caller.role != Role::Coach {
+        return Err(hidden());
+    }
+    let stream = store::StreamId::new(
+        <Athlete as cqrs_es::Aggregate>::TYPE,
+        athlete_id.to_string(),
+    );
+    let (athlete, _) = state
+        .commands
+        .load::<Athlete>(&stream)
+        .await
+        .map_err(|_| hidden())?;
+    match athlete.coach_scope(caller.account_id) {
+        Some(_) => Ok(athlete_id),
+        None => Err(hidden()),
+    }
+}

@@ -1,0 +1,892 @@
+//! Check-ins, nutrition (entries and presets), work, body composition, training availability
+//! and insight feedback. Each kind is optional; a date with nothing logged is simply empty.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use commands::CommandContext;
+use domain::athlete::{
+    Athlete, AthleteCommand, DayAvailability, Nutrients, SlotStatus, WeeklyAvailability,
+};
+use domain::journal::{
+    DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
+    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionValues,
+    UpdateNutritionEntry, WorkType,
+};
+use projections::journal::{
+    self as rm, BodyComposition, CheckIn, InsightFeedbackCount, InsightFeedbackTotals,
+    NutritionEntry, WorkPattern,
+};
+use projections::profile::{self, Preset};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::extract::{Json, Path, Query};
+use crate::policy::Caller;
+use crate::problem::{ApiResult, Problem};
+use crate::{AppState, Consistency, Created, Written};
+
+/// The longest date range one list request covers.
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+async fn journal(
+    state: &AppState,
+    caller: &Caller,
+    command: JournalCommand,
+) -> ApiResult<commands::Executed> {
+    let ctx = CommandContext::athlete(caller.account_id);
+    Ok(state
+        .commands
+        .execute_with_retry::<Journal>(&ctx, &command.aggregate_id(), command)
+        .await?)
+}
+
+/// A date range: `from` and `to` included, at most 366 days. Default: the 30 days to today.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RangeParams {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl RangeParams {
+    fn resolve(&self) -> ApiResult<(NaiveDate, NaiveDate)> {
+        let to = self.to.unwrap_or_else(|| Utc::now().date_naive());
+        let from = self.from.unwrap_or_else(|| to - chrono::Duration::days(29));
+        if from > to {
+            return Err(Problem::invalid("from", "must not be after `to`"));
+        }
+        if (to - from).num_days() >= MAX_RANGE_DAYS {
+            return Err(Problem::invalid(
+                "from",
+                format!("a range covers at most {MAX_RANGE_DAYS} days; page through longer ones"),
+            ));
+        }
+        Ok((from, to))
+    }
+}
+
+pub(crate) async fn days_for(
+    state: &AppState,
+    athlete: Uuid,
+    range: &RangeParams,
+    min_position: Option<i64>,
+) -> ApiResult<Vec<rm::JournalDay>> {
+    let (from, to) = range.resolve()?;
+    state.visible(&["journal"], min_position).await?;
+    let t = state.tables("journal").await?;
+    Ok(rm::range(state.read_pool(), &t, athlete, from, to).await?)
+}
+
+async fn day_for(
+    state: &AppState,
+    athlete: Uuid,
+    date: NaiveDate,
+    min_position: Option<i64>,
+) -> ApiResult<rm::JournalDay> {
+    state.visible(&["journal"], min_position).await?;
+    let t = state.tables("journal").await?;
+    Ok(rm::day(state.read_pool(), &t, athlete, date).await?)
+}
+
+// --- check-ins -------------------------------------------------------------------------------
+
+/// The morning check-in. Every field is optional, but at least one must be given.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInBody {
+    #[schema(minimum = 0, maximum = 24)]
+    pub sleep_h: Option<f64>,
+    #[schema(minimum = 1, maximum = 5)]
+    pub sleep_quality: Option<u8>,
+    #[schema(minimum = 1, maximum = 300)]
+    pub hrv_ms: Option<f64>,
+    #[schema(minimum = 25, maximum = 250)]
+    pub resting_hr_bpm: Option<f64>,
+    #[schema(minimum = 1, maximum = 5)]
+    pub stress: Option<u8>,
+    #[schema(minimum = 1, maximum = 5)]
+    pub soreness: Option<u8>,
+    #[schema(minimum = 1, maximum = 5)]
+    pub readiness: Option<u8>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+}
+
+/// Log (or replace) the check-in of a date.
+#[utoipa::path(put, path = "/v1/checkins/{date}", tag = "journal",
+    params(("date" = NaiveDate, Path)), request_body = CheckInBody,
+    responses((status = 200, body = Written)))]
+pub async fn put_checkin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(date): Path<NaiveDate>,
+    Json(b): Json<CheckInBody>,
+) -> ApiResult<axum::Json<Written>> {
+    let executed = journal(
+        &state,
+        &caller,
+        JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
+            athlete_id: caller.account_id,
+            date,
+            sleep_h: b.sleep_h,
+            sleep_quality: b.sleep_quality,
+            hrv_ms: b.hrv_ms,
+            resting_hr_bpm: b.resting_hr_bpm,
+            stress: b.stress,
+            soreness: b.soreness,
+            readiness: b.readiness,
+            notes: b.notes,
+        }),
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+/// The check-in of a date; 404 when none was logged.
+#[utoipa::path(get, path = "/v1/checkins/{date}", tag = "journal",
+    params(("date" = NaiveDate, Path), Consistency), responses((status = 200, body = CheckIn)))]
+pub async fn get_checkin(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(date): Path<NaiveDate>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<CheckIn>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    day_for(&state, caller.account_id, date, min)
+        .await?
+        .check_in
+        .map(axum::Json)
+        .ok_or_else(|| Problem::not_found("check-in on that date"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatedCheckIn {
+    pub date: NaiveDate,
+    #[serde(flatten)]
+    pub check_in: CheckIn,
+}
+
+/// Check-ins in a date range (at most 366 days per request), oldest first.
+#[utoipa::path(get, path = "/v1/checkins", tag = "journal",
+    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedCheckIn>)))]
+pub async fn list_checkins(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(range): Query<RangeParams>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Vec<DatedCheckIn>>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        checkins_of(&state, caller.account_id, &range, min).await?,
+    ))
+}
+
+pub(crate) async fn checkins_of(
+    state: &AppState,
+    athlete: Uuid,
+    range: &RangeParams,
+    min: Option<i64>,
+) -> ApiResult<Vec<DatedCheckIn>> {
+    Ok(days_for(state, athlete, range, min)
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            d.check_in.map(|check_in| DatedCheckIn {
+                date: d.date,
+                check_in,
+            })
+        })
+        .collect())
+}
+
+// --- nutrition -------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NutritionBody {
+    /// The local date the intake belongs to.
+    pub date: NaiveDate,
+    pub entry_type: NutritionEntryType,
+    /// The activity it fuelled, for pre-, during- and post-activity entries.
+    pub activity_id: Option<Uuid>,
+    #[schema(minimum = 0, maximum = 10000)]
+    pub calories_kcal: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub protein_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub carbohydrate_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub fat_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub fibre_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 2000)]
+    pub caffeine_mg: Option<f64>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+    /// When it was eaten; now when absent. Not in the future.
+    pub logged_at: Option<DateTime<Utc>>,
+}
+
+impl NutritionBody {
+    fn values(&self) -> NutritionValues {
+        NutritionValues {
+            entry_type: self.entry_type,
+            activity_id: self.activity_id,
+            calories_kcal: self.calories_kcal,
+            protein_g: self.protein_g,
+            carbohydrate_g: self.carbohydrate_g,
+            fat_g: self.fat_g,
+            fibre_g: self.fibre_g,
+            caffeine_mg: self.caffeine_mg,
+            notes: self.notes.clone(),
+        }
+    }
+}
+
+/// Log an intake. Answers 201 with the entry's id.
+#[utoipa::path(post, path = "/v1/nutrition", tag = "journal", request_body = NutritionBody,
+    responses((status = 201, body = Created, headers(("Location" = String)))))]
+pub async fn create_nutrition(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(b): Json<NutritionBody>,
+) -> ApiResult<Response> {
+    let key = super::activities::idempotency_key(&headers)?;
+    let entry_id = match &key {
+        Some(k) => Uuid::new_v5(&caller.account_id, format!("nutrition:{k}").as_bytes()),
+        None => Uuid::now_v7(),
+    };
+    let mut ctx = CommandContext::athlete(caller.account_id);
+    if let Some(k) = key {
+        ctx = ctx.with_idempotency_key(format!("nutrition:{k}"));
+    }
+    let command = JournalCommand::LogNutritionEntry(LogNutritionEntry {
+        athlete_id: caller.account_id,
+        date: b.date,
+        entry_id,
+        values: b.values(),
+        logged_at: b.logged_at,
+    });
+    let executed = state
+        .commands
+        .execute_with_retry::<Journal>(&ctx, &command.aggregate_id(), command)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/nutrition/{entry_id}"))],
+        axum::Json(Created {
+            id: entry_id,
+            position: Written::of(&executed).position,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatedNutritionEntry {
+    pub date: NaiveDate,
+    #[serde(flatten)]
+    pub entry: NutritionEntry,
+}
+
+/// Intakes in a date range (at most 366 days per request), in the order they happened.
+#[utoipa::path(get, path = "/v1/nutrition", tag = "journal",
+    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedNutritionEntry>)))]
+pub async fn list_nutrition(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(range): Query<RangeParams>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Vec<DatedNutritionEntry>>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        nutrition_of(&state, caller.account_id, &range, min).await?,
+    ))
+}
+
+pub(crate) async fn nutrition_of(
+    state: &AppState,
+    athlete: Uuid,
+    range: &RangeParams,
+    min: Option<i64>,
+) -> ApiResult<Vec<DatedNutritionEntry>> {
+    Ok(days_for(state, athlete, range, min)
+        .await?
+        .into_iter()
+        .flat_map(|d| {
+            let date = d.date;
+            d.nutrition
+                .into_iter()
+                .map(move |entry| DatedNutritionEntry { date, entry })
+        })
+        .collect())
+}
+
+async fn find_entry(
+    state: &AppState,
+    athlete: Uuid,
+    entry_id: Uuid,
+    min: Option<i64>,
+) -> ApiResult<(NaiveDate, NutritionEntry)> {
+    state.visible(&["journal"], min).await?;
+    let t = state.tables("journal").await?;
+    rm::nutrition_entry(state.read_pool(), &t, athlete, entry_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("nutrition entry"))
+}
+
+/// One intake.
+#[utoipa::path(get, path = "/v1/nutrition/{entry_id}", tag = "journal",
+    params(("entry_id" = Uuid, Path), Consistency),
+    responses((status = 200, body = DatedNutritionEntry)))]
+pub async fn get_nutrition(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(entry_id): Path<Uuid>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<DatedNutritionEntry>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    let (date, entry) = find_entry(&state, caller.account_id, entry_id, min).await?;
+    Ok(axum::Json(DatedNutritionEntry { date, entry }))
+}
+
+/// Fields present are changed; absent ones keep their value. The date cannot change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchNutritionBody {
+    pub entry_type: Option<NutritionEntryType>,
+    pub activity_id: Option<Uuid>,
+    #[schema(minimum = 0, maximum = 10000)]
+    pub calories_kcal: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub protein_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub carbohydrate_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub fat_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 1000)]
+    pub fibre_g: Option<f64>,
+    #[schema(minimum = 0, maximum = 2000)]
+    pub caffeine_mg: Option<f64>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+    pub logged_at: Option<DateTime<Utc>>,
+}
+
+/// Correct an intake.
+#[utoipa::path(patch, path = "/v1/nutrition/{entry_id}", tag = "journal",
+    params(("entry_id" = Uuid, Path)), request_body = PatchNutritionBody,
+    responses((status = 200, body = Written)))]
+pub async fn patch_nutrition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(entry_id): Path<Uuid>,
+    Json(b): Json<PatchNutritionBody>,
+) -> ApiResult<axum::Json<Written>> {
+    state.caught_up(&["journal"]).await?;
+    let (date, e) = find_entry(&state, caller.account_id, entry_id, None).await?;
+    let executed = journal(
+        &state,
+        &caller,
+        JournalCommand::UpdateNutritionEntry(UpdateNutritionEntry {
+            athlete_id: caller.account_id,
+            date,
+            entry_id,
+            values: NutritionValues {
+                entry_type: b.entry_type.unwrap_or(e.entry_type),
+                activity_id: b.activity_id.or(e.activity_id),
+                calories_kcal: b.calories_kcal.or(e.calories_kcal),
+                protein_g: b.protein_g.or(e.protein_g),
+                carbohydrate_g: b.carbohydrate_g.or(e.carbohydrate_g),
+                fat_g: b.fat_g.or(e.fat_g),
+                fibre_g: b.fibre_g.or(e.fibre_g),
+                caffeine_mg: b.caffeine_mg.or(e.caffeine_mg),
+                notes: b.notes.or(e.notes),
+            },
+            logged_at: b.logged_at.unwrap_or(e.logged_at),
+        }),
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+/// Delete an intake.
+#[utoipa::path(delete, path = "/v1/nutrition/{entry_id}", tag = "journal",
+    params(("entry_id" = Uuid, Path)), responses((status = 200, body = Written)))]
+pub async fn delete_nutrition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(entry_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Written>> {
+    state.caught_up(&["journal"]).await?;
+    let (date, _) = find_entry(&state, caller.account_id, entry_id, None).await?;
+    let executed = journal(
+        &state,
+        &caller,
+        JournalCommand::DeleteNutritionEntry(DeleteNutritionEntry {
+            athlete_id: caller.account_id,
+            date,
+            entry_id,
+        }),
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresetBody {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\s\p{Cc}][^\p{Cc}]*$"
+    )]
+    pub name: String,
+    pub nutrients: Nutrients,
+}
+
+/// The caller's nutrition presets, by name.
+#[utoipa::path(get, path = "/v1/nutrition/presets", tag = "journal", params(Consistency),
+    responses((status = 200, body = Vec<Preset>)))]
+pub async fn list_presets(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Vec<Preset>>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    state.visible(&["profile"], min).await?;
+    let t = state.tables("profile").await?;
+    Ok(axum::Json(
+        profile::nutrition_presets(state.read_pool(), &t, caller.account_id).await?,
+    ))
+}
+
+/// Save a preset (a meal or product logged often).
+#[utoipa::path(post, path = "/v1/nutrition/presets", tag = "journal", request_body = PresetBody,
+    responses((status = 201, body = Created)))]
+pub async fn create_preset(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<PresetBody>,
+) -> ApiResult<Response> {
+    let preset_id = Uuid::now_v7();
+    let ctx = CommandContext::athlete(caller.account_id);
+    let executed = state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &ctx,
+            &caller.account_id.to_string(),
+            AthleteCommand::SaveNutritionPreset {
+                preset_id,
+                name: b.name,
+                nutrients: b.nutrients,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Created {
+            id: preset_id,
+            position: Written::of(&executed).position,
+        }),
+    )
+        .into_response())
+}
+
+// --- work and body ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkBody {
+    pub work_type: WorkType,
+    #[schema(minimum = 0, maximum = 24)]
+    pub hours_worked_h: Option<f64>,
+    #[schema(minimum = 1, maximum = 5)]
+    pub stress: Option<u8>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+}
+
+/// Log (or replace) the work pattern of a date.
+#[utoipa::path(put, path = "/v1/work/{date}", tag = "journal",
+    params(("date" = NaiveDate, Path)), request_body = WorkBody,
+    responses((status = 200, body = Written)))]
+pub async fn put_work(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(date): Path<NaiveDate>,
+    Json(b): Json<WorkBody>,
+) -> ApiResult<axum::Json<Written>> {
+    let executed = journal(
+        &state,
+        &caller,
+        JournalCommand::LogWorkPattern(LogWorkPattern {
+            athlete_id: caller.account_id,
+            date,
+            work_type: b.work_type,
+            hours_worked: b.hours_worked_h,
+            stress: b.stress,
+            notes: b.notes,
+        }),
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+/// The work pattern of a date; 404 when none was logged.
+#[utoipa::path(get, path = "/v1/work/{date}", tag = "journal",
+    params(("date" = NaiveDate, Path), Consistency), responses((status = 200, body = WorkPattern)))]
+pub async fn get_work(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(date): Path<NaiveDate>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<WorkPattern>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    day_for(&state, caller.account_id, date, min)
+        .await?
+        .work
+        .map(axum::Json)
+        .ok_or_else(|| Problem::not_found("work entry on that date"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatedWork {
+    pub date: NaiveDate,
+    #[serde(flatten)]
+    pub work: WorkPattern,
+}
+
+/// Work patterns in a date range (at most 366 days per request), oldest first.
+#[utoipa::path(get, path = "/v1/work", tag = "journal",
+    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedWork>)))]
+pub async fn list_work(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(range): Query<RangeParams>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Vec<DatedWork>>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        work_of(&state, caller.account_id, &range, min).await?,
+    ))
+}
+
+pub(crate) async fn work_of(
+    state: &AppState,
+    athlete: Uuid,
+    range: &RangeParams,
+    min: Option<i64>,
+) -> ApiResult<Vec<DatedWork>> {
+    Ok(days_for(state, athlete, range, min)
+        .await?
+        .into_iter()
+        .filter_map(|d| d.work.map(|work| DatedWork { date: d.date, work }))
+        .collect())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BodyCompositionBody {
+    #[schema(minimum = 20, maximum = 400)]
+    pub weight_kg: Option<f64>,
+    #[schema(minimum = 0, maximum = 100)]
+    pub body_fat_pct: Option<f64>,
+    #[schema(minimum = 0, maximum = 400)]
+    pub muscle_mass_kg: Option<f64>,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+}
+
+/// Log (or replace) body composition for a date; BMI is derived from the profile's height.
+#[utoipa::path(put, path = "/v1/body/{date}", tag = "journal",
+    params(("date" = NaiveDate, Path)), request_body = BodyCompositionBody,
+    responses((status = 200, body = Written)))]
+pub async fn put_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(date): Path<NaiveDate>,
+    Json(b): Json<BodyCompositionBody>,
+) -> ApiResult<axum::Json<Written>> {
+    let height_cm = super::me::load_profile(&state, caller.account_id, None)
+        .await?
+        .physiology
+        .height_cm;
+    let executed = journal(
+        &state,
+        &caller,
+        JournalCommand::LogBodyComposition(LogBodyComposition {
+            athlete_id: caller.account_id,
+            date,
+            weight_kg: b.weight_kg,
+            body_fat_pct: b.body_fat_pct,
+            muscle_mass_kg: b.muscle_mass_kg,
+            height_cm,
+            notes: b.notes,
+        }),
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+/// Body composition of a date; 404 when none was logged.
+#[utoipa::path(get, path = "/v1/body/{date}", tag = "journal",
+    params(("date" = NaiveDate, Path), Consistency),
+    responses((status = 200, body = BodyComposition)))]
+pub async fn get_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(date): Path<NaiveDate>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<BodyComposition>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    day_for(&state, caller.account_id, date, min)
+        .await?
+        .body_composition
+        .map(axum::Json)
+        .ok_or_else(|| Problem::not_found("body composition on that date"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatedBody {
+    pub date: NaiveDate,
+    #[serde(flatten)]
+    pub body: BodyComposition,
+}
+
+/// Body composition in a date range (at most 366 days per request), oldest first.
+#[utoipa::path(get, path = "/v1/body", tag = "journal",
+    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedBody>)))]
+pub async fn list_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(range): Query<RangeParams>,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Vec<DatedBody>>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        body_of(&state, caller.account_id, &range, min).await?,
+    ))
+}
+
+pub(crate) async fn body_of(
+    state: &AppState,
+    athlete: Uuid,
+    range: &RangeParams,
+    min: Option<i64>,
+) -> ApiResult<Vec<DatedBody>> {
+    Ok(days_for(state, athlete, range, min)
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            d.body_composition
+                .map(|body| DatedBody { date: d.date, body })
+        })
+        .collect())
+}
+
+// --- availability ----------------------------------------------------------------------------
+
+/// The weekly 7 x 3 grid. `set_at` is `null` while the athlete never set one; the grid is
+/// then all `unavailable`, and reading it does not store anything.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailabilityView {
+    pub weekly: WeeklyAvailability,
+    pub set_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn availability_of(
+    state: &AppState,
+    athlete: Uuid,
+    min: Option<i64>,
+) -> ApiResult<AvailabilityView> {
+    state.visible(&["profile"], min).await?;
+    let t = state.tables("profile").await?;
+    Ok(
+        match profile::availability(state.read_pool(), &t, athlete).await? {
+            Some(a) => AvailabilityView {
+                weekly: a.weekly,
+                set_at: Some(a.set_at),
+            },
+            None => AvailabilityView {
+                weekly: WeeklyAvailability::default(),
+                set_at: None,
+            },
+        },
+    )
+}
+
+/// The caller's weekly training availability.
+#[utoipa::path(get, path = "/v1/availability", tag = "journal", params(Consistency),
+    responses((status = 200, body = AvailabilityView)))]
+pub async fn get_availability(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<AvailabilityView>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        availability_of(&state, caller.account_id, min).await?,
+    ))
+}
+
+async fn set_availability(
+    state: &AppState,
+    caller: &Caller,
+    availability: WeeklyAvailability,
+) -> ApiResult<Written> {
+    let ctx = CommandContext::athlete(caller.account_id);
+    let executed = state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &ctx,
+            &caller.account_id.to_string(),
+            AthleteCommand::SetTrainingAvailability { availability },
+        )
+        .await?;
+    Ok(Written::of(&executed))
+}
+
+/// Replace the whole grid.
+#[utoipa::path(put, path = "/v1/availability", tag = "journal", request_body = WeeklyAvailability,
+    responses((status = 200, body = Written)))]
+pub async fn put_availability(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(grid): Json<WeeklyAvailability>,
+) -> ApiResult<axum::Json<Written>> {
+    Ok(axum::Json(set_availability(&state, &caller, grid).await?))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Block {
+    Morning,
+    Afternoon,
+    Evening,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotBody {
+    pub status: SlotStatus,
+}
+
+/// Change one slot of the grid.
+#[utoipa::path(patch, path = "/v1/availability/{day}/{block}", tag = "journal",
+    params(("day" = Day, Path), ("block" = Block, Path)), request_body = SlotBody,
+    responses((status = 200, body = Written)))]
+pub async fn patch_slot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((day, block)): Path<(Day, Block)>,
+    Json(b): Json<SlotBody>,
+) -> ApiResult<axum::Json<Written>> {
+    state.caught_up(&["profile"]).await?;
+    let mut grid = availability_of(&state, caller.account_id, None)
+        .await?
+        .weekly;
+    let d: &mut DayAvailability = match day {
+        Day::Monday => &mut grid.monday,
+        Day::Tuesday => &mut grid.tuesday,
+        Day::Wednesday => &mut grid.wednesday,
+        Day::Thursday => &mut grid.thursday,
+        Day::Friday => &mut grid.friday,
+        Day::Saturday => &mut grid.saturday,
+        Day::Sunday => &mut grid.sunday,
+    };
+    match block {
+        Block::Morning => d.morning = b.status,
+        Block::Afternoon => d.afternoon = b.status,
+        Block::Evening => d.evening = b.status,
+    }
+    Ok(axum::Json(set_availability(&state, &caller, grid).await?))
+}
+
+// --- insight feedback ------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsightFeedbackBody {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub insight_id: String,
+    pub helpful: bool,
+    #[schema(max_length = 2000)]
+    pub notes: Option<String>,
+    /// The local date it was given on; today (UTC) when absent.
+    pub date: Option<NaiveDate>,
+}
+
+/// Say whether an insight was helpful.
+#[utoipa::path(post, path = "/v1/insights/feedback", tag = "journal",
+    request_body = InsightFeedbackBody, responses((status = 201, body = Written)))]
+pub async fn post_insight_feedback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(b): Json<InsightFeedbackBody>,
+) -> ApiResult<Response> {
+    let executed = journal(
+        &state,
+        &caller,
+        JournalCommand::GiveInsightFeedback(GiveInsightFeedback {
+            athlete_id: caller.account_id,
+            date: b.date.unwrap_or_else(|| Utc::now().date_naive()),
+            insight_id: b.insight_id,
+            helpful: b.helpful,
+            notes: b.notes,
+        }),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(Written::of(&executed))).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InsightFeedbackStats {
+    pub totals: InsightFeedbackTotals,
+    pub per_insight: Vec<InsightFeedbackCount>,
+}
+
+/// How the caller rated insights: totals and per insight.
+#[utoipa::path(get, path = "/v1/insights/feedback/stats", tag = "journal", params(Consistency),
+    responses((status = 200, body = InsightFeedbackStats)))]
+pub async fn insight_feedback_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<InsightFeedbackStats>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    state.visible(&["journal"], min).await?;
+    let t = state.tables("journal").await?;
+    let pool = state.read_pool();
+    Ok(axum::Json(InsightFeedbackStats {
+        totals: rm::insight_feedback_totals(pool, &t, caller.account_id).await?,
+        per_insight: rm::insight_feedback_counts(pool, &t, caller.account_id).await?,
+    }))
+}

@@ -1,0 +1,465 @@
+//! `/v1/me*`: the caller's profile, preferences, onboarding wizard and coach grants.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use commands::CommandContext;
+use domain::athlete::{
+    Athlete, AthleteCommand, CoachAccessScope, Digest, NotificationChoices, OnboardingStep,
+    Physiology, Role, TrainingGoal, Units,
+};
+use projections::profile::{self, CoachAccess, Profile};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::extract::{Json, Path, Query};
+use crate::policy::Caller;
+use crate::problem::{ApiResult, Problem};
+use crate::{AppState, Consistency, Written};
+
+pub(crate) async fn load_profile(
+    state: &AppState,
+    athlete: Uuid,
+    min_position: Option<i64>,
+) -> ApiResult<Profile> {
+    state.visible(&["profile"], min_position).await?;
+    let t = state.tables("profile").await?;
+    profile::profile(state.read_pool(), &t, athlete)
+        .await?
+        .ok_or_else(|| Problem::not_found("profile"))
+}
+
+/// The caller's profile: name, goals, preferences (units, timezone), physiology, onboarding.
+#[utoipa::path(get, path = "/v1/me", tag = "me", params(Consistency),
+    responses((status = 200, body = Profile)))]
+pub async fn get_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Profile>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        load_profile(&state, caller.account_id, min).await?,
+    ))
+}
+
+/// Physiology as the API takes it: every field optional, `null` = not known.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhysiologyBody {
+    #[schema(minimum = 100, maximum = 230)]
+    pub hr_max_bpm: Option<u16>,
+    #[schema(minimum = 25, maximum = 120)]
+    pub resting_hr_bpm: Option<u16>,
+    #[schema(minimum = 60, maximum = 230)]
+    pub threshold_hr_bpm: Option<u16>,
+    #[schema(minimum = 120, maximum = 900)]
+    pub threshold_pace_s_per_km: Option<f64>,
+    pub sex: Option<domain::athlete::Sex>,
+    pub birth_date: Option<chrono::NaiveDate>,
+    #[schema(minimum = 100, maximum = 250)]
+    pub height_cm: Option<f64>,
+}
+
+impl From<PhysiologyBody> for Physiology {
+    fn from(b: PhysiologyBody) -> Self {
+        Physiology {
+            hr_max_bpm: b.hr_max_bpm,
+            resting_hr_bpm: b.resting_hr_bpm,
+            threshold_hr_bpm: b.threshold_hr_bpm,
+            threshold_pace_s_per_km: b.threshold_pace_s_per_km,
+            sex: b.sex,
+            birth_date: b.birth_date,
+            height_cm: b.height_cm,
+        }
+    }
+}
+
+/// Fields present are changed; absent ones keep their value. `physiology`, when present,
+/// replaces the whole set. The email is changed through a verified flow, not here.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMeBody {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^\s*[^\s\p{Cc}][^\p{Cc}]*$"
+    )]
+    pub display_name: Option<String>,
+    #[schema(max_items = 6)]
+    pub goals: Option<BTreeSet<TrainingGoal>>,
+    pub physiology: Option<PhysiologyBody>,
+    pub units: Option<Units>,
+    #[schema(
+        pattern = r"^(UTC|(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)(/[A-Z][A-Za-z0-9_+\-]*){1,2})$",
+        max_length = 64
+    )]
+    pub timezone: Option<String>,
+}
+
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    command: AthleteCommand,
+) -> ApiResult<commands::Executed> {
+    let ctx = CommandContext::athlete(caller.account_id);
+    Ok(state
+        .commands
+        .execute_with_retry::<Athlete>(&ctx, &caller.account_id.to_string(), command)
+        .await?)
+}
+
+fn last_position(results: &[commands::Executed]) -> Written {
+    Written {
+        position: results
+            .iter()
+            .filter_map(|e| e.outcome.as_ref().map(|o| o.cursor.position))
+            .max(),
+    }
+}
+
+/// Change profile fields, physiology, units or timezone.
+#[utoipa::path(patch, path = "/v1/me", tag = "me", request_body = PatchMeBody,
+    responses((status = 200, body = Written)))]
+pub async fn patch_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<PatchMeBody>,
+) -> ApiResult<axum::Json<Written>> {
+    state.caught_up(&["profile"]).await?;
+    let current = load_profile(&state, caller.account_id, None).await?;
+    let mut done = Vec::new();
+    if body.display_name.is_some() || body.goals.is_some() {
+        done.push(
+            run(
+                &state,
+                &caller,
+                AthleteCommand::UpdateProfile {
+                    display_name: body.display_name.unwrap_or(current.display_name),
+                    email: current.email,
+                    goals: body.goals.unwrap_or(current.goals),
+                },
+            )
+            .await?,
+        );
+    }
+    if let Some(p) = body.physiology {
+        done.push(run(&state, &caller, AthleteCommand::ChangePhysiology(p.into())).await?);
+    }
+    if body.units.is_some() || body.timezone.is_some() {
+        let prefs = current.preferences;
+        done.push(
+            run(
+                &state,
+                &caller,
+                AthleteCommand::ChangePreferences {
+                    units: body.units.unwrap_or(prefs.units),
+                    timezone: body.timezone.unwrap_or(prefs.timezone),
+                    notifications: prefs.notifications,
+                    digest: prefs.digest,
+                },
+            )
+            .await?,
+        );
+    }
+    Ok(axum::Json(last_position(&done)))
+}
+
+/// Units, timezone, notifications and the digest.
+#[utoipa::path(get, path = "/v1/me/preferences", tag = "me", params(Consistency),
+    responses((status = 200, body = profile::Preferences)))]
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<profile::Preferences>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    Ok(axum::Json(
+        load_profile(&state, caller.account_id, min)
+            .await?
+            .preferences,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchPreferencesBody {
+    pub units: Option<Units>,
+    #[schema(
+        pattern = r"^(UTC|(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)(/[A-Z][A-Za-z0-9_+\-]*){1,2})$",
+        max_length = 64
+    )]
+    pub timezone: Option<String>,
+    pub notifications: Option<NotificationChoices>,
+    pub digest: Option<Digest>,
+}
+
+/// Change any of the preferences; absent fields keep their value.
+#[utoipa::path(patch, path = "/v1/me/preferences", tag = "me",
+    request_body = PatchPreferencesBody, responses((status = 200, body = Written)))]
+pub async fn patch_preferences(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<PatchPreferencesBody>,
+) -> ApiResult<axum::Json<Written>> {
+    state.caught_up(&["profile"]).await?;
+    let prefs = load_profile(&state, caller.account_id, None)
+        .await?
+        .preferences;
+    let executed = run(
+        &state,
+        &caller,
+        AthleteCommand::ChangePreferences {
+            units: body.units.unwrap_or(prefs.units),
+            timezone: body.timezone.unwrap_or(prefs.timezone),
+            notifications: body.notifications.unwrap_or(prefs.notifications),
+            digest: body.digest.unwrap_or(prefs.digest),
+        },
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+/// The wizard's steps, in order; `initial` is where everyone starts.
+const STEPS: [OnboardingStep; 6] = [
+    OnboardingStep::BasicProfile,
+    OnboardingStep::Goals,
+    OnboardingStep::ConnectStrava,
+    OnboardingStep::NutritionSetup,
+    OnboardingStep::WorkSetup,
+    OnboardingStep::Complete,
+];
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnboardingState {
+    /// The furthest step reached.
+    pub reached: OnboardingStep,
+    pub completed: BTreeSet<OnboardingStep>,
+    /// Steps passed without completing them; they can be completed later.
+    pub skipped: BTreeSet<OnboardingStep>,
+    /// Where the wizard resumes; `null` once complete.
+    pub next_step: Option<OnboardingStep>,
+    pub goals: BTreeSet<TrainingGoal>,
+}
+
+fn onboarding_state(p: &Profile) -> OnboardingState {
+    let (reached, completed) = p
+        .onboarding
+        .as_ref()
+        .map(|o| (o.reached, o.completed.clone()))
+        .unwrap_or((OnboardingStep::Initial, BTreeSet::new()));
+    let skipped = STEPS
+        .iter()
+        .copied()
+        .filter(|s| *s < reached && *s != OnboardingStep::Complete && !completed.contains(s))
+        .collect();
+    let next_step = if reached == OnboardingStep::Complete {
+        None
+    } else {
+        STEPS
+            .iter()
+            .copied()
+            .find(|s| *s > reached)
+            .or(Some(OnboardingStep::Complete))
+    };
+    OnboardingState {
+        reached,
+        completed,
+        skipped,
+        next_step,
+        goals: p.goals.clone(),
+    }
+}
+
+/// Where the caller is in the onboarding wizard.
+#[utoipa::path(get, path = "/v1/me/onboarding", tag = "me", params(Consistency),
+    responses((status = 200, body = OnboardingState)))]
+pub async fn get_onboarding(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<OnboardingState>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    let p = load_profile(&state, caller.account_id, min).await?;
+    Ok(axum::Json(onboarding_state(&p)))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepAction {
+    Complete,
+    Skip,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnboardingBody {
+    pub action: StepAction,
+    /// Only with the `goals` step: the goals to keep on the profile.
+    #[schema(max_items = 6)]
+    pub goals: Option<BTreeSet<TrainingGoal>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnboardingWritten {
+    pub position: Option<i64>,
+    pub onboarding: OnboardingState,
+}
+
+/// Complete or skip one step. Steps may be taken in any order until `complete`; a skipped step
+/// can be completed later, and the wizard resumes after the furthest step reached.
+#[utoipa::path(post, path = "/v1/me/onboarding/{step}", tag = "me",
+    params(("step" = OnboardingStep, Path, description = "Any step but `initial`")),
+    request_body = OnboardingBody,
+    responses(
+        (status = 200, body = OnboardingWritten),
+        (status = 409, description = "Onboarding is already complete", body = crate::problem::Problem),
+    ))]
+pub async fn post_onboarding_step(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(step): Path<OnboardingStep>,
+    Json(body): Json<OnboardingBody>,
+) -> ApiResult<axum::Json<OnboardingWritten>> {
+    if step == OnboardingStep::Initial {
+        return Err(Problem::invalid(
+            "step",
+            "`initial` is where the wizard starts; it cannot be completed or skipped",
+        ));
+    }
+    if body.goals.is_some() && step != OnboardingStep::Goals {
+        return Err(Problem::invalid(
+            "goals",
+            "goals are only taken with the `goals` step",
+        ));
+    }
+    state.caught_up(&["profile"]).await?;
+    let mut p = load_profile(&state, caller.account_id, None).await?;
+    let current = onboarding_state(&p);
+    if current.reached == OnboardingStep::Complete {
+        return Err(Problem::conflict("Onboarding is already complete."));
+    }
+    let mut completed = current.completed.clone();
+    if matches!(body.action, StepAction::Complete) && step != OnboardingStep::Complete {
+        completed.insert(step);
+    }
+    // Completing a step reaches the one after it, so the step itself is before `reached`.
+    let after = STEPS
+        .iter()
+        .copied()
+        .find(|s| *s > step)
+        .unwrap_or(OnboardingStep::Complete);
+    let reached = if step == OnboardingStep::Complete {
+        OnboardingStep::Complete
+    } else {
+        current.reached.max(after)
+    };
+    let mut done = Vec::new();
+    if let Some(goals) = body
+        .goals
+        .filter(|_| matches!(body.action, StepAction::Complete))
+    {
+        done.push(
+            run(
+                &state,
+                &caller,
+                AthleteCommand::UpdateProfile {
+                    display_name: p.display_name.clone(),
+                    email: p.email.clone(),
+                    goals: goals.clone(),
+                },
+            )
+            .await?,
+        );
+        p.goals = goals;
+    }
+    done.push(
+        run(
+            &state,
+            &caller,
+            AthleteCommand::ProgressOnboarding {
+                reached,
+                completed: completed.clone(),
+            },
+        )
+        .await?,
+    );
+    p.onboarding = Some(profile::Onboarding { reached, completed });
+    Ok(axum::Json(OnboardingWritten {
+        position: last_position(&done).position,
+        onboarding: onboarding_state(&p),
+    }))
+}
+
+/// Coaches with read access to the caller's data.
+#[utoipa::path(get, path = "/v1/me/coaches", tag = "me", params(Consistency),
+    responses((status = 200, body = Vec<CoachAccess>)))]
+pub async fn list_coaches(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(c): Query<Consistency>,
+) -> ApiResult<axum::Json<Vec<CoachAccess>>> {
+    let min = Consistency::from_parts(c.min_position, &headers)?;
+    state.visible(&["profile"], min).await?;
+    let t = state.tables("profile").await?;
+    Ok(axum::Json(
+        profile::coaches(state.read_pool(), &t, caller.account_id).await?,
+    ))
+}
+
+/// Give a coach read-only access to the caller's data.
+#[utoipa::path(post, path = "/v1/me/coaches/{coach_id}", tag = "me",
+    params(("coach_id" = Uuid, Path)),
+    responses((status = 200, body = Written)))]
+pub async fn grant_coach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(coach_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Written>> {
+    let coach = state.auth.db.account(coach_id).await?;
+    if !coach.is_some_and(|c| c.active && c.role == Role::Coach) || coach_id == caller.account_id {
+        return Err(Problem::not_found("coach"));
+    }
+    let executed = run(
+        &state,
+        &caller,
+        AthleteCommand::GrantCoachAccess {
+            coach_id,
+            scope: CoachAccessScope::ReadOnly,
+        },
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}
+
+/// Withdraw a coach's access.
+#[utoipa::path(delete, path = "/v1/me/coaches/{coach_id}", tag = "me",
+    params(("coach_id" = Uuid, Path)),
+    responses((status = 200, body = Written)))]
+pub async fn revoke_coach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(coach_id): Path<Uuid>,
+) -> ApiResult<axum::Json<Written>> {
+    let stream = store::StreamId::new(
+        <Athlete as cqrs_es::Aggregate>::TYPE,
+        caller.account_id.to_string(),
+    );
+    let (athlete, _) = state.commands.load::<Athlete>(&stream).await?;
+    if athlete.coach_scope(coach_id).is_none() {
+        return Err(Problem::not_found("coach"));
+    }
+    let executed = run(
+        &state,
+        &caller,
+        AthleteCommand::RevokeCoachAccess { coach_id },
+    )
+    .await?;
+    Ok(axum::Json(Written::of(&executed)))
+}

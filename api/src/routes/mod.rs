@@ -1,0 +1,73 @@
+//! The `/v1` routes, grouped by path so each path's methods share one router entry.
+
+pub(crate) mod activities;
+mod coach;
+pub(crate) mod journal;
+pub(crate) mod me;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::routes as auth;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(me::get_me, me::patch_me))
+        .routes(routes!(me::get_preferences, me::patch_preferences))
+        .routes(routes!(me::get_onboarding))
+        .routes(routes!(me::post_onboarding_step))
+        .routes(routes!(me::list_coaches))
+        .routes(routes!(me::grant_coach, me::revoke_coach))
+        .routes(routes!(
+            activities::create_activity,
+            activities::list_activities
+        ))
+        .routes(routes!(
+            activities::get_activity,
+            activities::patch_activity,
+            activities::delete_activity
+        ))
+        .routes(routes!(activities::put_workout_type))
+        .routes(routes!(
+            activities::post_feedback,
+            activities::get_feedback,
+            activities::put_feedback,
+            activities::delete_feedback
+        ))
+        .routes(routes!(activities::pending_feedback))
+        .routes(routes!(journal::put_checkin, journal::get_checkin))
+        .routes(routes!(journal::list_checkins))
+        .routes(routes!(journal::create_nutrition, journal::list_nutrition))
+        .routes(routes!(journal::list_presets, journal::create_preset))
+        .routes(routes!(
+            journal::get_nutrition,
+            journal::patch_nutrition,
+            journal::delete_nutrition
+        ))
+        .routes(routes!(journal::put_work, journal::get_work))
+        .routes(routes!(journal::list_work))
+        .routes(routes!(journal::put_body, journal::get_body))
+        .routes(routes!(journal::list_body))
+        .routes(routes!(
+            journal::get_availability,
+            journal::put_availability
+        ))
+        .routes(routes!(journal::patch_slot))
+        .routes(routes!(journal::post_insight_feedback))
+        .routes(routes!(journal::insight_feedback_stats))
+        .routes(routes!(coach::roster))
+        .routes(routes!(coach::athlete_profile))
+        .routes(routes!(coach::athlete_activities))
+        .routes(routes!(coach::athlete_activity))
+        .routes(routes!(coach::athlete_checkins))
+        .routes(routes!(coach::athlete_nutrition))
+        .routes(routes!(coach::athlete_work))
+        .routes(routes!(coach::athlete_body))
+        .routes(routes!(coach::athlete_availability))
+}

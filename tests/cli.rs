@@ -14,7 +14,10 @@ fn stridelog(t: &TestStore) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stridelog"));
     cmd.env("STRIDELOG_DATABASE_URL", &t.url)
         .env("STRIDELOG_MASTER_KEY", t.master.to_base64())
-        .env("STRIDELOG_JWT_SECRET", "c3RyaWRlbG9nLWNsaS10ZXN0cy1qd3Qtc2VjcmV0LTMyYnl0ZXM=")
+        .env(
+            "STRIDELOG_JWT_SECRET",
+            "c3RyaWRlbG9nLWNsaS10ZXN0cy1qd3Qtc2VjcmV0LTMyYnl0ZXM=",
+        )
         .env_remove("RUST_LOG");
     cmd
 }

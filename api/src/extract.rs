@@ -118,7 +118,7 @@ fn clean(text: &str) -> String {
         }
     }
     let mut out = String::with_capacity(s.len());
-    for word in s.split_inclusive(|c: char| c == ' ' || c == ',') {
+    for word in s.split_inclusive([' ', ',']) {
         let (core, tail) = split_tail(word);
         let replaced = match core {
             "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize" => "an integer",

@@ -119,12 +119,14 @@ fn complete(path: &str, access: Option<Access>, op: &mut serde_json::Map<String,
     // Every error is problem+json, including those a handler annotated itself.
     if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
         for (status, response) in responses.iter_mut() {
-            if status.starts_with('4') || status.starts_with('5') {
-                if let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) {
-                    if let Some(json) = content.remove("application/json") {
-                        content.insert("application/problem+json".into(), json);
-                    }
-                }
+            let is_error = status.starts_with('4') || status.starts_with('5');
+            if let Some(content) = response
+                .get_mut("content")
+                .and_then(Value::as_object_mut)
+                .filter(|_| is_error)
+                && let Some(json) = content.remove("application/json")
+            {
+                content.insert("application/problem+json".into(), json);
             }
         }
     }

@@ -98,7 +98,7 @@ pub async fn create_activity(
     let timezone = match body.timezone {
         Some(tz) => tz,
         None => {
-            super::me::load_profile(&state, caller.account_id, None)
+            super::me::current_profile(&state, caller.account_id)
                 .await?
                 .preferences
                 .timezone
@@ -580,7 +580,7 @@ pub async fn pending_feedback(
         ));
     }
     let min = Consistency::from_parts(c.min_position, &headers)?;
-    let profile = super::me::load_profile(&state, caller.account_id, None).await?;
+    let profile = super::me::current_profile(&state, caller.account_id).await?;
     let today = activities::local_date(Utc::now(), &profile.preferences.timezone);
     let from = today - chrono::Duration::days(i64::from(days) - 1);
     let page = list_for(

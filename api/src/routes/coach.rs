@@ -92,8 +92,8 @@ macro_rules! ranged {
     ($name:ident, $path:literal, $ty:ty, $fetch:ident, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(get, path = $path, tag = "coach",
-                    params(("athlete_id" = Uuid, Path), RangeParams, Consistency),
-                    responses((status = 200, body = Vec<$ty>)))]
+                                    params(("athlete_id" = Uuid, Path), RangeParams, Consistency),
+                                    responses((status = 200, body = Vec<$ty>)))]
         pub async fn $name(
             State(state): State<AppState>,
             caller: Caller,

@@ -619,7 +619,7 @@ pub async fn put_body(
     Path(date): Path<NaiveDate>,
     Json(b): Json<BodyCompositionBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    let height_cm = super::me::load_profile(&state, caller.account_id, None)
+    let height_cm = super::me::current_profile(&state, caller.account_id)
         .await?
         .physiology
         .height_cm;

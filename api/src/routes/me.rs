@@ -26,9 +26,21 @@ pub(crate) async fn load_profile(
 ) -> ApiResult<Profile> {
     state.visible(&["profile"], min_position).await?;
     let t = state.tables("profile").await?;
+    if let Some(p) = profile::profile(state.read_pool(), &t, athlete).await? {
+        return Ok(p);
+    }
+    // Every account has a profile; a missing one is a registration the read model has not
+    // applied yet, so wait for it rather than answer 404 to a client that just signed up.
+    state.caught_up(&["profile"]).await?;
     profile::profile(state.read_pool(), &t, athlete)
         .await?
         .ok_or_else(|| Problem::not_found("profile"))
+}
+
+/// The profile as of everything committed so far: for writes that take a value from it.
+pub(crate) async fn current_profile(state: &AppState, athlete: Uuid) -> ApiResult<Profile> {
+    state.caught_up(&["profile"]).await?;
+    load_profile(state, athlete, None).await
 }
 
 /// The caller's profile: name, goals, preferences (units, timezone), physiology, onboarding.
@@ -129,8 +141,7 @@ pub async fn patch_me(
     caller: Caller,
     Json(body): Json<PatchMeBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    state.caught_up(&["profile"]).await?;
-    let current = load_profile(&state, caller.account_id, None).await?;
+    let current = current_profile(&state, caller.account_id).await?;
     let mut done = Vec::new();
     if body.display_name.is_some() || body.goals.is_some() {
         done.push(
@@ -206,8 +217,7 @@ pub async fn patch_preferences(
     caller: Caller,
     Json(body): Json<PatchPreferencesBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    state.caught_up(&["profile"]).await?;
-    let prefs = load_profile(&state, caller.account_id, None)
+    let prefs = current_profile(&state, caller.account_id)
         .await?
         .preferences;
     let executed = run(
@@ -241,7 +251,7 @@ pub struct OnboardingState {
     pub completed: BTreeSet<OnboardingStep>,
     /// Steps passed without completing them; they can be completed later.
     pub skipped: BTreeSet<OnboardingStep>,
-    /// Where the wizard resumes; `null` once complete.
+    /// Where the wizard resumes (the step reached); `null` once complete.
     pub next_step: Option<OnboardingStep>,
     pub goals: BTreeSet<TrainingGoal>,
 }
@@ -257,14 +267,11 @@ fn onboarding_state(p: &Profile) -> OnboardingState {
         .copied()
         .filter(|s| *s < reached && *s != OnboardingStep::Complete && !completed.contains(s))
         .collect();
-    let next_step = if reached == OnboardingStep::Complete {
-        None
-    } else {
-        STEPS
-            .iter()
-            .copied()
-            .find(|s| *s > reached)
-            .or(Some(OnboardingStep::Complete))
+    // `reached` is the step the wizard stands on: done steps are behind it.
+    let next_step = match reached {
+        OnboardingStep::Complete => None,
+        OnboardingStep::Initial => Some(STEPS[0]),
+        step => Some(step),
     };
     OnboardingState {
         reached,
@@ -338,8 +345,7 @@ pub async fn post_onboarding_step(
             "goals are only taken with the `goals` step",
         ));
     }
-    state.caught_up(&["profile"]).await?;
-    let mut p = load_profile(&state, caller.account_id, None).await?;
+    let mut p = current_profile(&state, caller.account_id).await?;
     let current = onboarding_state(&p);
     if current.reached == OnboardingStep::Complete {
         return Err(Problem::conflict("Onboarding is already complete."));

@@ -1,0 +1,355 @@
+//! The access-policy matrix: every route in `api::ROUTES`, called by six callers (anonymous,
+//! athlete A who owns the objects in the paths, athlete B, a coach without A's grant, a coach
+//! with it, an admin), each cell asserting its status. A route without a row here, or a row
+//! without a route, fails the test; so does a route the router serves without a policy.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Account, Api, PASSWORD};
+use serde_json::{Value, json};
+use store::testing::TestStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    B,
+    CoachWithoutGrant,
+    CoachWithGrant,
+    Admin,
+    /// Last in each row: A's own requests may change what the others would see.
+    A,
+}
+
+const CALLERS: [Who; 6] = [
+    Who::Anonymous,
+    Who::B,
+    Who::CoachWithoutGrant,
+    Who::CoachWithGrant,
+    Who::Admin,
+    Who::A,
+];
+
+/// Fixed ids and dates of A's objects.
+struct Fixture {
+    activity: String,
+    entry: String,
+    a: Account,
+    b: Account,
+    coach: Account,
+    granted_coach: Account,
+    admin: Account,
+}
+
+const LOGGED: &str = "2026-03-02";
+const UNLOGGED: &str = "2026-03-03";
+
+fn row(method: &'static str, template: &'static str) -> (&'static str, &'static str) {
+    (method, template)
+}
+
+/// The concrete request for a route, and the status each caller must get.
+fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<Value>, u16) {
+    let path = template
+        .replace("{activity_id}", &f.activity)
+        .replace("{entry_id}", &f.entry)
+        .replace("{athlete_id}", &f.a.id.to_string())
+        .replace("{coach_id}", &f.granted_coach.id.to_string())
+        .replace("{step}", "goals")
+        .replace("{day}", "monday")
+        .replace("{block}", "morning")
+        .replace("{*rest}", "swagger-ui.css");
+    // GETs of a date read the one A logged; PUTs write another date, so the others' writes
+    // do not make A's date appear in their own data.
+    let path = if method == "GET" {
+        path.replace("{date}", LOGGED)
+    } else {
+        path.replace("{date}", UNLOGGED)
+    };
+    let body = body_for(method, template, who);
+    let is_a = who == Who::A;
+    let signed_in = who != Who::Anonymous;
+    // Objects in the path belong to A: everyone else sees nothing there.
+    let owns_object = |ok: u16| if is_a { ok } else { 404 };
+    let expected = match (method, template) {
+        ("GET", "/health" | "/openapi.json" | "/docs/" | "/docs/{*rest}") => 200,
+        ("GET", "/docs") => 303,
+        ("POST", "/v1/auth/register") => 201,
+        ("POST", "/v1/auth/login") => 200,
+        ("POST", "/v1/auth/refresh") => 401,
+        ("POST", "/v1/auth/logout") => 204,
+        _ if !signed_in => 401,
+        ("POST", "/v1/auth/password") => 204,
+        ("POST", "/v1/activities") => 201,
+        ("POST", "/v1/nutrition" | "/v1/nutrition/presets" | "/v1/insights/feedback") => 201,
+        ("GET", "/v1/checkins/{date}" | "/v1/work/{date}" | "/v1/body/{date}") => owns_object(200),
+        ("POST", "/v1/activities/{activity_id}/feedback") => owns_object(201),
+        (_, t) if t.contains("{activity_id}") && !t.starts_with("/v1/coach") => owns_object(200),
+        (_, t) if t.contains("{entry_id}") => owns_object(200),
+        ("POST", "/v1/me/coaches/{coach_id}") => {
+            if who == Who::CoachWithGrant {
+                404 // cannot coach oneself
+            } else {
+                200
+            }
+        }
+        ("DELETE", "/v1/me/coaches/{coach_id}") => {
+            if who == Who::CoachWithGrant {
+                404
+            } else {
+                200
+            }
+        }
+        ("GET", "/v1/coach/athletes") => {
+            if matches!(who, Who::CoachWithGrant | Who::CoachWithoutGrant) {
+                200
+            } else {
+                403
+            }
+        }
+        (_, t) if t.starts_with("/v1/coach/athletes/{athlete_id}") => {
+            if who == Who::CoachWithGrant { 200 } else { 404 }
+        }
+        _ => 200,
+    };
+    (path, body, expected)
+}
+
+fn body_for(method: &str, template: &str, who: Who) -> Option<Value> {
+    let unique = format!("{who:?}-{}", uuid::Uuid::new_v4().simple()).to_lowercase();
+    Some(match (method, template) {
+        ("POST", "/v1/auth/register") => json!({
+            "email": format!("new-{unique}@example.org"), "password": PASSWORD, "display_name": "New"
+        }),
+        ("POST", "/v1/auth/login") => json!({"email": "a@example.org", "password": PASSWORD}),
+        ("POST", "/v1/auth/refresh" | "/v1/auth/logout") => {
+            json!({"refresh_token": "not-a-refresh-token"})
+        }
+        ("POST", "/v1/auth/password") => {
+            json!({"current_password": PASSWORD, "new_password": PASSWORD})
+        }
+        ("PATCH", "/v1/me") => json!({"display_name": "Renamed", "units": "metric"}),
+        ("PATCH", "/v1/me/preferences") => json!({"timezone": "Europe/Paris"}),
+        ("POST", "/v1/me/onboarding/{step}") => {
+            json!({"action": "complete", "goals": ["run_faster"]})
+        }
+        ("POST", "/v1/activities") => json!({
+            "sport": "run", "start_time": "2026-03-01T07:00:00Z", "distance_m": 10000.0,
+            "moving_time_s": 3000.0, "splits": [{"distance_m": 5000.0, "moving_time_s": 1500.0}]
+        }),
+        ("PATCH", "/v1/activities/{activity_id}") => json!({"name": "Renamed run"}),
+        ("PUT", "/v1/activities/{activity_id}/workout-type") => json!({"workout_type": "easy"}),
+        ("POST" | "PUT", "/v1/activities/{activity_id}/feedback") => {
+            json!({"effort": 5, "leg_feel": 4})
+        }
+        ("PUT", "/v1/checkins/{date}") => json!({"sleep_h": 7.0, "stress": 2}),
+        ("POST", "/v1/nutrition") => json!({
+            "date": LOGGED, "entry_type": "daily", "calories_kcal": 500.0
+        }),
+        ("PATCH", "/v1/nutrition/{entry_id}") => json!({"protein_g": 30.0}),
+        ("POST", "/v1/nutrition/presets") => json!({
+            "name": "Oats", "nutrients": {"calories_kcal": 350.0, "protein_g": 12.0}
+        }),
+        ("PUT", "/v1/work/{date}") => json!({"work_type": "desk", "hours_worked_h": 8.0}),
+        ("PUT", "/v1/body/{date}") => json!({"weight_kg": 61.5}),
+        ("PUT", "/v1/availability") => {
+            let day =
+                json!({"morning": "available", "afternoon": "unavailable", "evening": "preferred"});
+            json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
+                   "friday": day, "saturday": day, "sunday": day})
+        }
+        ("PATCH", "/v1/availability/{day}/{block}") => json!({"status": "preferred"}),
+        ("POST", "/v1/insights/feedback") => json!({"insight_id": "sleep-ef", "helpful": true}),
+        _ => return None,
+    })
+}
+
+async fn fixture(api: &Api) -> Fixture {
+    let a = api.register("a@example.org", "athlete").await;
+    let b = api.register("b@example.org", "athlete").await;
+    let coach = api.register("coach1@example.org", "coach").await;
+    let granted_coach = api.register("coach2@example.org", "coach").await;
+    let admin = api.register("admin@example.org", "athlete").await;
+    api.state
+        .auth
+        .db
+        .set_role(admin.id, domain::athlete::Role::Admin)
+        .await
+        .unwrap();
+    let created = api
+        .send(
+            "POST",
+            "/v1/activities",
+            Some(&a.access),
+            Some(json!({"sport": "run", "start_time": "2026-03-02T07:00:00Z",
+                        "distance_m": 8000.0, "moving_time_s": 2700.0, "avg_hr_bpm": 140.0})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let entry = api
+        .send(
+            "POST",
+            "/v1/nutrition",
+            Some(&a.access),
+            Some(json!({"date": LOGGED, "entry_type": "daily", "calories_kcal": 2100.0})),
+        )
+        .await;
+    assert_eq!(entry.status, 201, "{}", entry.body);
+    for (path, body) in [
+        (
+            format!("/v1/checkins/{LOGGED}"),
+            json!({"sleep_h": 8.0, "readiness": 4}),
+        ),
+        (
+            format!("/v1/work/{LOGGED}"),
+            json!({"work_type": "desk", "hours_worked_h": 7.5}),
+        ),
+        (format!("/v1/body/{LOGGED}"), json!({"weight_kg": 60.2})),
+    ] {
+        let r = api.send("PUT", &path, Some(&a.access), Some(body)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let grant = api
+        .send(
+            "POST",
+            &format!("/v1/me/coaches/{}", granted_coach.id),
+            Some(&a.access),
+            None,
+        )
+        .await;
+    assert_eq!(grant.status, 200, "{}", grant.body);
+    // Every read below sees the fixture.
+    api.state
+        .projections
+        .wait_for(
+            &["profile", "journal", "activities"],
+            grant.position(),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    Fixture {
+        activity: created.body["id"].as_str().unwrap().to_string(),
+        entry: entry.body["id"].as_str().unwrap().to_string(),
+        a,
+        b,
+        coach,
+        granted_coach,
+        admin,
+    }
+}
+
+/// Deletions run last (and the feedback before its activity), so that every other row still
+/// finds A's objects.
+fn ordered_routes() -> Vec<(&'static str, &'static str)> {
+    let mut routes: Vec<_> = api::ROUTES.iter().map(|(m, p, _)| row(m, p)).collect();
+    let rank = |(m, p): &(&str, &str)| match (*m, *p) {
+        ("DELETE", "/v1/activities/{activity_id}") => 3,
+        ("DELETE", _) => 2,
+        // A coach's grant is revoked by a DELETE row; their reads come before it anyway.
+        _ => 0,
+    };
+    routes.sort_by_key(rank);
+    routes
+}
+
+async fn every_route_answers_every_caller_as_declared(t: TestStore) {
+    let api = Api::start(t).await;
+    let f = fixture(&api).await;
+    let mut failures = Vec::new();
+    // Reads name the last write's position (as the X-Min-Position header), so a read never
+    // races the projector for what the row before it wrote.
+    let mut last_position = 0i64;
+    for (method, template) in ordered_routes() {
+        for who in CALLERS {
+            let token = match who {
+                Who::Anonymous => None,
+                Who::A => Some(f.a.access.as_str()),
+                Who::B => Some(f.b.access.as_str()),
+                Who::CoachWithoutGrant => Some(f.coach.access.as_str()),
+                Who::CoachWithGrant => Some(f.granted_coach.access.as_str()),
+                Who::Admin => Some(f.admin.access.as_str()),
+            };
+            let (path, body, expected) = cell(&f, method, template, who);
+            let consistency = [("x-min-position", last_position.to_string())];
+            let headers: &[(&str, String)] = if method == "GET" { &consistency } else { &[] };
+            let r = api
+                .send_full(method, &path, token, body, None, headers)
+                .await;
+            if let Some(p) = r.body.get("position").and_then(Value::as_i64) {
+                last_position = last_position.max(p);
+            }
+            if r.status.as_u16() != expected {
+                failures.push(format!(
+                    "{method} {path} as {who:?}: expected {expected}, got {} {}",
+                    r.status, r.body
+                ));
+            }
+            if r.status.as_u16() >= 400 {
+                assert_eq!(
+                    r.headers["content-type"], "application/problem+json",
+                    "{method} {path} as {who:?}"
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    api.stop().await;
+}
+
+/// The policy table and the router agree in both directions.
+#[test]
+fn every_served_route_has_a_policy_and_every_policy_a_route() {
+    let (_, doc) = api::api_router().split_for_parts();
+    let doc = serde_json::to_value(&doc).unwrap();
+    let mut served = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            served.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    // Served outside the OpenAPI document: the documentation itself.
+    for (m, p) in [
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/"),
+        ("GET", "/docs/{*rest}"),
+    ] {
+        served.insert((m.to_string(), p.to_string()));
+    }
+    let declared: BTreeSet<(String, String)> = api::ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = served.difference(&declared).collect();
+    let stale: Vec<_> = declared.difference(&served).collect();
+    assert!(missing.is_empty(), "served without a policy: {missing:?}");
+    assert!(stale.is_empty(), "policies without a route: {stale:?}");
+}
+
+/// Non-public operations carry the bearer requirement and a documented 401 in the spec.
+#[test]
+fn the_spec_states_each_routes_security() {
+    let api_doc = {
+        let (_, doc) = api::api_router().split_for_parts();
+        serde_json::to_value(api::openapi::finish(doc)).unwrap()
+    };
+    assert_eq!(api_doc["openapi"], "3.1.0");
+    for (method, path, access) in api::ROUTES {
+        let Some(op) = api_doc["paths"][path].get(method.to_lowercase()) else {
+            continue;
+        };
+        let secured = op.get("security").is_some();
+        assert_eq!(
+            secured,
+            *access != api::Access::Public,
+            "{method} {path} security"
+        );
+        if *access != api::Access::Public {
+            assert!(op["responses"].get("401").is_some(), "{method} {path} 401");
+        }
+    }
+}
+
+store::on_both_backends!(every_route_answers_every_caller_as_declared);

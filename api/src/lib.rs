@@ -4,6 +4,7 @@
 //! reads come from read models and wait, bounded, for a `min_position` the client names.
 
 pub mod auth;
+mod de;
 pub mod extract;
 mod health;
 pub mod openapi;
@@ -121,6 +122,27 @@ impl AppState {
         }
     }
 
+    /// Reads of one object are consistent with that object's own stream: they wait until the
+    /// read model has applied the stream's last event (and `min_position`, if given). So a
+    /// client sees its own change or deletion of an object without passing a position.
+    pub(crate) async fn stream_visible(
+        &self,
+        projections: &[&str],
+        stream: &store::StreamId,
+        min_position: Option<i64>,
+    ) -> ApiResult<()> {
+        let head = self
+            .store
+            .stream_head(stream)
+            .await
+            .map_err(Problem::internal)?;
+        let wanted = match (head, min_position) {
+            (Some(h), Some(m)) => Some(h.max(m)),
+            (h, m) => h.or(m),
+        };
+        self.visible(projections, wanted).await
+    }
+
     /// Waits for `projections` to reach everything committed so far: for writes that look an
     /// object up in a read model before deciding (its date, its current values).
     pub(crate) async fn caught_up(&self, projections: &[&str]) -> ApiResult<()> {
@@ -148,8 +170,11 @@ impl Consistency {
         query: Option<i64>,
         headers: &axum::http::HeaderMap,
     ) -> ApiResult<Option<i64>> {
-        if query.is_some() {
-            return Ok(query);
+        if let Some(p) = query {
+            if p < 0 {
+                return Err(Problem::invalid("min_position", "must not be negative"));
+            }
+            return Ok(Some(p));
         }
         match headers.get("x-min-position") {
             None => Ok(None),

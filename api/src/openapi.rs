@@ -19,7 +19,16 @@ answers with its log position; pass it as `?min_position=` (or `X-Min-Position`)
 see the write reflected. Errors are RFC 9457 problem+json.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only")
     ),
-    components(schemas(crate::problem::Problem, crate::problem::FieldProblem)),
+    components(schemas(
+        crate::problem::Problem,
+        crate::problem::FieldProblem,
+        projections::activities::ActivitySort,
+        projections::activities::SortDirection,
+        domain::activity::Sport,
+        domain::athlete::OnboardingStep,
+        crate::routes::journal::Day,
+        crate::routes::journal::Block,
+    )),
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "me", description = "The caller's profile, preferences and onboarding"),
@@ -59,14 +68,20 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     continue;
                 };
                 let access = access_of(&method.to_uppercase(), path);
-                complete(path, access, op);
+                complete(path, method, access, op);
             }
         }
     }
     serde_json::from_value(v).expect("the completed document is still OpenAPI")
 }
 
-fn complete(path: &str, access: Option<Access>, op: &mut serde_json::Map<String, Value>) {
+fn complete(
+    path: &str,
+    method: &str,
+    access: Option<Access>,
+    op: &mut serde_json::Map<String, Value>,
+) {
+    let writes = method != "get" && access.is_some_and(|a| a != Access::Public);
     let has_body = op.contains_key("requestBody");
     let has_params = op
         .get("parameters")
@@ -94,6 +109,12 @@ fn complete(path: &str, access: Option<Access>, op: &mut serde_json::Map<String,
     }
     if has_params {
         add("422", "A parameter was refused; `errors` names it");
+    }
+    if writes {
+        add(
+            "409",
+            "Changed by another request meanwhile (read again and retry), or not allowed in its current state",
+        );
     }
     if reads_models {
         add(

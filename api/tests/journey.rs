@@ -154,20 +154,20 @@ async fn a_week_of_everything(t: TestStore) {
     }
 
     let q = format!("from=2026-05-01&to=2026-05-07&min_position={last}");
-    let checkins = get(format!("/v1/checkins?{q}")).await;
+    let checkins = get(format!("/v1/checkins?{q}")).await["items"].clone();
     assert_eq!(checkins.as_array().unwrap().len(), 7);
     assert_eq!(checkins[0]["date"], "2026-05-01");
     assert_eq!(checkins[6]["sleep_h"], 8.25);
-    let nutrition = get(format!("/v1/nutrition?{q}")).await;
+    let nutrition = get(format!("/v1/nutrition?{q}")).await["items"].clone();
     assert_eq!(nutrition.as_array().unwrap().len(), 7);
     assert_eq!(nutrition[2]["calories_kcal"], 2030.0);
     assert_eq!(
         nutrition[2]["caffeine_mg"], 0.0,
         "zero is a value, not absence"
     );
-    let work = get(format!("/v1/work?{q}")).await;
+    let work = get(format!("/v1/work?{q}")).await["items"].clone();
     assert_eq!(work[6]["work_type"], "day_off");
-    let body = get(format!("/v1/body?{q}")).await;
+    let body = get(format!("/v1/body?{q}")).await["items"].clone();
     assert_eq!(body[0]["weight_kg"], 59.9);
     // BMI from the profile's height: 59.9 / 1.7^2.
     assert_eq!(body[0]["bmi_kg_m2"], 20.7);
@@ -260,8 +260,15 @@ async fn a_week_of_everything(t: TestStore) {
         .await,
         404,
     );
-    let nutrition = get(format!("/v1/nutrition?{q}")).await;
+    let nutrition = get(format!("/v1/nutrition?{q}")).await["items"].clone();
     assert_eq!(nutrition.as_array().unwrap().len(), 6);
+    // A range longer than a page is answered a page at a time.
+    let long = get("/v1/checkins?from=2025-01-01&to=2026-12-31".into()).await;
+    assert_eq!(long["to"], "2026-01-01");
+    assert_eq!(long["next_from"], "2026-01-02");
+    let next = get("/v1/checkins?from=2026-01-02&to=2026-12-31".into()).await;
+    assert_eq!(next["items"].as_array().unwrap().len(), 7);
+    assert!(next["next_from"].is_null());
     // Runs 1 (rating withdrawn) and the others are older than the pending window.
     let pending = get("/v1/feedback/pending?days=30".into()).await;
     assert!(pending.as_array().unwrap().is_empty(), "{pending}");

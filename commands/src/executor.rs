@@ -106,7 +106,7 @@ impl Executed {
 }
 
 /// How many times a retry-safe command is re-decided after a conflict before giving up.
-const MAX_ATTEMPTS: usize = 4;
+const MAX_ATTEMPTS: usize = 8;
 
 /// Executes commands against the store. Cheap to clone.
 #[derive(Clone)]

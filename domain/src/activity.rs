@@ -521,10 +521,9 @@ impl Aggregate for Activity {
             }
             ActivityCommand::RemovePerceivedEffort(c) => {
                 self.live(c.athlete_id)?;
+                // Idempotent, like deleting the activity: a retried removal succeeds quietly.
                 if !self.has_effort {
-                    return Err(DomainError::NotFound {
-                        what: "perceived effort",
-                    });
+                    return Ok(());
                 }
                 ActivityEvent::PerceivedEffortRemoved(PerceivedEffortRemoved { at: now })
             }
@@ -897,6 +896,7 @@ mod tests {
                 energy_after: Some(1),
                 notes: None,
             }),
+            ActivityEvent::PerceivedEffortRemoved(PerceivedEffortRemoved { at: now() }),
         ]
     }
 
@@ -1549,7 +1549,7 @@ mod tests {
     }
 
     #[test]
-    fn removing_an_effort_needs_one_on_record() {
+    fn removing_an_effort_is_idempotent() {
         let remove = || {
             ActivityCommand::RemovePerceivedEffort(RemovePerceivedEffort {
                 athlete_id: athlete(),
@@ -1558,9 +1558,7 @@ mod tests {
         framework()
             .given(history())
             .when(remove())
-            .then_expect_error(DomainError::NotFound {
-                what: "perceived effort",
-            });
+            .then_expect_events(vec![]);
         let mut rated = history();
         rated.push(ActivityEvent::PerceivedEffortRecorded(
             PerceivedEffortRecorded {

@@ -301,6 +301,14 @@ impl EventStore {
         }
     }
 
+    /// The log position of the stream's last event; `None` for a stream with no events.
+    pub async fn stream_head(&self, stream: &StreamId) -> StoreResult<Option<i64>> {
+        match &self.backend {
+            Backend::Postgres(p) => postgres::stream_head(p, stream).await,
+            Backend::Sqlite(p) => sqlite::stream_head(p, stream).await,
+        }
+    }
+
     pub async fn stream_version(&self, stream: &StreamId) -> StoreResult<u64> {
         match &self.backend {
             Backend::Postgres(p) => postgres::stream_version(p, stream).await,

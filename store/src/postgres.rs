@@ -504,6 +504,16 @@ pub(crate) async fn read_athlete(
     codec::decode(rows.into_iter().map(raw).collect(), master)
 }
 
+pub(crate) async fn stream_head(pool: &PgPool, stream: &StreamId) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(global_position) FROM events WHERE stream_type = $1 AND stream_id = $2",
+    )
+    .bind(&stream.stream_type)
+    .bind(&stream.stream_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub(crate) async fn stream_version(pool: &PgPool, stream: &StreamId) -> StoreResult<u64> {
     let v: i64 = sqlx::query_scalar(
         "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_type = $1 AND stream_id = $2",

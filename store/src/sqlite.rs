@@ -394,6 +394,16 @@ pub(crate) async fn read_athlete(
     decode(q.fetch_all(pool).await?, master)
 }
 
+pub(crate) async fn stream_head(pool: &SqlitePool, stream: &StreamId) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(global_position) FROM events WHERE stream_type = ?1 AND stream_id = ?2",
+    )
+    .bind(&stream.stream_type)
+    .bind(&stream.stream_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub(crate) async fn stream_version(pool: &SqlitePool, stream: &StreamId) -> StoreResult<u64> {
     let v: i64 = sqlx::query_scalar(
         "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_type = ?1 AND stream_id = ?2",

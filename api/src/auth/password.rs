@@ -13,7 +13,9 @@ pub const PARALLELISM: u32 = 1;
 /// SP 800-63B).
 pub const MIN_PASSWORD_CHARS: usize = 10;
 /// Long enough for any passphrase, short enough that hashing cost stays bounded.
-pub const MAX_PASSWORD_BYTES: usize = 256;
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// What a login or a current password may be at most before it is refused unhashed.
+pub const MAX_PASSWORD_BYTES: usize = 4 * MAX_PASSWORD_CHARS;
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -78,8 +80,10 @@ pub fn check_password(password: &str) -> Result<(), String> {
             "must be at least {MIN_PASSWORD_CHARS} characters, got {chars}"
         ));
     }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(format!("must be at most {MAX_PASSWORD_BYTES} bytes"));
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(format!(
+            "must be at most {MAX_PASSWORD_CHARS} characters, got {chars}"
+        ));
     }
     Ok(())
 }
@@ -115,6 +119,7 @@ mod tests {
         assert!(check_password("short").is_err());
         assert!(check_password("ééééééééé").is_err());
         assert!(check_password("éééééééééé").is_ok());
-        assert!(check_password(&"x".repeat(257)).is_err());
+        assert!(check_password(&"é".repeat(128)).is_ok());
+        assert!(check_password(&"x".repeat(129)).is_err());
     }
 }

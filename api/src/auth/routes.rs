@@ -51,12 +51,12 @@ pub struct RegisterBody {
     /// Compared case-insensitively and stored trimmed and lowercased.
     #[schema(min_length = 3, max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     pub email: String,
-    #[schema(min_length = 10, max_length = 64)]
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^\s*[^\s\p{Cc}][^\p{Cc}]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub display_name: String,
     #[serde(default)]
@@ -68,23 +68,37 @@ pub struct RegisterBody {
 pub struct LoginBody {
     #[schema(max_length = 254)]
     pub email: String,
-    #[schema(max_length = 256)]
+    #[schema(max_length = 128)]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
-    #[schema(max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub refresh_token: String,
+}
+
+impl RefreshBody {
+    fn check(&self) -> ApiResult<()> {
+        let n = self.refresh_token.chars().count();
+        if (1..=200).contains(&n) {
+            Ok(())
+        } else {
+            Err(Problem::invalid(
+                "refresh_token",
+                "must be 1-200 characters",
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
-    #[schema(max_length = 256)]
+    #[schema(max_length = 128)]
     pub current_password: String,
-    #[schema(min_length = 10, max_length = 64)]
+    #[schema(min_length = 10, max_length = 128)]
     pub new_password: String,
 }
 
@@ -163,6 +177,9 @@ pub async fn register(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Response> {
+    if body.email.chars().count() > 254 {
+        return Err(Problem::invalid("email", "must be at most 254 characters"));
+    }
     let email = domain::athlete::check_email(&body.email)?;
     let display_name = domain::athlete::check_name("display_name", &body.display_name)?;
     check_password(&body.password).map_err(|m| Problem::invalid("password", m))?;
@@ -316,6 +333,7 @@ pub async fn refresh(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<RefreshBody>,
 ) -> ApiResult<axum::Json<TokenPair>> {
+    body.check()?;
     match state.auth.db.rotate_refresh(&body.refresh_token).await {
         Ok((account, session_id, next)) => Ok(axum::Json(pair(
             &state,
@@ -359,6 +377,7 @@ pub async fn logout(
     State(state): State<AppState>,
     Json(body): Json<RefreshBody>,
 ) -> ApiResult<StatusCode> {
+    body.check()?;
     if let Some(account) = state.auth.db.revoke_by_refresh(&body.refresh_token).await? {
         state
             .auth

@@ -48,7 +48,10 @@ pub struct NewActivityBody {
     /// When it started; not in the future.
     pub start_time: DateTime<Utc>,
     /// IANA zone the athlete was in; the profile's timezone when absent.
-    #[schema(max_length = 64)]
+    #[schema(
+        pattern = r"^(UTC|(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific|Etc)(/[A-Z][A-Za-z0-9_+\-]*){1,2})$",
+        max_length = 64
+    )]
     pub timezone: Option<String>,
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub distance_m: Option<f64>,
@@ -230,6 +233,17 @@ pub(crate) async fn list_for(
     params: ListParams,
     min_position: Option<i64>,
 ) -> ApiResult<ActivityPage> {
+    for (field, value) in [
+        ("min_distance_m", params.min_distance_m),
+        ("max_distance_m", params.max_distance_m),
+    ] {
+        if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
+            return Err(Problem::invalid(
+                field,
+                "must be a non-negative number of metres",
+            ));
+        }
+    }
     state.visible(&["activities"], min_position).await?;
     let t = state.tables("activities").await?;
     match activities::list(state.read_pool(), &t, athlete, &params.into()).await {
@@ -267,7 +281,13 @@ pub(crate) async fn detail_for(
     activity_id: Uuid,
     min_position: Option<i64>,
 ) -> ApiResult<ActivityDetail> {
-    state.visible(&["activities"], min_position).await?;
+    let stream = store::StreamId::new(
+        <Activity as cqrs_es::Aggregate>::TYPE,
+        activity_id.to_string(),
+    );
+    state
+        .stream_visible(&["activities"], &stream, min_position)
+        .await?;
     let t = state.tables("activities").await?;
     activities::detail(state.read_pool(), &t, athlete, activity_id)
         .await?
@@ -392,16 +412,22 @@ pub async fn put_workout_type(
 #[serde(deny_unknown_fields)]
 pub struct FeedbackBody {
     #[schema(minimum = 1, maximum = 10)]
+    #[serde(deserialize_with = "crate::de::small")]
     pub effort: u8,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub leg_feel: Option<u8>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub mood_before: Option<u8>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub mood_after: Option<u8>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub energy_before: Option<u8>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub energy_after: Option<u8>,
     #[schema(max_length = 2000)]
     pub notes: Option<String>,
@@ -493,7 +519,7 @@ pub async fn get_feedback(
         .ok_or_else(|| Problem::not_found("rating for this activity"))
 }
 
-/// Withdraw the rating.
+/// Withdraw the rating. Withdrawing a rating that is not there succeeds and changes nothing.
 #[utoipa::path(delete, path = "/v1/activities/{activity_id}/feedback", tag = "activities",
     params(("activity_id" = Uuid, Path)),
     responses((status = 200, body = Written),

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::activities::{ListParams, detail_for, list_for};
 use super::journal::{
-    AvailabilityView, DatedBody, DatedCheckIn, DatedNutritionEntry, DatedWork, RangeParams,
-    availability_of, body_of, checkins_of, nutrition_of, work_of,
+    AvailabilityView, BodyPage, CheckInPage, NutritionPage, RangeParams, WorkPage, availability_of,
+    body_of, checkins_of, nutrition_of, work_of,
 };
 use crate::extract::{Path, Query};
 use crate::policy::{Caller, coached_athlete};
@@ -93,7 +93,7 @@ macro_rules! ranged {
         #[doc = $doc]
         #[utoipa::path(get, path = $path, tag = "coach",
                                     params(("athlete_id" = Uuid, Path), RangeParams, Consistency),
-                                    responses((status = 200, body = Vec<$ty>)))]
+                                    responses((status = 200, body = $ty)))]
         pub async fn $name(
             State(state): State<AppState>,
             caller: Caller,
@@ -101,7 +101,7 @@ macro_rules! ranged {
             Path(athlete_id): Path<Uuid>,
             Query(range): Query<RangeParams>,
             Query(c): Query<Consistency>,
-        ) -> ApiResult<axum::Json<Vec<$ty>>> {
+        ) -> ApiResult<axum::Json<$ty>> {
             let athlete = coached_athlete(&state, &caller, athlete_id).await?;
             let min = Consistency::from_parts(c.min_position, &headers)?;
             Ok(axum::Json($fetch(&state, athlete, &range, min).await?))
@@ -112,28 +112,28 @@ macro_rules! ranged {
 ranged!(
     athlete_checkins,
     "/v1/coach/athletes/{athlete_id}/checkins",
-    DatedCheckIn,
+    CheckInPage,
     checkins_of,
     "A coached athlete's check-ins in a date range."
 );
 ranged!(
     athlete_nutrition,
     "/v1/coach/athletes/{athlete_id}/nutrition",
-    DatedNutritionEntry,
+    NutritionPage,
     nutrition_of,
     "A coached athlete's nutrition in a date range."
 );
 ranged!(
     athlete_work,
     "/v1/coach/athletes/{athlete_id}/work",
-    DatedWork,
+    WorkPage,
     work_of,
     "A coached athlete's work patterns in a date range."
 );
 ranged!(
     athlete_body,
     "/v1/coach/athletes/{athlete_id}/body",
-    DatedBody,
+    BodyPage,
     body_of,
     "A coached athlete's body composition in a date range."
 );

@@ -29,7 +29,7 @@ use crate::problem::{ApiResult, Problem};
 use crate::{AppState, Consistency, Created, Written};
 
 /// The longest date range one list request covers.
-pub const MAX_RANGE_DAYS: i64 = 366;
+pub const MAX_RANGE_DAYS: u64 = 366;
 
 async fn journal(
     state: &AppState,
@@ -43,7 +43,8 @@ async fn journal(
         .await?)
 }
 
-/// A date range: `from` and `to` included, at most 366 days. Default: the 30 days to today.
+/// A date range, `from` and `to` included. Default: the 30 days to today (UTC). A page covers
+/// at most 366 days; a longer range is answered from `from` on, with `next_from` to continue.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
@@ -51,33 +52,89 @@ pub struct RangeParams {
     pub to: Option<NaiveDate>,
 }
 
+/// The dates one page covers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    from: NaiveDate,
+    to: NaiveDate,
+    next_from: Option<NaiveDate>,
+}
+
 impl RangeParams {
-    fn resolve(&self) -> ApiResult<(NaiveDate, NaiveDate)> {
+    fn window(&self) -> Window {
         let to = self.to.unwrap_or_else(|| Utc::now().date_naive());
-        let from = self.from.unwrap_or_else(|| to - chrono::Duration::days(29));
-        if from > to {
-            return Err(Problem::invalid("from", "must not be after `to`"));
+        let from = self
+            .from
+            .unwrap_or_else(|| to.checked_sub_days(chrono::Days::new(29)).unwrap_or(to));
+        let last = from
+            .checked_add_days(chrono::Days::new(MAX_RANGE_DAYS - 1))
+            .unwrap_or(NaiveDate::MAX);
+        if to > last {
+            Window {
+                from,
+                to: last,
+                next_from: last.succ_opt(),
+            }
+        } else {
+            // `from` after `to` is an empty range, not an error.
+            Window {
+                from,
+                to,
+                next_from: None,
+            }
         }
-        if (to - from).num_days() >= MAX_RANGE_DAYS {
-            return Err(Problem::invalid(
-                "from",
-                format!("a range covers at most {MAX_RANGE_DAYS} days; page through longer ones"),
-            ));
-        }
-        Ok((from, to))
     }
 }
+
+macro_rules! page {
+    ($name:ident, $item:ty) => {
+        /// One page of a date range: the items, the dates covered, and where the next page
+        /// starts when the range asked for was longer than one page.
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            pub from: NaiveDate,
+            pub to: NaiveDate,
+            pub next_from: Option<NaiveDate>,
+        }
+
+        impl $name {
+            fn of(w: Window, items: Vec<$item>) -> Self {
+                Self {
+                    items,
+                    from: w.from,
+                    to: w.to,
+                    next_from: w.next_from,
+                }
+            }
+        }
+    };
+}
+
+page!(CheckInPage, DatedCheckIn);
+page!(NutritionPage, DatedNutritionEntry);
+page!(WorkPage, DatedWork);
+page!(BodyPage, DatedBody);
 
 pub(crate) async fn days_for(
     state: &AppState,
     athlete: Uuid,
-    range: &RangeParams,
+    w: Window,
     min_position: Option<i64>,
 ) -> ApiResult<Vec<rm::JournalDay>> {
-    let (from, to) = range.resolve()?;
+    if w.from > w.to {
+        return Ok(Vec::new());
+    }
     state.visible(&["journal"], min_position).await?;
     let t = state.tables("journal").await?;
-    Ok(rm::range(state.read_pool(), &t, athlete, from, to).await?)
+    Ok(rm::range(state.read_pool(), &t, athlete, w.from, w.to).await?)
+}
+
+fn journal_stream(athlete: Uuid, date: NaiveDate) -> store::StreamId {
+    store::StreamId::new(
+        <Journal as cqrs_es::Aggregate>::TYPE,
+        domain::journal::journal_id(athlete, date),
+    )
 }
 
 async fn day_for(
@@ -86,7 +143,9 @@ async fn day_for(
     date: NaiveDate,
     min_position: Option<i64>,
 ) -> ApiResult<rm::JournalDay> {
-    state.visible(&["journal"], min_position).await?;
+    state
+        .stream_visible(&["journal"], &journal_stream(athlete, date), min_position)
+        .await?;
     let t = state.tables("journal").await?;
     Ok(rm::day(state.read_pool(), &t, athlete, date).await?)
 }
@@ -100,16 +159,20 @@ pub struct CheckInBody {
     #[schema(minimum = 0, maximum = 24)]
     pub sleep_h: Option<f64>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub sleep_quality: Option<u8>,
     #[schema(minimum = 1, maximum = 300)]
     pub hrv_ms: Option<f64>,
     #[schema(minimum = 25, maximum = 250)]
     pub resting_hr_bpm: Option<f64>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub stress: Option<u8>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub soreness: Option<u8>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub readiness: Option<u8>,
     #[schema(max_length = 2000)]
     pub notes: Option<String>,
@@ -172,14 +235,14 @@ pub struct DatedCheckIn {
 
 /// Check-ins in a date range (at most 366 days per request), oldest first.
 #[utoipa::path(get, path = "/v1/checkins", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedCheckIn>)))]
+    params(RangeParams, Consistency), responses((status = 200, body = CheckInPage)))]
 pub async fn list_checkins(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Query(range): Query<RangeParams>,
     Query(c): Query<Consistency>,
-) -> ApiResult<axum::Json<Vec<DatedCheckIn>>> {
+) -> ApiResult<axum::Json<CheckInPage>> {
     let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         checkins_of(&state, caller.account_id, &range, min).await?,
@@ -191,8 +254,9 @@ pub(crate) async fn checkins_of(
     athlete: Uuid,
     range: &RangeParams,
     min: Option<i64>,
-) -> ApiResult<Vec<DatedCheckIn>> {
-    Ok(days_for(state, athlete, range, min)
+) -> ApiResult<CheckInPage> {
+    let w = range.window();
+    let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
         .filter_map(|d| {
@@ -201,7 +265,8 @@ pub(crate) async fn checkins_of(
                 check_in,
             })
         })
-        .collect())
+        .collect();
+    Ok(CheckInPage::of(w, items))
 }
 
 // --- nutrition -------------------------------------------------------------------------------
@@ -297,14 +362,14 @@ pub struct DatedNutritionEntry {
 
 /// Intakes in a date range (at most 366 days per request), in the order they happened.
 #[utoipa::path(get, path = "/v1/nutrition", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedNutritionEntry>)))]
+    params(RangeParams, Consistency), responses((status = 200, body = NutritionPage)))]
 pub async fn list_nutrition(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Query(range): Query<RangeParams>,
     Query(c): Query<Consistency>,
-) -> ApiResult<axum::Json<Vec<DatedNutritionEntry>>> {
+) -> ApiResult<axum::Json<NutritionPage>> {
     let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         nutrition_of(&state, caller.account_id, &range, min).await?,
@@ -316,8 +381,9 @@ pub(crate) async fn nutrition_of(
     athlete: Uuid,
     range: &RangeParams,
     min: Option<i64>,
-) -> ApiResult<Vec<DatedNutritionEntry>> {
-    Ok(days_for(state, athlete, range, min)
+) -> ApiResult<NutritionPage> {
+    let w = range.window();
+    let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
         .flat_map(|d| {
@@ -326,7 +392,8 @@ pub(crate) async fn nutrition_of(
                 .into_iter()
                 .map(move |entry| DatedNutritionEntry { date, entry })
         })
-        .collect())
+        .collect();
+    Ok(NutritionPage::of(w, items))
 }
 
 async fn find_entry(
@@ -337,7 +404,21 @@ async fn find_entry(
 ) -> ApiResult<(NaiveDate, NutritionEntry)> {
     state.visible(&["journal"], min).await?;
     let t = state.tables("journal").await?;
-    rm::nutrition_entry(state.read_pool(), &t, athlete, entry_id)
+    let pool = state.read_pool();
+    let mut found = rm::nutrition_entry(pool, &t, athlete, entry_id).await?;
+    if found.is_none() {
+        // Perhaps logged a moment ago: wait for what is committed, then look again.
+        state.caught_up(&["journal"]).await?;
+        found = rm::nutrition_entry(pool, &t, athlete, entry_id).await?;
+    }
+    let Some((date, _)) = found else {
+        return Err(Problem::not_found("nutrition entry"));
+    };
+    // The entry's day may have changed since (an update, a deletion): read it as of its stream.
+    state
+        .stream_visible(&["journal"], &journal_stream(athlete, date), None)
+        .await?;
+    rm::nutrition_entry(pool, &t, athlete, entry_id)
         .await?
         .ok_or_else(|| Problem::not_found("nutrition entry"))
 }
@@ -447,7 +528,7 @@ pub struct PresetBody {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^\s*[^\s\p{Cc}][^\p{Cc}]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
     pub nutrients: Nutrients,
@@ -511,6 +592,7 @@ pub struct WorkBody {
     #[schema(minimum = 0, maximum = 24)]
     pub hours_worked_h: Option<f64>,
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub stress: Option<u8>,
     #[schema(max_length = 2000)]
     pub notes: Option<String>,
@@ -569,14 +651,14 @@ pub struct DatedWork {
 
 /// Work patterns in a date range (at most 366 days per request), oldest first.
 #[utoipa::path(get, path = "/v1/work", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedWork>)))]
+    params(RangeParams, Consistency), responses((status = 200, body = WorkPage)))]
 pub async fn list_work(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Query(range): Query<RangeParams>,
     Query(c): Query<Consistency>,
-) -> ApiResult<axum::Json<Vec<DatedWork>>> {
+) -> ApiResult<axum::Json<WorkPage>> {
     let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         work_of(&state, caller.account_id, &range, min).await?,
@@ -588,12 +670,14 @@ pub(crate) async fn work_of(
     athlete: Uuid,
     range: &RangeParams,
     min: Option<i64>,
-) -> ApiResult<Vec<DatedWork>> {
-    Ok(days_for(state, athlete, range, min)
+) -> ApiResult<WorkPage> {
+    let w = range.window();
+    let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
         .filter_map(|d| d.work.map(|work| DatedWork { date: d.date, work }))
-        .collect())
+        .collect();
+    Ok(WorkPage::of(w, items))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -668,14 +752,14 @@ pub struct DatedBody {
 
 /// Body composition in a date range (at most 366 days per request), oldest first.
 #[utoipa::path(get, path = "/v1/body", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = Vec<DatedBody>)))]
+    params(RangeParams, Consistency), responses((status = 200, body = BodyPage)))]
 pub async fn list_body(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Query(range): Query<RangeParams>,
     Query(c): Query<Consistency>,
-) -> ApiResult<axum::Json<Vec<DatedBody>>> {
+) -> ApiResult<axum::Json<BodyPage>> {
     let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         body_of(&state, caller.account_id, &range, min).await?,
@@ -687,15 +771,17 @@ pub(crate) async fn body_of(
     athlete: Uuid,
     range: &RangeParams,
     min: Option<i64>,
-) -> ApiResult<Vec<DatedBody>> {
-    Ok(days_for(state, athlete, range, min)
+) -> ApiResult<BodyPage> {
+    let w = range.window();
+    let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
         .filter_map(|d| {
             d.body_composition
                 .map(|body| DatedBody { date: d.date, body })
         })
-        .collect())
+        .collect();
+    Ok(BodyPage::of(w, items))
 }
 
 // --- availability ----------------------------------------------------------------------------

@@ -62,17 +62,22 @@ pub async fn get_me(
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhysiologyBody {
-    #[schema(minimum = 100, maximum = 230)]
+    /// 25-250; resting < threshold <= maximum when several are given.
+    #[schema(minimum = 25, maximum = 250)]
+    #[serde(default, deserialize_with = "crate::de::opt_u16")]
     pub hr_max_bpm: Option<u16>,
-    #[schema(minimum = 25, maximum = 120)]
+    #[schema(minimum = 25, maximum = 250)]
+    #[serde(default, deserialize_with = "crate::de::opt_u16")]
     pub resting_hr_bpm: Option<u16>,
-    #[schema(minimum = 60, maximum = 230)]
+    #[schema(minimum = 25, maximum = 250)]
+    #[serde(default, deserialize_with = "crate::de::opt_u16")]
     pub threshold_hr_bpm: Option<u16>,
-    #[schema(minimum = 120, maximum = 900)]
+    #[schema(minimum = 120, maximum = 1200)]
     pub threshold_pace_s_per_km: Option<f64>,
     pub sex: Option<domain::athlete::Sex>,
+    /// An age of 5-120 years.
     pub birth_date: Option<chrono::NaiveDate>,
-    #[schema(minimum = 100, maximum = 250)]
+    #[schema(minimum = 50, maximum = 272)]
     pub height_cm: Option<f64>,
 }
 
@@ -98,10 +103,11 @@ pub struct PatchMeBody {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^\s*[^\s\p{Cc}][^\p{Cc}]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub display_name: Option<String>,
     #[schema(max_items = 6)]
+    #[serde(default, deserialize_with = "crate::de::opt_unique_set")]
     pub goals: Option<BTreeSet<TrainingGoal>>,
     pub physiology: Option<PhysiologyBody>,
     pub units: Option<Units>,
@@ -309,6 +315,7 @@ pub struct OnboardingBody {
     pub action: StepAction,
     /// Only with the `goals` step: the goals to keep on the profile.
     #[schema(max_items = 6)]
+    #[serde(default, deserialize_with = "crate::de::opt_unique_set")]
     pub goals: Option<BTreeSet<TrainingGoal>>,
 }
 

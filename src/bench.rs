@@ -62,6 +62,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// HTTP requests per second and latency of `GET /v1/activities` and
+    /// `PUT /v1/checkins/{date}` at N concurrent connections, each beside `GET /health` on the
+    /// same server in the same run. Needs PostgreSQL; creates and drops its own database.
+    Api {
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        athletes: usize,
+        #[arg(long, default_value_t = 100)]
+        activities_per_athlete: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
@@ -72,6 +88,36 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             history_years,
             json,
         } => (writers, commands_per_writer, history_years, json),
+        BenchCommand::Api {
+            connections,
+            seconds,
+            athletes,
+            activities_per_athlete,
+            json,
+        } => {
+            let url = args.url();
+            if !url.starts_with("postgres") {
+                bail!(
+                    "bench api measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
+                );
+            }
+            let scratch = ScratchDb::create(&url).await?;
+            let secret: [u8; 32] = rand::random();
+            let result = crate::bench_api::measure(
+                &scratch.url,
+                &secret,
+                crate::bench_api::Options {
+                    connections,
+                    seconds,
+                    athletes,
+                    activities_per_athlete,
+                    json,
+                },
+            )
+            .await;
+            scratch.drop_db().await;
+            return result;
+        }
         BenchCommand::Rebuild {
             athletes,
             days,

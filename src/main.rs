@@ -2,6 +2,7 @@
 //! describes each and every setting.
 
 mod bench;
+mod bench_api;
 mod bench_rebuild;
 mod config;
 mod events_cli;

@@ -1,0 +1,335 @@
+//! `stridelog bench api`: the HTTP API under concurrent load, beside `GET /health` on the same
+//! server in the same run. The server runs in this process, as `serve` runs it (embedded
+//! projector, the same router); the load comes from keep-alive HTTP/1.1 connections over
+//! loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub struct Options {
+    pub connections: usize,
+    pub seconds: u64,
+    pub athletes: usize,
+    pub activities_per_athlete: usize,
+    pub json: bool,
+}
+
+/// One keep-alive connection speaking just enough HTTP/1.1 for the benchmark.
+struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one request and reads the whole response; returns the status and body.
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n");
+        if let Some(t) = token {
+            req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+                b.len()
+            ));
+        } else {
+            req.push_str("\r\n");
+        }
+        self.reader.get_mut().write_all(req.as_bytes()).await?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse()?;
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).await?;
+        Ok((status, body))
+    }
+}
+
+struct Outcome {
+    requests: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, q: f64) -> f64 {
+        let mut l = self.latencies_us.clone();
+        l.sort_unstable();
+        if l.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((l.len() as f64 - 1.0) * q).round() as usize;
+        l[i] as f64 / 1000.0
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Load {
+    Health,
+    ListActivities,
+    PutCheckIn,
+}
+
+/// `connections` keep-alive connections issue `load` back to back for `seconds`.
+async fn drive(
+    addr: SocketAddr,
+    load: Load,
+    tokens: Arc<Vec<String>>,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<Outcome> {
+    // Check-ins go to distinct past dates, as athletes' logs do: no two writes share a day.
+    let next_day = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let tokens = tokens.clone();
+        let next_day = next_day.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let token = tokens[c % tokens.len()].clone();
+            let today = chrono::Utc::now().date_naive();
+            let (mut n, mut errors, mut lat) = (0u64, 0u64, Vec::new());
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let (status, _) = match load {
+                    Load::Health => conn.call("GET", "/health", None, None).await?,
+                    Load::ListActivities => {
+                        conn.call("GET", "/v1/activities?limit=20", Some(&token), None)
+                            .await?
+                    }
+                    Load::PutCheckIn => {
+                        let day = next_day.fetch_add(1, Ordering::Relaxed);
+                        let date = today - chrono::Duration::days(1 + day as i64);
+                        let body = format!(
+                            r#"{{"sleep_h":{:.1},"stress":{},"readiness":4}}"#,
+                            6.0 + (day % 30) as f64 / 10.0,
+                            1 + day % 5
+                        );
+                        conn.call(
+                            "PUT",
+                            &format!("/v1/checkins/{date}"),
+                            Some(&token),
+                            Some(&body),
+                        )
+                        .await?
+                    }
+                };
+                lat.push(t0.elapsed().as_micros() as u64);
+                n += 1;
+                if status >= 400 {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((n, errors, lat))
+        }));
+    }
+    let mut out = Outcome {
+        requests: 0,
+        errors: 0,
+        latencies_us: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (n, e, l) = t.await??;
+        out.requests += n;
+        out.errors += e;
+        out.latencies_us.extend(l);
+    }
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+pub async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()> {
+    if o.connections == 0 || o.seconds == 0 || o.athletes == 0 {
+        bail!("--connections, --seconds and --athletes must be positive");
+    }
+    let master = store::MasterKey::generate();
+    let store = store::EventStore::connect(
+        url,
+        master,
+        store::StoreOptions {
+            max_connections: 40,
+        },
+    )
+    .await?;
+    store.migrate().await?;
+    let commands = commands::CommandBus::new(
+        store.clone(),
+        domain::DomainServices::new(Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    );
+    let engine = Arc::new(projections::Engine::new(
+        store.clone(),
+        projections::ReadDb::connect(url).await?,
+        projections::all(),
+    ));
+    let state = api::AppState::new(store.clone(), commands, engine, secret)?;
+    let app = api::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let (store, url) = (store.clone(), url.to_string());
+        tokio::spawn(async move {
+            workers::run_projector(store, &url, async {
+                let _ = worker_stopped.await;
+            })
+            .await
+        })
+    };
+
+    // Athletes with some history, signed in through the API.
+    eprintln!(
+        "bench api: {} athletes x {} activities",
+        o.athletes, o.activities_per_athlete
+    );
+    let mut setup = Conn::open(addr).await?;
+    let mut tokens = Vec::new();
+    let mut last_position = 0i64;
+    for i in 0..o.athletes {
+        let body = json!({"email": format!("bench{i}@example.org"), "password": "bench-password-1",
+                          "display_name": format!("Bench {i}")})
+        .to_string();
+        let (status, reply) = setup
+            .call("POST", "/v1/auth/register", None, Some(&body))
+            .await?;
+        if status != 201 {
+            bail!("register: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        let reply: serde_json::Value = serde_json::from_slice(&reply)?;
+        let token = reply["access_token"].as_str().context("token")?.to_string();
+        let start = chrono::Utc::now() - chrono::Duration::days(1);
+        for a in 0..o.activities_per_athlete {
+            let body = json!({
+                "sport": "run",
+                "start_time": (start - chrono::Duration::days(a as i64)).to_rfc3339(),
+                "distance_m": 8000.0 + (a % 7) as f64 * 500.0,
+                "moving_time_s": 2700.0 + (a % 5) as f64 * 120.0,
+                "avg_hr_bpm": 140.0 + (a % 10) as f64,
+            })
+            .to_string();
+            let (status, reply) = setup
+                .call("POST", "/v1/activities", Some(&token), Some(&body))
+                .await?;
+            if status != 201 {
+                bail!("activity: {status} {}", String::from_utf8_lossy(&reply));
+            }
+            let reply: serde_json::Value = serde_json::from_slice(&reply)?;
+            last_position = last_position.max(reply["position"].as_i64().unwrap_or(0));
+        }
+        tokens.push(token);
+    }
+    let (status, _) = setup
+        .call(
+            "GET",
+            &format!("/v1/activities?min_position={last_position}"),
+            Some(&tokens[0]),
+            None,
+        )
+        .await?;
+    if status != 200 {
+        bail!("the read models did not catch up ({status})");
+    }
+    let tokens = Arc::new(tokens);
+
+    let mut results = Vec::new();
+    for (name, load) in [
+        ("GET /v1/activities", Load::ListActivities),
+        ("PUT /v1/checkins/{date}", Load::PutCheckIn),
+    ] {
+        // Warm up, then the baseline and the endpoint back to back.
+        drive(addr, load, tokens.clone(), o.connections, 1).await?;
+        let baseline = drive(addr, Load::Health, tokens.clone(), o.connections, o.seconds).await?;
+        let measured = drive(addr, load, tokens.clone(), o.connections, o.seconds).await?;
+        let line = json!({
+            "endpoint": name,
+            "connections": o.connections,
+            "rps": (measured.rps() * 10.0).round() / 10.0,
+            "baseline_rps": (baseline.rps() * 10.0).round() / 10.0,
+            "ratio": (measured.rps() / baseline.rps() * 1000.0).round() / 1000.0,
+            "p50_ms": measured.percentile_ms(0.50),
+            "p99_ms": measured.percentile_ms(0.99),
+            "baseline_p50_ms": baseline.percentile_ms(0.50),
+            "baseline_p99_ms": baseline.percentile_ms(0.99),
+            "errors": measured.errors + baseline.errors,
+        });
+        results.push(line);
+    }
+    let _ = stop_tx.send(());
+    let _ = stop_worker.send(());
+    let _ = server.await;
+    let _ = worker.await;
+    for r in &results {
+        if o.json {
+            println!("{r}");
+        } else {
+            println!(
+                "{:<26} {:>8.1} req/s  baseline {:>8.1}  ratio {:.3}  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                r["endpoint"].as_str().unwrap_or_default(),
+                r["rps"].as_f64().unwrap_or_default(),
+                r["baseline_rps"].as_f64().unwrap_or_default(),
+                r["ratio"].as_f64().unwrap_or_default(),
+                r["p50_ms"].as_f64().unwrap_or_default(),
+                r["p99_ms"].as_f64().unwrap_or_default(),
+                r["errors"]
+            );
+        }
+    }
+    Ok(())
+}

@@ -7,6 +7,7 @@ mod bench_rebuild;
 mod config;
 mod events_cli;
 mod projections_cli;
+mod users_cli;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -95,6 +96,9 @@ enum Command {
     /// Inspect, rebuild and verify read models.
     #[command(subcommand)]
     Projections(projections_cli::ProjectionsCommand),
+    /// Account administration: roles.
+    #[command(subcommand)]
+    Users(users_cli::UsersCommand),
     /// One athlete's audit trail: who did what to their data, and when.
     Audit {
         athlete_id: uuid::Uuid,
@@ -187,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         }
+        Command::Users(cmd) => users_cli::run(&cli.store, cmd).await,
         Command::Audit {
             athlete_id,
             since,

@@ -418,4 +418,34 @@ async fn demo_seeds_once(t: TestStore) {
             .unwrap()
             .contains("--days must be at least 1")
     );
+
+    // The demo prints a login that works, and the operator can make that account the owner.
+    let login = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("login: "))
+        .expect("prints a login");
+    let (email, password) = login.split_once(" / ").unwrap();
+    assert_eq!(password, "stridelog-demo");
+    let out = stridelog(&t)
+        .args(["users", "set-role", email, "owner", "--json"])
+        .output()
+        .unwrap();
+    let line = &json_lines(&out)[0];
+    assert_eq!(line["role"], "owner");
+    assert_eq!(line["account_id"], athlete.to_string());
+    let events = t.store.read_athlete(athlete, None).await.unwrap();
+    let changed = events.last().unwrap();
+    assert_eq!(changed.event_type, "RoleChanged");
+    assert_eq!(changed.payload.json().unwrap()["to"], "owner");
+    let nobody = stridelog(&t)
+        .args(["users", "set-role", "nobody@example.org", "admin"])
+        .output()
+        .unwrap();
+    assert!(!nobody.status.success());
+    let err = String::from_utf8(nobody.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no account with the email nobody@example.org"),
+        "{err}"
+    );
 }

@@ -90,6 +90,7 @@ async fn run(
 
 /// Log an activity by hand. Answers 201 with its id and the write's position.
 #[utoipa::path(post, path = "/v1/activities", tag = "activities",
+    params(IdempotencyHeader),
     request_body = NewActivityBody,
     responses((status = 201, body = Created, headers(("Location" = String)))))]
 pub async fn create_activity(
@@ -167,6 +168,20 @@ pub async fn create_activity(
         axum::Json(created),
     )
         .into_response())
+}
+
+/// A retry with the same key and body returns the first answer and creates nothing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(
+    dead_code,
+    reason = "read from the headers by `idempotency_key`; here for the document"
+)]
+pub struct IdempotencyHeader {
+    /// 1-200 visible ASCII characters, chosen by the client per logical request.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(pattern = r"^[!-~]{1,200}$")]
+    pub idempotency_key: Option<String>,
 }
 
 /// `Idempotency-Key`: 1-200 visible ASCII characters.

@@ -315,6 +315,7 @@ impl NutritionBody {
 
 /// Log an intake. Answers 201 with the entry's id.
 #[utoipa::path(post, path = "/v1/nutrition", tag = "journal", request_body = NutritionBody,
+    params(super::activities::IdempotencyHeader),
     responses((status = 201, body = Created, headers(("Location" = String)))))]
 pub async fn create_nutrition(
     State(state): State<AppState>,

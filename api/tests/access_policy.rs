@@ -87,20 +87,9 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         ("POST", "/v1/activities/{activity_id}/feedback") => owns_object(201),
         (_, t) if t.contains("{activity_id}") && !t.starts_with("/v1/coach") => owns_object(200),
         (_, t) if t.contains("{entry_id}") => owns_object(200),
-        ("POST", "/v1/me/coaches/{coach_id}") => {
-            if who == Who::CoachWithGrant {
-                404 // cannot coach oneself
-            } else {
-                200
-            }
-        }
-        ("DELETE", "/v1/me/coaches/{coach_id}") => {
-            if who == Who::CoachWithGrant {
-                404
-            } else {
-                200
-            }
-        }
+        // A coach cannot coach themselves; anyone else may grant and then revoke.
+        ("POST" | "DELETE", "/v1/me/coaches/{coach_id}") if who == Who::CoachWithGrant => 404,
+        ("POST" | "DELETE", "/v1/me/coaches/{coach_id}") => 200,
         ("GET", "/v1/coach/athletes") => {
             if matches!(who, Who::CoachWithGrant | Who::CoachWithoutGrant) {
                 200

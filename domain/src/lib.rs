@@ -7,8 +7,10 @@
 pub mod activity;
 pub mod athlete;
 pub mod catalogue;
+pub mod efficiency;
 pub mod error;
 pub mod journal;
+pub mod load;
 pub mod services;
 pub mod validation;
 

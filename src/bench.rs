@@ -62,6 +62,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Parse + efficiency analysis of a one-hour 1 Hz run (GPX), beside parsing alone. No
+    /// database.
+    Analyze {
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// HTTP requests per second and latency of `GET /v1/activities` and
     /// `PUT /v1/checkins/{date}` at N concurrent connections, each beside `GET /health` on the
     /// same server in the same run. Needs PostgreSQL; creates and drops its own database.
@@ -88,6 +96,12 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             history_years,
             json,
         } => (writers, commands_per_writer, history_years, json),
+        BenchCommand::Analyze { rounds, json } => {
+            if rounds == 0 {
+                bail!("--rounds must be positive");
+            }
+            return crate::bench_analyze::measure(rounds, json);
+        }
         BenchCommand::Api {
             connections,
             seconds,

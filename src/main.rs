@@ -1,7 +1,9 @@
 //! `stridelog`: the one binary. `stridelog --help` lists the subcommands; docs/operations.md
 //! describes each and every setting.
 
+mod analyze_cli;
 mod bench;
+mod bench_analyze;
 mod bench_api;
 mod bench_rebuild;
 mod config;
@@ -96,6 +98,9 @@ enum Command {
     /// Inspect, rebuild and verify read models.
     #[command(subcommand)]
     Projections(projections_cli::ProjectionsCommand),
+    /// Efficiency metrics of an activity file, offline.
+    #[command(subcommand)]
+    Analyze(analyze_cli::AnalyzeCommand),
     /// Account administration: roles.
     #[command(subcommand)]
     Users(users_cli::UsersCommand),
@@ -192,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Users(cmd) => users_cli::run(&cli.store, cmd).await,
+        Command::Analyze(cmd) => analyze_cli::run(cmd),
         Command::Audit {
             athlete_id,
             since,

@@ -449,3 +449,45 @@ async fn demo_seeds_once(t: TestStore) {
         "{err}"
     );
 }
+
+/// `analyze activity` runs the parser and the specification offline; a broken file is one
+/// line and a failure.
+#[test]
+fn analyze_activity_offline() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/activities/");
+    let out = Command::new(env!("CARGO_BIN_EXE_stridelog"))
+        .args([
+            "analyze",
+            "activity",
+            &format!("{data}run-2013-02-06.fit"),
+            "--json",
+        ])
+        .env("STRIDELOG_DATABASE_URL", "mysql://never-opened")
+        .output()
+        .unwrap();
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["sport"], "run");
+    assert_eq!(v["samples"], 590);
+    assert_eq!(v["moving_time_s"], 2110.0);
+    assert_eq!(v["gap_model"], "minetti2002");
+    assert!((v["efficiency_factor"].as_f64().unwrap() - 0.9688).abs() < 1e-4);
+    for bad in [
+        "bad/corrupt-header.fit",
+        "bad/unexpected-eof.fit",
+        "bad/truncated.gpx",
+        "bad/not-xml.gpx",
+        "NOTICE.md",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stridelog"))
+            .args(["analyze", "activity", &format!("{data}{bad}")])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(bad),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -277,7 +277,8 @@ pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
             hr_bpm: hr,
         });
     }
-    let analyzed_time_s: f64 = used.iter().map(|u| u.dt_s).sum();
+    // `+ 0.0`: an empty float sum is -0.0, which would print as "-0".
+    let analyzed_time_s: f64 = used.iter().map(|u| u.dt_s).sum::<f64>() + 0.0;
     let avg_hr = (analyzed_time_s > 0.0)
         .then(|| used.iter().map(|u| u.hr_bpm * u.dt_s).sum::<f64>() / analyzed_time_s);
     let has_altitude = profile.is_some();

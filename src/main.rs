@@ -8,6 +8,7 @@ mod bench_api;
 mod bench_rebuild;
 mod config;
 mod events_cli;
+mod import_cli;
 mod projections_cli;
 mod users_cli;
 
@@ -98,6 +99,15 @@ enum Command {
     /// Inspect, rebuild and verify read models.
     #[command(subcommand)]
     Projections(projections_cli::ProjectionsCommand),
+    /// Import FIT, GPX and TCX files into an athlete's history.
+    Import {
+        files: Vec<std::path::PathBuf>,
+        #[arg(long)]
+        athlete: uuid::Uuid,
+        /// One JSON object per file on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Efficiency metrics of an activity file, offline.
     #[command(subcommand)]
     Analyze(analyze_cli::AnalyzeCommand),
@@ -198,6 +208,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => users_cli::run(&cli.store, cmd).await,
         Command::Analyze(cmd) => analyze_cli::run(cmd),
+        Command::Import {
+            files,
+            athlete,
+            json,
+        } => import_cli::run(&cli.store, files, athlete, json).await,
         Command::Audit {
             athlete_id,
             since,

@@ -175,7 +175,7 @@ async fn migrate_reports_the_schema_version(t: TestStore) {
     let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
     assert!(out.status.success());
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["schema_version"], 3);
+    assert_eq!(info["schema_version"], 4);
     assert_eq!(info["backend"], t.store.backend_name());
 }
 
@@ -211,7 +211,7 @@ async fn serve_answers_health(t: TestStore) {
         serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["backend"], t.store.backend_name());
-    assert_eq!(json["schema_version"], 3);
+    assert_eq!(json["schema_version"], 4);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
     let projections = json["projections"].as_array().unwrap();
     assert_eq!(projections.len(), projections::all().len());
@@ -245,6 +245,7 @@ on_both_backends!(
     bad_input_is_one_line_and_a_failure,
     migrate_reports_the_schema_version,
     serve_answers_health,
+    import_files,
 );
 
 fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
@@ -490,4 +491,82 @@ fn analyze_activity_offline() {
             "{bad}: {err}"
         );
     }
+}
+
+/// `import`: a FIT file is recorded, its GPX twin is a duplicate, the same file again is
+/// already imported, and a broken file is named, appends nothing, and fails the run.
+async fn import_files(t: TestStore) {
+    let out = stridelog(&t)
+        .args(["demo", "--days", "3", "--no-serve"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let athlete = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo athlete: "))
+        .expect("prints the athlete")
+        .to_string();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/activities/");
+    let files: Vec<String> = [
+        "run-2013-02-06.fit",
+        "run-2013-02-06.gpx",
+        "run-2013-02-06.fit",
+        "bad/truncated.gpx",
+    ]
+    .iter()
+    .map(|f| format!("{data}{f}"))
+    .collect();
+    let out = stridelog(&t)
+        .arg("import")
+        .args(&files)
+        .args(["--athlete", &athlete, "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a broken file fails the run");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("[4/4]"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 4 files could not be imported"),
+        "{stderr}"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<&str> = lines
+        .iter()
+        .map(|l| l["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["recorded", "duplicate", "already_imported", "error"]
+    );
+    assert_eq!(lines[1]["activity_id"], lines[0]["activity_id"]);
+    assert!(
+        (lines[0]["efficiency"]["efficiency_factor"]
+            .as_f64()
+            .unwrap()
+            - 0.9688)
+            .abs()
+            < 1e-4
+    );
+    assert!(
+        lines[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("truncated.gpx")
+    );
+    let events = t
+        .store
+        .read_athlete(athlete.parse().unwrap(), None)
+        .await
+        .unwrap();
+    let imported = events
+        .iter()
+        .filter(|e| {
+            e.event_type == "ActivityRecorded" && e.payload.json().unwrap()["source"] == "fit"
+        })
+        .count();
+    assert_eq!(imported, 1);
 }

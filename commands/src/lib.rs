@@ -9,5 +9,6 @@
 
 pub mod demo;
 mod executor;
+pub mod import;
 
 pub use executor::{CommandBus, CommandContext, CommandError, Executed, SystemClock, new_events};

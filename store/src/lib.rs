@@ -6,6 +6,7 @@
 //! `PersistedEventRepository`, see [`repository`]); the read side follows the global log
 //! through [`EventLog`]. `docs/architecture.md` explains the schema and the ordering guarantee.
 
+pub mod blobs;
 mod codec;
 pub mod crypto;
 pub mod error;

@@ -1,0 +1,144 @@
+//! `stridelog import <files...> --athlete <id>`: activity files into an athlete's history,
+//! through the same import path as `POST /v1/activities/import`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use commands::import::{Candidate, Imported, import_file};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::StoreArgs;
+
+pub async fn run(
+    args: &StoreArgs,
+    files: Vec<std::path::PathBuf>,
+    athlete: Uuid,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    if files.is_empty() {
+        anyhow::bail!("name at least one file to import");
+    }
+    let store = args.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let athlete_stream = store::StreamId::new("athlete", athlete.to_string());
+    if store.stream_version(&athlete_stream).await? == 0 {
+        anyhow::bail!("no athlete {athlete}");
+    }
+    let engine = projections::Engine::new(
+        store.clone(),
+        projections::ReadDb::connect(&args.url()).await?,
+        projections::all(),
+    );
+    let pool = engine.db().pool.clone();
+    let timezone = match projections::profile::profile(
+        &pool,
+        &engine.active_tables("profile").await?,
+        athlete,
+    )
+    .await?
+    {
+        Some(p) => p.preferences.timezone,
+        None => "UTC".to_string(),
+    };
+    let bus = commands::CommandBus::new(
+        store.clone(),
+        domain::DomainServices::new(Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    );
+    // The operator acts for the athlete; the events say so (actor: system).
+    let ctx = commands::CommandContext {
+        actor: store::Actor::system(),
+        impersonator_id: None,
+        athlete_id: athlete,
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        idempotency_key: None,
+    };
+    let activities = engine.active_tables("activities").await?;
+    // Activities recorded by this run, which the read model may not show yet.
+    let mut batch: Vec<Candidate> = Vec::new();
+    let mut failed = 0usize;
+    let total = files.len();
+    for (i, path) in files.iter().enumerate() {
+        let name = path.display().to_string();
+        let outcome = match std::fs::read(path) {
+            Err(e) => Err(format!("{name}: cannot read: {e}")),
+            Ok(bytes) => {
+                let mut earlier = batch.clone();
+                if let Some(start) = ingest::Format::of_name(&name)
+                    .and_then(|f| ingest::parse(f, &bytes).ok())
+                    .map(|p| p.start_time)
+                {
+                    let day = start.date_naive();
+                    let query = projections::activities::ActivityQuery {
+                        from: day.pred_opt(),
+                        to: day.succ_opt(),
+                        limit: Some(200),
+                        ..Default::default()
+                    };
+                    let page =
+                        projections::activities::list(&pool, &activities, athlete, &query).await?;
+                    earlier.extend(page.activities.iter().map(|a| Candidate {
+                        activity_id: a.activity_id,
+                        start_time: a.start_time,
+                        distance_m: a.distance_m,
+                    }));
+                }
+                import_file(&bus, &ctx, &name, &bytes, &timezone, &earlier)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let line = match &outcome {
+            Ok(Imported::Recorded {
+                activity_id,
+                position,
+                start_time,
+                distance_m,
+                efficiency,
+            }) => {
+                batch.push(Candidate {
+                    activity_id: *activity_id,
+                    start_time: *start_time,
+                    distance_m: *distance_m,
+                });
+                json!({"file": name, "status": "recorded", "activity_id": activity_id,
+                       "position": position, "efficiency": efficiency})
+            }
+            Ok(Imported::AlreadyImported { activity_id }) => {
+                json!({"file": name, "status": "already_imported", "activity_id": activity_id})
+            }
+            Ok(Imported::DuplicateOf { activity_id }) => {
+                json!({"file": name, "status": "duplicate", "activity_id": activity_id})
+            }
+            Err(e) => {
+                failed += 1;
+                json!({"file": name, "status": "error", "error": e})
+            }
+        };
+        // Progress on stderr, one line per file; results on stdout.
+        eprintln!(
+            "import: [{}/{total}] {name}: {}",
+            i + 1,
+            match &outcome {
+                Ok(Imported::Recorded { efficiency, .. }) => match efficiency.efficiency_factor {
+                    Some(ef) => format!("recorded (EF {ef:.4})"),
+                    None => "recorded".to_string(),
+                },
+                Ok(Imported::AlreadyImported { .. }) => "already imported".to_string(),
+                Ok(Imported::DuplicateOf { activity_id }) => {
+                    format!("the same run as {activity_id}")
+                }
+                Err(e) => e.clone(),
+            }
+        );
+        if json_out {
+            println!("{line}");
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {total} files could not be imported");
+    }
+    Ok(())
+}

@@ -60,6 +60,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         Access::Account,
     ),
     (
+        "GET",
+        "/v1/activities/{activity_id}/efficiency",
+        Access::Account,
+    ),
+    (
         "POST",
         "/v1/activities/{activity_id}/feedback",
         Access::Account,

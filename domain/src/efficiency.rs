@@ -333,6 +333,108 @@ pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
     out
 }
 
+/// A manually logged activity: EF from its splits (laps with distance, moving time and heart
+/// rate) or, without usable splits, from its summary. The first 360 s are trimmed by time, a
+/// split that straddles them keeping the later part in proportion. There is no altitude, so
+/// grade-adjusted and raw EF are equal; decoupling needs splits on both sides of the middle.
+pub fn analyze_manual(
+    sport: Sport,
+    distance_m: Option<f64>,
+    moving_time_s: f64,
+    avg_hr_bpm: Option<f64>,
+    laps: &[crate::activity::Lap],
+) -> Efficiency {
+    let splits: Vec<(f64, f64, f64)> = laps
+        .iter()
+        .filter_map(|l| Some((l.moving_time_s?, l.distance_m?, l.avg_hr_bpm?)))
+        .filter(|(dt, dd, hr)| *dt > 0.0 && *dd >= 0.0 && *hr > 0.0)
+        .collect();
+    let pieces: Vec<(f64, f64, f64)> = if splits.is_empty() {
+        match (distance_m, avg_hr_bpm) {
+            (Some(d), Some(hr)) if moving_time_s > 0.0 && hr > 0.0 => {
+                vec![(moving_time_s, d, hr)]
+            }
+            _ => Vec::new(),
+        }
+    } else {
+        splits
+    };
+    let mut used = Vec::new();
+    let mut elapsed = 0.0;
+    for (dt, dd, hr) in &pieces {
+        let (start, end) = (elapsed, elapsed + dt);
+        elapsed = end;
+        if end <= WARM_UP_S {
+            continue;
+        }
+        let keep = (end - start.max(WARM_UP_S)) / dt;
+        used.push(Used {
+            dt_s: dt * keep,
+            dd_m: dd * keep,
+            gad_m: dd * keep,
+            hr_bpm: *hr,
+        });
+    }
+    let analyzed_time_s = used.iter().map(|u| u.dt_s).sum::<f64>() + 0.0;
+    let mut out = Efficiency {
+        sport,
+        distance_m: distance_m.unwrap_or(0.0),
+        moving_time_s,
+        analyzed_time_s,
+        avg_hr: (analyzed_time_s > 0.0)
+            .then(|| used.iter().map(|u| u.hr_bpm * u.dt_s).sum::<f64>() / analyzed_time_s),
+        efficiency_factor: None,
+        efficiency_factor_raw: None,
+        efficiency_factor_yd: None,
+        decoupling_pct: None,
+        decoupling_badge: None,
+        elevation_gain_m: None,
+        elevation_loss_m: None,
+        gap_model: GAP_MODEL.to_string(),
+        reason: None,
+    };
+    if !is_running(sport) {
+        out.reason = Some(format!(
+            "efficiency factor and decoupling are defined for runs; this is {sport:?}"
+        ));
+        return out;
+    }
+    if pieces.is_empty() {
+        out.reason = Some(
+            "no samples, and no distance with heart rate in the summary or splits".to_string(),
+        );
+        return out;
+    }
+    if analyzed_time_s < MIN_ANALYZED_S {
+        out.reason = Some(format!(
+            "{analyzed_time_s:.0} s analysed (after the first {WARM_UP_S:.0} s); at least {MIN_ANALYZED_S:.0} s are needed"
+        ));
+        return out;
+    }
+    out.efficiency_factor = ef(&used, true);
+    out.efficiency_factor_raw = ef(&used, false);
+    out.efficiency_factor_yd = out.efficiency_factor.map(|e| e * YARDS_PER_METRE);
+    let half = analyzed_time_s / 2.0;
+    let mut before = 0.0;
+    let split = used
+        .iter()
+        .position(|u| {
+            let first = before < half;
+            before += u.dt_s;
+            !first
+        })
+        .unwrap_or(used.len());
+    let (first, second) = used.split_at(split);
+    if let (Some(ef1), Some(ef2)) = (ef(first, true), ef(second, true)) {
+        let pct = 100.0 * (ef1 - ef2) / ef1;
+        out.decoupling_pct = Some(pct);
+        out.decoupling_badge = Some(DecouplingBadge::of(pct));
+    } else {
+        out.reason = Some("decoupling needs splits on both sides of the middle".to_string());
+    }
+    out
+}
+
 /// EF of a steady effort given as a pace and a heart rate: metres per minute per beat.
 pub fn ef_of_pace(pace_s_per_km: f64, hr_bpm: f64) -> f64 {
     (1000.0 / pace_s_per_km * 60.0) / hr_bpm
@@ -499,6 +601,43 @@ mod tests {
         let ride = analyze(Sport::Ride, &samples);
         assert_eq!(ride.efficiency_factor, None);
         assert!(ride.reason.unwrap().contains("defined for runs"));
+    }
+
+    #[test]
+    fn manual_activities_use_splits_after_the_warm_up() {
+        let lap = |i: u32, dt: f64, dd: f64, hr: f64| crate::activity::Lap {
+            index: i,
+            distance_m: Some(dd),
+            moving_time_s: Some(dt),
+            avg_hr_bpm: Some(hr),
+            elevation_gain_m: None,
+        };
+        // Four 10-minute splits: the first loses its first 6 minutes.
+        let laps = [
+            lap(0, 600.0, 1800.0, 130.0),
+            lap(1, 600.0, 1800.0, 140.0),
+            lap(2, 600.0, 1770.0, 145.0),
+            lap(3, 600.0, 1770.0, 145.0),
+        ];
+        let e = analyze_manual(Sport::Run, Some(7140.0), 2400.0, Some(140.0), &laps);
+        assert_eq!(e.analyzed_time_s, 2040.0);
+        let (t, d) = (2040.0, 720.0 + 1800.0 + 1770.0 + 1770.0);
+        let hr = (240.0 * 130.0 + 600.0 * 140.0 + 1200.0 * 145.0) / t;
+        assert!(close(
+            e.efficiency_factor.unwrap(),
+            d / t * 60.0 / hr,
+            1e-12
+        ));
+        assert_eq!(e.efficiency_factor, e.efficiency_factor_raw);
+        assert!(e.decoupling_pct.unwrap() > 0.0);
+        // The summary alone: constant pace, so EF is the summary's.
+        let e = analyze_manual(Sport::Run, Some(10_000.0), 3000.0, Some(150.0), &[]);
+        assert!(close(e.efficiency_factor.unwrap(), 200.0 / 150.0, 1e-12));
+        assert_eq!(e.analyzed_time_s, 2640.0);
+        assert!(e.reason.unwrap().contains("decoupling needs splits"));
+        let e = analyze_manual(Sport::Run, Some(10_000.0), 3000.0, None, &[]);
+        assert_eq!(e.efficiency_factor, None);
+        assert!(e.reason.unwrap().contains("no samples"));
     }
 
     #[test]

@@ -66,6 +66,8 @@ impl Tables {
 pub struct Projected<'a> {
     pub recorded: &'a RecordedEvent,
     pub event: &'a DomainEvent,
+    /// For what events only point to: the activity files kept beside the log.
+    pub store: &'a EventStore,
     /// False while (re)building history: projections with outside effects (mail, NATS) act
     /// only on live events, so a rebuild never repeats them.
     pub live: bool,
@@ -456,6 +458,7 @@ impl Engine {
                     .map(|(e, event)| Projected {
                         recorded: e,
                         event,
+                        store: &self.log,
                         live: e.cursor > cp.gate,
                     })
                     .collect();
@@ -478,6 +481,7 @@ impl Engine {
                     let projected = Projected {
                         recorded: e,
                         event,
+                        store: &self.log,
                         live: e.cursor > cp.gate,
                     };
                     p.apply(&mut tx, &t, &projected).await

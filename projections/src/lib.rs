@@ -5,6 +5,7 @@ pub mod activities;
 pub mod admin_metrics;
 pub mod audit;
 pub mod decode;
+pub mod efficiency;
 pub mod engine;
 pub mod journal;
 pub mod profile;
@@ -21,5 +22,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(journal::JournalProjection),
         std::sync::Arc::new(activities::ActivitiesProjection),
         std::sync::Arc::new(admin_metrics::AdminMetricsProjection),
+        std::sync::Arc::new(efficiency::EfficiencyProjection::default()),
     ]
 }

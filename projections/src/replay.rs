@@ -61,6 +61,7 @@ pub async fn athlete_at(
         let projected = Projected {
             recorded: e,
             event: &decoded,
+            store,
             live: false,
         };
         for p in &projections {

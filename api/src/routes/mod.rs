@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             activities::delete_activity
         ))
         .routes(routes!(activities::put_workout_type))
+        .routes(routes!(activities::get_efficiency))
         .routes(routes!(
             activities::post_feedback,
             activities::get_feedback,

@@ -190,7 +190,10 @@ async fn a_week_of_everything(t: TestStore) {
     // Efficiency of a manual run comes from its summary: 8500 m in 2550 s at 141 bpm.
     let ef = get(format!("/v1/activities/{}/efficiency", activity_ids[0])).await;
     let expected = 8500.0 / 2550.0 * 60.0 / 141.0;
-    assert!((ef["efficiency_factor"].as_f64().unwrap() - expected).abs() < 1e-9, "{ef}");
+    assert!(
+        (ef["efficiency_factor"].as_f64().unwrap() - expected).abs() < 1e-9,
+        "{ef}"
+    );
     assert_eq!(ef["gap_model"], "minetti2002");
     assert_eq!(ef["analyzed_time_s"], 2550.0 - 360.0);
     let paged = get("/v1/activities?limit=3".into()).await;

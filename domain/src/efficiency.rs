@@ -310,11 +310,18 @@ pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
         ));
         return out;
     }
-    out.efficiency_factor = ef(&used, true);
-    out.efficiency_factor_raw = ef(&used, false);
+    fill_metrics(&mut out, &used);
+    out
+}
+
+/// EF, raw EF and decoupling over the used intervals (at least [`MIN_ANALYZED_S`] of them).
+/// False when one half is empty, so there is no decoupling.
+fn fill_metrics(out: &mut Efficiency, used: &[Used]) -> bool {
+    out.efficiency_factor = ef(used, true);
+    out.efficiency_factor_raw = ef(used, false);
     out.efficiency_factor_yd = out.efficiency_factor.map(|e| e * YARDS_PER_METRE);
     // An interval belongs to the first half when the analysed time before it is under T/2.
-    let half = analyzed_time_s / 2.0;
+    let half = out.analyzed_time_s / 2.0;
     let mut before = 0.0;
     let split = used
         .iter()
@@ -325,12 +332,13 @@ pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
         })
         .unwrap_or(used.len());
     let (first, second) = used.split_at(split);
-    if let (Some(ef1), Some(ef2)) = (ef(first, true), ef(second, true)) {
-        let pct = 100.0 * (ef1 - ef2) / ef1;
-        out.decoupling_pct = Some(pct);
-        out.decoupling_badge = Some(DecouplingBadge::of(pct));
-    }
-    out
+    let (Some(ef1), Some(ef2)) = (ef(first, true), ef(second, true)) else {
+        return false;
+    };
+    let pct = 100.0 * (ef1 - ef2) / ef1;
+    out.decoupling_pct = Some(pct);
+    out.decoupling_badge = Some(DecouplingBadge::of(pct));
+    true
 }
 
 /// A manually logged activity: EF from its splits (laps with distance, moving time and heart
@@ -411,25 +419,7 @@ pub fn analyze_manual(
         ));
         return out;
     }
-    out.efficiency_factor = ef(&used, true);
-    out.efficiency_factor_raw = ef(&used, false);
-    out.efficiency_factor_yd = out.efficiency_factor.map(|e| e * YARDS_PER_METRE);
-    let half = analyzed_time_s / 2.0;
-    let mut before = 0.0;
-    let split = used
-        .iter()
-        .position(|u| {
-            let first = before < half;
-            before += u.dt_s;
-            !first
-        })
-        .unwrap_or(used.len());
-    let (first, second) = used.split_at(split);
-    if let (Some(ef1), Some(ef2)) = (ef(first, true), ef(second, true)) {
-        let pct = 100.0 * (ef1 - ef2) / ef1;
-        out.decoupling_pct = Some(pct);
-        out.decoupling_badge = Some(DecouplingBadge::of(pct));
-    } else {
+    if !fill_metrics(&mut out, &used) {
         out.reason = Some("decoupling needs splits on both sides of the middle".to_string());
     }
     out

@@ -33,6 +33,7 @@ see the write reflected. Errors are RFC 9457 problem+json.",
         (name = "auth", description = "Accounts and sessions"),
         (name = "me", description = "The caller's profile, preferences and onboarding"),
         (name = "activities", description = "Runs and other sessions"),
+        (name = "efficiency", description = "Efficiency factor, decoupling, trends and training load"),
         (name = "journal", description = "Check-ins, nutrition, work and body composition"),
         (name = "coach", description = "Read-only access a coach was granted"),
         (name = "ops", description = "Health")

@@ -64,6 +64,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/activities/{activity_id}/efficiency",
         Access::Account,
     ),
+    ("GET", "/v1/efficiency/trends", Access::Account),
+    ("GET", "/v1/training-load", Access::Account),
     (
         "POST",
         "/v1/activities/{activity_id}/feedback",

@@ -1016,9 +1016,9 @@ pub fn check_name(field: &'static str, value: &str) -> Checked<String> {
     Ok(name.to_string())
 }
 
-/// IANA areas. There is no tz database in this pure crate, so this is a shape check:
-/// "UTC", or `Area/Location[/Sublocation]` with a known area. A well-shaped name that does not
-/// exist ("Europe/Atlantis") passes here and is the timezone resolver's problem.
+/// IANA areas. A zone is "UTC" or `Area/Location[/Sublocation]` with one of these areas (the
+/// shape the API's schema states) and must be known to the IANA database. Legacy aliases
+/// ("US/Pacific", "EST5EDT") are refused so the schema and this check agree.
 const TZ_AREAS: &[&str] = &[
     "Africa",
     "America",
@@ -1047,7 +1047,7 @@ pub fn check_timezone(value: &str) -> Checked {
         && (2..=3).contains(&segments.len())
         && TZ_AREAS.contains(&segments[0])
         && segments[1..].iter().all(location_ok);
-    if well_formed {
+    if well_formed && crate::time::zone(value).is_some() {
         Ok(())
     } else {
         Err(ValidationError::new(
@@ -1687,6 +1687,7 @@ mod tests {
             "Europe/",
             "europe/paris",
             "Mars/Olympus_Mons",
+            "Europe/Atlantis",
             "Europe/Paris/Left/Bank",
             "Europe/Par is",
         ] {

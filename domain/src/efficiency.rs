@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::activity::Sport;
+use crate::load::{HrTime, LoadInput};
 
 /// Mean Earth radius (IUGG), for great-circle distances.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -231,6 +232,11 @@ pub fn is_running(sport: Sport) -> bool {
 
 /// Analyses one activity's samples (in recording order).
 pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
+    analyze_with_load(sport, samples).0
+}
+
+/// [`analyze`], and what the activity's training load is computed from, in one pass.
+pub fn analyze_with_load(sport: Sport, samples: &[Sample]) -> (Efficiency, LoadInput) {
     let pts = points(samples);
     let profile = Profile::new(&pts);
     let distance_m = match (pts.first(), pts.last()) {
@@ -254,29 +260,46 @@ pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
 
     let mut moving_time_s = 0.0;
     let mut used = Vec::new();
+    let mut hr_time = HrTime::default();
+    let mut gap_distance_m = 0.0;
     for w in pts.windows(2) {
         let (a, b) = (w[0], w[1]);
         let (dt, dd) = (b.t_s - a.t_s, b.d_m - a.d_m);
-        if dt <= 0.0 || dt > MAX_INTERVAL_S || dd < 0.0 || dd / dt <= MOVING_SPEED_M_S {
+        if dt <= 0.0 || dt > MAX_INTERVAL_S {
             continue;
         }
+        let hr = b.hr_bpm.filter(|h| *h > 0.0);
+        // Load counts every recorded second with a heart rate, standing or moving.
+        if let Some(hr) = hr {
+            hr_time.add(hr, dt);
+        }
+        if dd < 0.0 || dd / dt <= MOVING_SPEED_M_S {
+            continue;
+        }
+        let g = profile.as_ref().map_or(0.0, |p| p.grade_at(b.d_m));
+        let gad_m = dd * minetti_cr(g) / 3.6;
+        gap_distance_m += gad_m;
         let moving_before = moving_time_s;
         moving_time_s += dt;
         // The interval that crosses the end of the warm-up is still warm-up.
         if moving_before < WARM_UP_S {
             continue;
         }
-        let Some(hr) = b.hr_bpm.filter(|h| *h > 0.0) else {
+        let Some(hr) = hr else {
             continue;
         };
-        let g = profile.as_ref().map_or(0.0, |p| p.grade_at(b.d_m));
         used.push(Used {
             dt_s: dt,
             dd_m: dd,
-            gad_m: dd * minetti_cr(g) / 3.6,
+            gad_m,
             hr_bpm: hr,
         });
     }
+    let load = LoadInput {
+        hr_time: hr_time.into_pairs(),
+        moving_time_s,
+        gap_distance_m,
+    };
     // `+ 0.0`: an empty float sum is -0.0, which would print as "-0".
     let analyzed_time_s: f64 = used.iter().map(|u| u.dt_s).sum::<f64>() + 0.0;
     let avg_hr = (analyzed_time_s > 0.0)
@@ -302,16 +325,16 @@ pub fn analyze(sport: Sport, samples: &[Sample]) -> Efficiency {
         out.reason = Some(format!(
             "efficiency factor and decoupling are defined for runs; this is {sport:?}"
         ));
-        return out;
+        return (out, load);
     }
     if analyzed_time_s < MIN_ANALYZED_S {
         out.reason = Some(format!(
             "{analyzed_time_s:.0} s analysed (moving, after the first {WARM_UP_S:.0} s, with heart rate); at least {MIN_ANALYZED_S:.0} s are needed"
         ));
-        return out;
+        return (out, load);
     }
     fill_metrics(&mut out, &used);
-    out
+    (out, load)
 }
 
 /// EF, raw EF and decoupling over the used intervals (at least [`MIN_ANALYZED_S`] of them).
@@ -352,6 +375,18 @@ pub fn analyze_manual(
     avg_hr_bpm: Option<f64>,
     laps: &[crate::activity::Lap],
 ) -> Efficiency {
+    analyze_manual_with_load(sport, distance_m, moving_time_s, avg_hr_bpm, laps).0
+}
+
+/// [`analyze_manual`], and the load input: the splits' (or the summary's) time at their heart
+/// rates, warm-up included, and the plain distance as the grade-adjusted one.
+pub fn analyze_manual_with_load(
+    sport: Sport,
+    distance_m: Option<f64>,
+    moving_time_s: f64,
+    avg_hr_bpm: Option<f64>,
+    laps: &[crate::activity::Lap],
+) -> (Efficiency, LoadInput) {
     let splits: Vec<(f64, f64, f64)> = laps
         .iter()
         .filter_map(|l| Some((l.moving_time_s?, l.distance_m?, l.avg_hr_bpm?)))
@@ -366,6 +401,15 @@ pub fn analyze_manual(
         }
     } else {
         splits
+    };
+    let mut hr_time = HrTime::default();
+    for (dt, _, hr) in &pieces {
+        hr_time.add(*hr, *dt);
+    }
+    let load = LoadInput {
+        hr_time: hr_time.into_pairs(),
+        moving_time_s,
+        gap_distance_m: distance_m.unwrap_or(0.0),
     };
     let mut used = Vec::new();
     let mut elapsed = 0.0;
@@ -405,24 +449,24 @@ pub fn analyze_manual(
         out.reason = Some(format!(
             "efficiency factor and decoupling are defined for runs; this is {sport:?}"
         ));
-        return out;
+        return (out, load);
     }
     if pieces.is_empty() {
         out.reason = Some(
             "no samples, and no distance with heart rate in the summary or splits".to_string(),
         );
-        return out;
+        return (out, load);
     }
     if analyzed_time_s < MIN_ANALYZED_S {
         out.reason = Some(format!(
             "{analyzed_time_s:.0} s analysed (after the first {WARM_UP_S:.0} s); at least {MIN_ANALYZED_S:.0} s are needed"
         ));
-        return out;
+        return (out, load);
     }
     if !fill_metrics(&mut out, &used) {
         out.reason = Some("decoupling needs splits on both sides of the middle".to_string());
     }
-    out
+    (out, load)
 }
 
 /// EF of a steady effort given as a pace and a heart rate: metres per minute per beat.

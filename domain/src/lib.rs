@@ -12,6 +12,9 @@ pub mod error;
 pub mod journal;
 pub mod load;
 pub mod services;
+pub mod time;
+pub mod trends;
+pub mod units;
 pub mod validation;
 
 pub use catalogue::{CataloguedEvent, EventSchema};

@@ -1,10 +1,12 @@
 //! Training load: Banister TRIMP per activity, and fitness, fatigue and form (CTL, ATL, TSB)
 //! per day. The conventions are named in every output and in docs/efficiency.md.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::athlete::Sex;
+use crate::athlete::{Physiology, Sex};
 
 /// The exponential-decay convention: lambda = 1 - e^(-1/tau), as GoldenCheetah and
 /// intervals.icu use it.
@@ -56,6 +58,108 @@ pub fn rtss(duration_s: f64, gap_speed_m_s: f64, threshold_pace_s_per_km: f64) -
     duration_s / 3600.0 * intensity * intensity * 100.0
 }
 
+/// Seconds spent at each heart rate, kept to 0.1 bpm (files record whole beats, so this is
+/// exact for them).
+#[derive(Debug, Clone, Default)]
+pub struct HrTime(BTreeMap<i64, f64>);
+
+impl HrTime {
+    pub fn add(&mut self, hr_bpm: f64, dt_s: f64) {
+        *self.0.entry((hr_bpm * 10.0).round() as i64).or_default() += dt_s;
+    }
+
+    pub fn into_pairs(self) -> Vec<(f64, f64)> {
+        self.0
+            .into_iter()
+            .map(|(k, s)| (k as f64 / 10.0, s))
+            .collect()
+    }
+}
+
+/// What an activity's load is computed from. Kept per activity, apart from the athlete's
+/// resting and maximum heart rate, so a change to those re-weights every activity without
+/// reading a file again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadInput {
+    /// (heart rate in bpm, seconds at it), ascending: every interval of up to 30 s with a heart
+    /// rate, moving or not, at the heart rate of its end sample.
+    pub hr_time: Vec<(f64, f64)>,
+    /// Moving time, warm-up included, and the grade-adjusted distance covered in it (rTSS).
+    pub moving_time_s: f64,
+    pub gap_distance_m: f64,
+}
+
+/// Where a value the load formulas use came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Profile,
+    Default,
+}
+
+/// The athlete's values the load formulas take, with the defaults filled in and named.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoadSettings {
+    pub hr_rest_bpm: f64,
+    pub hr_rest_source: Source,
+    pub hr_max_bpm: f64,
+    pub hr_max_source: Source,
+    /// `None` when not given: the constants are then the average of the two.
+    pub sex: Option<Sex>,
+    /// Banister's a and b.
+    pub trimp_a: f64,
+    pub trimp_b: f64,
+    /// rTSS is given only when this is set.
+    pub threshold_pace_s_per_km: Option<f64>,
+}
+
+impl LoadSettings {
+    pub fn of(p: &Physiology) -> Self {
+        let (trimp_a, trimp_b) = trimp_constants(p.sex);
+        let (hr_rest_bpm, hr_rest_source) = match p.resting_hr_bpm {
+            Some(v) => (f64::from(v), Source::Profile),
+            None => (DEFAULT_HR_REST_BPM, Source::Default),
+        };
+        let (hr_max_bpm, hr_max_source) = match p.hr_max_bpm {
+            Some(v) => (f64::from(v), Source::Profile),
+            None => (DEFAULT_HR_MAX_BPM, Source::Default),
+        };
+        Self {
+            hr_rest_bpm,
+            hr_rest_source,
+            hr_max_bpm,
+            hr_max_source,
+            sex: p.sex,
+            trimp_a,
+            trimp_b,
+            threshold_pace_s_per_km: p.threshold_pace_s_per_km,
+        }
+    }
+
+    /// Banister TRIMP of one activity; `None` when it has no heart rate.
+    pub fn trimp(&self, input: &LoadInput) -> Option<f64> {
+        (!input.hr_time.is_empty()).then(|| {
+            let intervals: Vec<(f64, f64)> =
+                input.hr_time.iter().map(|(hr, dt)| (*dt, *hr)).collect();
+            trimp(&intervals, self.hr_rest_bpm, self.hr_max_bpm, self.sex)
+        })
+    }
+
+    /// rTSS of one activity; `None` without a threshold pace or moving time.
+    pub fn rtss(&self, input: &LoadInput) -> Option<f64> {
+        let threshold = self.threshold_pace_s_per_km?;
+        (input.moving_time_s > 0.0 && threshold > 0.0).then(|| {
+            rtss(
+                input.moving_time_s,
+                input.gap_distance_m / input.moving_time_s,
+                threshold,
+            )
+        })
+    }
+}
+
 /// One day of the performance-management chart.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -77,15 +181,15 @@ pub struct LoadDay {
 /// first activity). `loads` are (date, load) pairs in any order; days without one are rest days.
 pub fn pmc(first: NaiveDate, last: NaiveDate, loads: &[(NaiveDate, f64)]) -> Vec<LoadDay> {
     let (lc, la) = (lambda(CTL_TAU_DAYS), lambda(ATL_TAU_DAYS));
+    let mut by_day: HashMap<NaiveDate, f64> = HashMap::new();
+    for (d, l) in loads {
+        *by_day.entry(*d).or_default() += l;
+    }
     let mut out: Vec<LoadDay> = Vec::new();
     let (mut ctl, mut atl) = (0.0, 0.0);
     let mut day = first;
     while day <= last {
-        let load: f64 = loads
-            .iter()
-            .filter(|(d, _)| *d == day)
-            .map(|(_, l)| l)
-            .sum();
+        let load = by_day.get(&day).copied().unwrap_or(0.0);
         ctl += lc * (load - ctl);
         atl += la * (load - atl);
         let ramp_7d = out.len().checked_sub(7).map(|i| ctl - out[i].ctl);
@@ -177,5 +281,44 @@ mod tests {
     #[test]
     fn rtss_uses_speeds() {
         assert!(close(rtss(1800.0, 1000.0 / 300.0, 270.0), 40.5, 1e-9));
+    }
+
+    /// The kept heart-rate histogram gives the same TRIMP as the intervals it came from, and
+    /// the defaults are named.
+    #[test]
+    fn settings_weight_the_kept_histogram() {
+        let unknown = LoadSettings::of(&Physiology::default());
+        assert_eq!(
+            (unknown.hr_rest_bpm, unknown.hr_max_bpm),
+            (DEFAULT_HR_REST_BPM, DEFAULT_HR_MAX_BPM)
+        );
+        assert_eq!(unknown.hr_rest_source, Source::Default);
+        assert_eq!((unknown.trimp_a, unknown.trimp_b), (0.725_215, 1.795));
+        assert_eq!(unknown.rtss(&LoadInput::default()), None);
+        assert_eq!(unknown.trimp(&LoadInput::default()), None);
+
+        let athlete = LoadSettings::of(&Physiology {
+            resting_hr_bpm: Some(50),
+            hr_max_bpm: Some(190),
+            sex: Some(Sex::Male),
+            threshold_pace_s_per_km: Some(270.0),
+            ..Physiology::default()
+        });
+        assert_eq!(athlete.hr_max_source, Source::Profile);
+        let mut h = HrTime::default();
+        for _ in 0..1800 {
+            h.add(150.0, 1.0);
+        }
+        h.add(150.04, 1800.0); // rounds to the same 0.1 bpm bin
+        h.add(0.0, 0.0);
+        let input = LoadInput {
+            hr_time: h.into_pairs(),
+            moving_time_s: 1800.0,
+            gap_distance_m: 6000.0,
+        };
+        assert_eq!(input.hr_time, vec![(0.0, 0.0), (150.0, 3600.0)]);
+        // TV11 and TV14 through the histogram.
+        assert!(close(athlete.trimp(&input).unwrap(), 108.095, 1e-3));
+        assert!(close(athlete.rtss(&input).unwrap(), 40.5, 1e-9));
     }
 }

@@ -2,16 +2,12 @@
 //! athlete labelled it and how it felt. Deleted activities and everything of an erased athlete
 //! are removed, so the table never holds personal data the log no longer can.
 //!
-//! Local dates: this build has no time-zone database, so `local_date` is exact only for zones
-//! whose offset never changes (`UTC` and its aliases, `Etc/GMT±N`). For every other zone it is
-//! the UTC date of the start, which is the local date except for sessions started within the
-//! zone's offset of midnight (a 06:00 run in Sydney lands on the previous day). When a tz
-//! database arrives, computing the true date and bumping [`Projection::version`] makes the
-//! engine rebuild every row beside the live ones.
+//! Local dates come from the IANA database compiled into the binary (`chrono-tz`). Version 2
+//! of this projection replaced version 1's UTC stand-in for zones with daylight saving.
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::activity::{ActivityEvent, ActivitySource, Lap, Sport, WorkoutType};
 use domain::athlete::AthleteEvent;
 use serde::de::DeserializeOwned;
@@ -33,7 +29,7 @@ impl Projection for ActivitiesProjection {
     }
 
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -507,54 +503,9 @@ async fn flush(
     Ok(())
 }
 
-/// The local calendar date of `start` in `timezone`, as far as it can be known without a
-/// time-zone database (see the module documentation).
+/// The local calendar date of `start` in `timezone` (see [`domain::time::local_date`]).
 pub fn local_date(start: DateTime<Utc>, timezone: &str) -> NaiveDate {
-    match fixed_offset_s(timezone) {
-        Some(offset_s) => (start + Duration::seconds(offset_s)).date_naive(),
-        None => start.date_naive(),
-    }
-}
-
-/// Offset east of UTC for zones that never change it. `Etc/GMT+5` is five hours *behind* UTC:
-/// the IANA `Etc` zones keep the POSIX sign convention.
-fn fixed_offset_s(timezone: &str) -> Option<i64> {
-    const UTC_ALIASES: &[&str] = &[
-        "UTC",
-        "UCT",
-        "GMT",
-        "GMT0",
-        "GMT+0",
-        "GMT-0",
-        "Greenwich",
-        "Universal",
-        "Zulu",
-        "Etc/UTC",
-        "Etc/UCT",
-        "Etc/GMT",
-        "Etc/GMT0",
-        "Etc/GMT+0",
-        "Etc/GMT-0",
-        "Etc/Greenwich",
-        "Etc/Universal",
-        "Etc/Zulu",
-    ];
-    if UTC_ALIASES.contains(&timezone) {
-        return Some(0);
-    }
-    let rest = timezone.strip_prefix("Etc/GMT")?;
-    let (sign, hours) = match rest.split_at_checked(1)? {
-        ("+", h) => (-1, h),
-        ("-", h) => (1, h),
-        _ => return None,
-    };
-    if hours.is_empty() || hours.len() > 2 || !hours.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let hours: i64 = hours.parse().ok()?;
-    // The zones that exist: Etc/GMT-14 (UTC+14) to Etc/GMT+12 (UTC-12).
-    let valid = if sign < 0 { hours <= 12 } else { hours <= 14 };
-    valid.then_some(sign * hours * 3600)
+    domain::time::local_date(start, timezone)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1030,7 +981,7 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn local_dates_use_fixed_offsets_only() {
+    fn local_dates_follow_the_athletes_zone() {
         let late = Utc.with_ymd_and_hms(2026, 11, 20, 22, 30, 0).unwrap();
         let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
         assert_eq!(local_date(late, "UTC"), day(2026, 11, 20));
@@ -1038,10 +989,9 @@ mod tests {
         assert_eq!(local_date(late, "Etc/GMT+12"), day(2026, 11, 20));
         let early = Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap();
         assert_eq!(local_date(early, "Etc/GMT+5"), day(2026, 11, 19));
-        // Zones with daylight saving need a tz database: the UTC date stands in.
-        assert_eq!(local_date(late, "Australia/Sydney"), day(2026, 11, 20));
+        // Sydney is UTC+11 in November (daylight saving).
+        assert_eq!(local_date(late, "Australia/Sydney"), day(2026, 11, 21));
         assert_eq!(local_date(late, "Etc/GMT-15"), day(2026, 11, 20));
-        assert_eq!(local_date(late, "Etc/GMT+x"), day(2026, 11, 20));
     }
 
     #[test]

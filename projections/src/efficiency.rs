@@ -1,11 +1,18 @@
-//! Per-activity efficiency metrics (docs/efficiency.md). The projection's version is the
-//! formula's version: changing a formula means a new version, which the engine builds beside
-//! the old one from the events and the kept files, then switches to.
+//! Per-activity efficiency metrics and load inputs (docs/efficiency.md). The projection's
+//! version is the formula's version: changing a formula means a new version, which the engine
+//! builds beside the old one from the events and the kept files, then switches to.
+//!
+//! Training load is not stored as a number: it depends on the athlete's resting and maximum
+//! heart rate, which can change at any time. Each row keeps the activity's time at each heart
+//! rate instead, and readers weight it with the athlete's current values.
 
 use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::activity::WorkoutType;
 use domain::activity::{ActivityEvent, ActivityRecorded, Lap, SampleStreamRef, Sport};
 use domain::athlete::AthleteEvent;
-use domain::efficiency::{Efficiency, analyze, analyze_manual};
+use domain::efficiency::{Efficiency, analyze_manual_with_load, analyze_with_load};
+use domain::load::LoadInput;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, AnyPool, Row};
 use uuid::Uuid;
@@ -13,8 +20,9 @@ use uuid::Uuid;
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
 
-/// The version of the formulas in `domain::efficiency`.
-pub const FORMULA_VERSION: i64 = 1;
+/// The version of the formulas in `domain::efficiency` and of this table's shape. 2: load
+/// inputs, sport, workout type and local date beside the metrics.
+pub const FORMULA_VERSION: i64 = 2;
 
 pub struct EfficiencyProjection {
     version: i64,
@@ -58,9 +66,13 @@ impl Input {
         }
     }
 
-    async fn metrics(&self, e: &Projected<'_>, athlete: Uuid) -> anyhow::Result<Efficiency> {
+    async fn metrics(
+        &self,
+        e: &Projected<'_>,
+        athlete: Uuid,
+    ) -> anyhow::Result<(Efficiency, LoadInput)> {
         let Some(s) = &self.samples else {
-            return Ok(analyze_manual(
+            return Ok(analyze_manual_with_load(
                 self.sport,
                 self.distance_m,
                 self.moving_time_s,
@@ -76,7 +88,7 @@ impl Input {
             .await?
             .with_context(|| format!("the file {} is not available", s.blob_id))?;
         let parsed = ingest::parse(format, &bytes)?;
-        Ok(analyze(self.sport, &parsed.samples))
+        Ok(analyze_with_load(self.sport, &parsed.samples))
     }
 }
 
@@ -102,8 +114,12 @@ impl Projection for EfficiencyProjection {
                     activity_id    TEXT   PRIMARY KEY,
                     athlete_id     TEXT   NOT NULL,
                     start_time_us  BIGINT NOT NULL,
+                    local_date     TEXT   NOT NULL,
+                    sport          TEXT   NOT NULL,
+                    workout_type   TEXT,
                     input_json     TEXT   NOT NULL,
-                    metrics_json   TEXT   NOT NULL
+                    metrics_json   TEXT   NOT NULL,
+                    load_json      TEXT   NOT NULL
                 )"
             ),
             format!("CREATE INDEX {metrics}_athlete ON {metrics} (athlete_id, start_time_us)"),
@@ -141,16 +157,20 @@ impl Projection for EfficiencyProjection {
         let input = match event {
             ActivityEvent::ActivityRecorded(r) => {
                 let input = Input::of(r);
-                let metrics = input.metrics(e, athlete).await?;
+                let (metrics, load) = input.metrics(e, athlete).await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO {table} (activity_id, athlete_id, start_time_us, input_json, \
-                       metrics_json) VALUES ($1, $2, $3, $4, $5)"
+                    "INSERT INTO {table} (activity_id, athlete_id, start_time_us, local_date, \
+                       sport, input_json, metrics_json, load_json) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 )))
                 .bind(activity_id)
                 .bind(athlete.to_string())
                 .bind(r.start_time.timestamp_micros())
+                .bind(domain::time::local_date(r.start_time, &r.timezone).to_string())
+                .bind(enum_text(&r.sport)?)
                 .bind(serde_json::to_string(&input)?)
                 .bind(serde_json::to_string(&metrics)?)
+                .bind(serde_json::to_string(&load)?)
                 .execute(conn)
                 .await?;
                 return Ok(());
@@ -159,6 +179,16 @@ impl Projection for EfficiencyProjection {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE activity_id = $1"
                 )))
+                .bind(activity_id)
+                .execute(conn)
+                .await?;
+                return Ok(());
+            }
+            ActivityEvent::WorkoutTypeSet(w) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET workout_type = $1 WHERE activity_id = $2"
+                )))
+                .bind(enum_text(&w.workout_type)?)
                 .bind(activity_id)
                 .execute(conn)
                 .await?;
@@ -187,12 +217,15 @@ impl Projection for EfficiencyProjection {
             }
             _ => return Ok(()),
         };
-        let metrics = input.metrics(e, athlete).await?;
+        let (metrics, load) = input.metrics(e, athlete).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {table} SET input_json = $1, metrics_json = $2 WHERE activity_id = $3"
+            "UPDATE {table} SET sport = $1, input_json = $2, metrics_json = $3, load_json = $4 \
+             WHERE activity_id = $5"
         )))
+        .bind(enum_text(&input.sport)?)
         .bind(serde_json::to_string(&input)?)
         .bind(serde_json::to_string(&metrics)?)
+        .bind(serde_json::to_string(&load)?)
         .bind(activity_id)
         .execute(conn)
         .await?;
@@ -217,4 +250,55 @@ pub async fn metrics(
     .await?;
     row.map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
         .transpose()
+}
+
+/// One activity as the trends, comparisons and load read it.
+#[derive(Debug, Clone)]
+pub struct ActivityMetrics {
+    pub activity_id: Uuid,
+    pub start_time: DateTime<Utc>,
+    pub local_date: NaiveDate,
+    pub workout_type: Option<WorkoutType>,
+    pub metrics: Efficiency,
+    pub load: LoadInput,
+}
+
+/// Every live activity of the athlete, oldest first.
+pub async fn all_of(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete: Uuid,
+) -> anyhow::Result<Vec<ActivityMetrics>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT activity_id, start_time_us, local_date, workout_type, metrics_json, load_json \
+         FROM {} WHERE athlete_id = $1 ORDER BY start_time_us, activity_id",
+        t.table("metrics")
+    )))
+    .bind(athlete.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let start_us: i64 = r.try_get(1)?;
+            Ok(ActivityMetrics {
+                activity_id: r.try_get::<String, _>(0)?.parse()?,
+                start_time: DateTime::from_timestamp_micros(start_us)
+                    .context("start time out of range")?,
+                local_date: r.try_get::<String, _>(2)?.parse()?,
+                workout_type: r
+                    .try_get::<Option<String>, _>(3)?
+                    .map(|w| serde_json::from_value(serde_json::Value::String(w)))
+                    .transpose()?,
+                metrics: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
+                load: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
+            })
+        })
+        .collect()
+}
+
+fn enum_text<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => anyhow::bail!("not a unit variant: {other}"),
+    }
 }

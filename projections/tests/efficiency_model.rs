@@ -15,7 +15,7 @@ use domain::activity::{
     UpdateActivity,
 };
 use domain::athlete::{Athlete, AthleteCommand, Role};
-use projections::efficiency::{EfficiencyProjection, metrics};
+use projections::efficiency::{EfficiencyProjection, FORMULA_VERSION, all_of, metrics};
 use projections::{Engine, Projection, ReadDb, Tables};
 use store::testing::TestStore;
 use uuid::Uuid;
@@ -125,6 +125,40 @@ async fn metrics_follow_imports_edits_and_formula_versions(t: TestStore) {
     let hr = (240.0 * 130.0 + 600.0 * 140.0 + 600.0 * 148.0 + 600.0 * 150.0) / 2040.0;
     assert!((m.efficiency_factor.unwrap() - 180.0 / hr).abs() < 1e-9);
     assert!(m.decoupling_pct.unwrap() > 0.0);
+    // Load inputs and the local date sit beside the metrics.
+    let rows = all_of(pool, &t1, athlete).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let (file, by_hand) = (&rows[0], &rows[1]);
+    assert_eq!(file.activity_id, imported);
+    assert_eq!(
+        file.local_date,
+        chrono::NaiveDate::from_ymd_opt(2013, 2, 6).unwrap()
+    );
+    assert_eq!(file.load.moving_time_s, 2110.0);
+    let recorded_s: f64 = file.load.hr_time.iter().map(|(_, s)| s).sum();
+    // Every recorded second with a heart rate counts for load, standing ones too, but not
+    // the gaps over 30 s: more than the moving time, less than first to last sample.
+    let parsed = ingest::parse(ingest::Format::Fit, &fit).unwrap();
+    let times: Vec<f64> = parsed.samples.iter().filter_map(|s| s.t_s).collect();
+    let span = times.last().unwrap() - times.first().unwrap();
+    assert!(
+        recorded_s > 2110.0 && recorded_s <= span,
+        "{recorded_s} of {span}"
+    );
+    assert!(file.load.hr_time.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(
+        by_hand.load.hr_time,
+        vec![
+            (130.0, 600.0),
+            (140.0, 600.0),
+            (148.0, 600.0),
+            (150.0, 600.0)
+        ]
+    );
+    assert_eq!(
+        (by_hand.load.moving_time_s, by_hand.load.gap_distance_m),
+        (2400.0, 7200.0)
+    );
     // Nobody else sees them.
     assert_eq!(
         metrics(pool, &t1, Uuid::now_v7(), imported).await.unwrap(),
@@ -161,7 +195,7 @@ async fn metrics_follow_imports_edits_and_formula_versions(t: TestStore) {
     .execute(pool)
     .await
     .unwrap();
-    let v2: Arc<dyn Projection> = Arc::new(EfficiencyProjection::with_version(2));
+    let v2: Arc<dyn Projection> = Arc::new(EfficiencyProjection::with_version(FORMULA_VERSION + 1));
     let engine2 = Engine::new(
         t.store.clone(),
         ReadDb::connect(&t.url).await.unwrap(),

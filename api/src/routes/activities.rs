@@ -660,28 +660,3 @@ pub async fn pending_feedback(
             .collect(),
     ))
 }
-
-/// The activity's efficiency metrics (docs/efficiency.md): grade-adjusted efficiency factor,
-/// decoupling and the quantities beside them, or the reason a metric is absent.
-#[utoipa::path(get, path = "/v1/activities/{activity_id}/efficiency", tag = "activities",
-    params(("activity_id" = Uuid, Path), Consistency),
-    responses((status = 200, body = domain::efficiency::Efficiency)))]
-pub async fn get_efficiency(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(activity_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
-) -> ApiResult<axum::Json<domain::efficiency::Efficiency>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
-    let stream = store::StreamId::new(
-        <Activity as cqrs_es::Aggregate>::TYPE,
-        activity_id.to_string(),
-    );
-    state.stream_visible(&["efficiency"], &stream, min).await?;
-    let t = state.tables("efficiency").await?;
-    projections::efficiency::metrics(state.read_pool(), &t, caller.account_id, activity_id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| Problem::not_found("activity"))
-}

@@ -55,13 +55,13 @@ pub struct RangeParams {
 /// The dates one page covers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Window {
-    from: NaiveDate,
-    to: NaiveDate,
-    next_from: Option<NaiveDate>,
+    pub(crate) from: NaiveDate,
+    pub(crate) to: NaiveDate,
+    pub(crate) next_from: Option<NaiveDate>,
 }
 
 impl RangeParams {
-    fn window(&self) -> Window {
+    pub(crate) fn window(&self) -> Window {
         let to = self.to.unwrap_or_else(|| Utc::now().date_naive());
         let from = self
             .from

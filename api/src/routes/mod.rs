@@ -2,6 +2,7 @@
 
 pub(crate) mod activities;
 mod coach;
+mod efficiency;
 pub(crate) mod journal;
 pub(crate) mod me;
 
@@ -34,7 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
             activities::delete_activity
         ))
         .routes(routes!(activities::put_workout_type))
-        .routes(routes!(activities::get_efficiency))
+        .routes(routes!(efficiency::get_efficiency))
+        .routes(routes!(efficiency::trends))
+        .routes(routes!(efficiency::training_load))
         .routes(routes!(
             activities::post_feedback,
             activities::get_feedback,

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use commands::import::{Candidate, Imported, import_file};
+use commands::import::{Candidate, Imported, prepare, record};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
+use std::io::IsTerminal;
 use uuid::Uuid;
 
 use crate::config::StoreArgs;
@@ -60,35 +62,47 @@ pub async fn run(
     let mut batch: Vec<Candidate> = Vec::new();
     let mut failed = 0usize;
     let total = files.len();
+    // A bar on a terminal; one line per file otherwise (logs, CI), both on stderr so stdout
+    // stays machine-readable.
+    let tty = std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        Some(total as u64),
+        if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("import {bar:30} {pos}/{len} files, ETA {eta} {wide_msg}")
+            .expect("a valid template"),
+    );
     for (i, path) in files.iter().enumerate() {
         let name = path.display().to_string();
+        bar.set_message(name.clone());
         let outcome = match std::fs::read(path) {
             Err(e) => Err(format!("{name}: cannot read: {e}")),
-            Ok(bytes) => {
-                let mut earlier = batch.clone();
-                if let Some(start) = ingest::Format::of_name(&name)
-                    .and_then(|f| ingest::parse(f, &bytes).ok())
-                    .map(|p| p.start_time)
-                {
-                    let day = start.date_naive();
-                    let query = projections::activities::ActivityQuery {
-                        from: day.pred_opt(),
-                        to: day.succ_opt(),
-                        limit: Some(200),
-                        ..Default::default()
-                    };
-                    let page =
-                        projections::activities::list(&pool, &activities, athlete, &query).await?;
-                    earlier.extend(page.activities.iter().map(|a| Candidate {
+            Ok(bytes) => match prepare(&name, bytes).await {
+                Err(e) => Err(e.to_string()),
+                Ok(prepared) => {
+                    let mut earlier = batch.clone();
+                    let near = projections::activities::starting_near(
+                        &pool,
+                        &activities,
+                        athlete,
+                        prepared.start_time(),
+                    )
+                    .await?;
+                    earlier.extend(near.iter().map(|a| Candidate {
                         activity_id: a.activity_id,
                         start_time: a.start_time,
                         distance_m: a.distance_m,
                     }));
+                    record(&bus, &ctx, prepared, &timezone, &earlier)
+                        .await
+                        .map_err(|e| e.to_string())
                 }
-                import_file(&bus, &ctx, &name, &bytes, &timezone, &earlier)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
+            },
         };
         let line = match &outcome {
             Ok(Imported::Recorded {
@@ -117,8 +131,8 @@ pub async fn run(
                 json!({"file": name, "status": "error", "error": e})
             }
         };
-        // Progress on stderr, one line per file; results on stdout.
-        eprintln!(
+        bar.inc(1);
+        let status = format!(
             "import: [{}/{total}] {name}: {}",
             i + 1,
             match &outcome {
@@ -133,10 +147,15 @@ pub async fn run(
                 Err(e) => e.clone(),
             }
         );
+        // Errors always print; on a terminal the bar stands in for the other lines.
+        if !tty || outcome.is_err() {
+            bar.suspend(|| eprintln!("{status}"));
+        }
         if json_out {
             println!("{line}");
         }
     }
+    bar.finish_and_clear();
     if failed > 0 {
         anyhow::bail!("{failed} of {total} files could not be imported");
     }

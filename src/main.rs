@@ -347,6 +347,13 @@ async fn demo(
         "  curl -s -X PUT {base}/v1/checkins/$(date +%F) -H \"authorization: Bearer $TOKEN\" \\"
     );
     println!("      -H 'content-type: application/json' -d '{{\"sleep_h\":7.5,\"stress\":2}}'");
+    println!("  curl -s '{base}/v1/efficiency/trends?days=90' -H \"authorization: Bearer $TOKEN\"");
+    println!(
+        "  curl -s \"{base}/v1/training-load?from=$(date -d -30days +%F)\" -H \"authorization: Bearer $TOKEN\""
+    );
+    println!(
+        "  curl -s {base}/v1/activities/import -H \"authorization: Bearer $TOKEN\" -F file=@testdata/activities/run-2013-02-06.fit"
+    );
     println!();
     println!("  stridelog events athlete {athlete} | tail");
     println!("  stridelog audit {athlete} | tail");

@@ -84,6 +84,11 @@ fn complete(
 ) {
     let writes = method != "get" && access.is_some_and(|a| a != Access::Public);
     let has_body = op.contains_key("requestBody");
+    let multipart = op
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .and_then(Value::as_object)
+        .is_some_and(|c| c.contains_key("multipart/form-data"));
     let has_params = op
         .get("parameters")
         .and_then(Value::as_array)
@@ -102,6 +107,19 @@ fn complete(
             .entry(status.to_string())
             .or_insert_with(|| problem(description));
     };
+    if multipart {
+        add("400", "The body is not valid multipart/form-data");
+        add("413", "A file or the request is over its size limit");
+        add("415", "The body is not `multipart/form-data`");
+        add(
+            "422",
+            "No file could be imported; `errors` names each file and its problem",
+        );
+        add(
+            "503",
+            "The read models are not caught up within 5 s; see Retry-After",
+        );
+    }
     if has_body {
         add("400", "The body is not valid JSON");
         add("413", "The body is too large");

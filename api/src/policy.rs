@@ -50,6 +50,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/me/coaches/{coach_id}", Access::Account),
     ("DELETE", "/v1/me/coaches/{coach_id}", Access::Account),
     ("POST", "/v1/activities", Access::Account),
+    ("POST", "/v1/activities/import", Access::Account),
     ("GET", "/v1/activities", Access::Account),
     ("GET", "/v1/activities/{activity_id}", Access::Account),
     ("PATCH", "/v1/activities/{activity_id}", Access::Account),

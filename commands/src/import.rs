@@ -64,6 +64,53 @@ pub fn is_duplicate(c: &Candidate, start: DateTime<Utc>, distance_m: Option<f64>
     close_start && close_distance
 }
 
+/// A file read and analysed, not yet recorded.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    file: String,
+    bytes: Vec<u8>,
+    format: ingest::Format,
+    parsed: ingest::Parsed,
+    efficiency: Efficiency,
+}
+
+impl Prepared {
+    pub fn start_time(&self) -> DateTime<Utc> {
+        self.parsed.start_time
+    }
+}
+
+/// Reads and analyses one file on the blocking pool (a large file takes a while to parse and
+/// must not hold up the runtime's other requests). Nothing is stored.
+pub async fn prepare(file: &str, bytes: Vec<u8>) -> Result<Prepared, ImportError> {
+    let file = file.to_string();
+    let name = file.clone();
+    tokio::task::spawn_blocking(move || {
+        let unreadable = |problem: String| ImportError::Unreadable {
+            file: file.clone(),
+            problem,
+        };
+        let format = ingest::Format::of_name(&file)
+            .ok_or_else(|| unreadable(ingest::ImportError::Unsupported.to_string()))?;
+        let parsed = ingest::parse(format, &bytes).map_err(|e| unreadable(e.to_string()))?;
+        let efficiency = analyze(parsed.sport, &parsed.samples);
+        Ok(Prepared {
+            file,
+            bytes,
+            format,
+            parsed,
+            efficiency,
+        })
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ImportError::Unreadable {
+            file: name,
+            problem: format!("the file could not be analysed ({e})"),
+        })
+    })
+}
+
 /// Imports one file for `athlete`, recorded in `timezone`. `earlier` are the athlete's
 /// activities near the file's start, for the cross-format duplicate check.
 pub async fn import_file(
@@ -74,15 +121,28 @@ pub async fn import_file(
     timezone: &str,
     earlier: &[Candidate],
 ) -> Result<Imported, ImportError> {
-    let unreadable = |problem: String| ImportError::Unreadable {
-        file: file.to_string(),
-        problem,
-    };
-    let format = ingest::Format::of_name(file)
-        .ok_or_else(|| unreadable(ingest::ImportError::Unsupported.to_string()))?;
-    let parsed = ingest::parse(format, bytes).map_err(|e| unreadable(e.to_string()))?;
+    let prepared = prepare(file, bytes.to_vec()).await?;
+    record(bus, ctx, prepared, timezone, earlier).await
+}
+
+/// Records a prepared file, unless it or the same run from another file already is.
+pub async fn record(
+    bus: &CommandBus,
+    ctx: &CommandContext,
+    prepared: Prepared,
+    timezone: &str,
+    earlier: &[Candidate],
+) -> Result<Imported, ImportError> {
+    let Prepared {
+        file,
+        bytes,
+        format,
+        parsed,
+        efficiency: e,
+    } = prepared;
+    let file = file.as_str();
     let athlete = ctx.athlete_id;
-    let sha256 = store::blobs::sha256_hex(bytes);
+    let sha256 = store::blobs::sha256_hex(&bytes);
     let id = activity_id(athlete, &sha256);
     let refused = |source: CommandError| ImportError::Refused {
         file: file.to_string(),
@@ -98,7 +158,6 @@ pub async fn import_file(
     {
         return Ok(Imported::AlreadyImported { activity_id: id });
     }
-    let e = analyze(parsed.sport, &parsed.samples);
     let distance_m = (e.distance_m > 0.0).then_some(e.distance_m);
     if let Some(c) = earlier
         .iter()
@@ -124,7 +183,7 @@ pub async fn import_file(
     };
     let blob = bus
         .store()
-        .put_blob(athlete, format_name, bytes)
+        .put_blob(athlete, format_name, &bytes)
         .await
         .map_err(|e| refused(e.into()))?;
     let name = std::path::Path::new(file)

@@ -648,6 +648,29 @@ const SUMMARY_COLUMNS: &str = "activity_id, sport, name, start_time_us, local_da
 const DETAIL_COLUMNS: &str = "timezone, max_hr_bpm, elevation_loss_m, source, external_id, \
      leg_feel, mood_before, mood_after, energy_before, energy_after, effort_notes, notes, laps_json";
 
+/// The athlete's live activities that started within a day of `start` (any zone's local
+/// date of it is then in range): the candidates for the same run imported from another file.
+pub async fn starting_near(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete: Uuid,
+    start: DateTime<Utc>,
+) -> anyhow::Result<Vec<ActivitySummary>> {
+    let day = start.date_naive();
+    let query = ActivityQuery {
+        from: day.pred_opt(),
+        to: day.succ_opt(),
+        limit: Some(MAX_LIMIT),
+        ..Default::default()
+    };
+    Ok(list(pool, t, athlete, &query)
+        .await?
+        .activities
+        .into_iter()
+        .filter(|a| (a.start_time - start).num_hours().abs() <= 24)
+        .collect())
+}
+
 /// One athlete's activities, filtered, sorted and paged by keyset: a page starts strictly after
 /// the cursor's (sort key, id), so rows added or removed meanwhile never shift later pages.
 pub async fn list(

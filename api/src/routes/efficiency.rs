@@ -90,7 +90,7 @@ pub async fn get_efficiency(
         .iter()
         .find(|a| a.activity_id == activity_id)
         .ok_or_else(|| Problem::not_found("activity"))?;
-    let units = units_of(&state, caller.account_id).await?;
+    let (units, _) = units_and_today(&state, caller.account_id).await?;
     let runs: Vec<RunEf> = all.iter().filter_map(run_ef).collect();
     let comparison = run_ef(this).map(|r| Comparison {
         similar: compare_with_similar(&r, &runs),
@@ -110,20 +110,22 @@ pub async fn get_efficiency(
     }))
 }
 
-async fn units_of(state: &AppState, athlete: Uuid) -> ApiResult<Units> {
+/// The athlete's display units and today's date on their calendar.
+async fn units_and_today(state: &AppState, athlete: Uuid) -> ApiResult<(Units, NaiveDate)> {
     let t = state.tables("profile").await?;
-    Ok(
-        projections::profile::profile(state.read_pool(), &t, athlete)
-            .await?
-            .map(|p| p.preferences.units)
-            .unwrap_or_default(),
-    )
+    let preferences = projections::profile::profile(state.read_pool(), &t, athlete)
+        .await?
+        .map(|p| p.preferences);
+    Ok(match preferences {
+        Some(p) => (p.units, domain::time::local_date(Utc::now(), &p.timezone)),
+        None => (Units::default(), Utc::now().date_naive()),
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TrendParams {
-    /// The period, in days up to today (UTC); default 90.
+    /// The period, in days up to today on the athlete's calendar; default 90.
     #[param(minimum = 7, maximum = 3650)]
     pub days: Option<u32>,
 }
@@ -205,8 +207,7 @@ pub async fn trends(
     }
     let min = Consistency::from_parts(c.min_position, &headers)?;
     let all = history(&state, caller.account_id, min).await?;
-    let units = units_of(&state, caller.account_id).await?;
-    let to = Utc::now().date_naive();
+    let (units, to) = units_and_today(&state, caller.account_id).await?;
     let from = to - chrono::Duration::days(i64::from(days) - 1);
     let runs: Vec<RunEf> = all.iter().filter_map(run_ef).collect();
     let [w7, w28, w90] = trends::ROLLING_WINDOWS_DAYS;

@@ -3,9 +3,11 @@
 pub(crate) mod activities;
 mod coach;
 mod efficiency;
+mod import;
 pub(crate) mod journal;
 pub(crate) mod me;
 
+use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -35,6 +37,15 @@ pub fn router() -> OpenApiRouter<AppState> {
             activities::delete_activity
         ))
         .routes(routes!(activities::put_workout_type))
+        .routes({
+            // Files are far larger than the JSON bodies the global limit is sized for.
+            let (schemas, paths, method) = routes!(import::import_activities);
+            (
+                schemas,
+                paths,
+                method.layer(DefaultBodyLimit::max(import::MAX_REQUEST_BYTES)),
+            )
+        })
         .routes(routes!(efficiency::get_efficiency))
         .routes(routes!(efficiency::trends))
         .routes(routes!(efficiency::training_load))

@@ -12,6 +12,7 @@ pub mod error;
 pub mod journal;
 pub mod load;
 pub mod services;
+pub mod stats;
 pub mod time;
 pub mod trends;
 pub mod units;

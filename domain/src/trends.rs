@@ -113,7 +113,7 @@ pub fn trend(points: &[(f64, f64)]) -> Result<Trend, NoTrend> {
         .map(|p| p.1 - (my + slope * (p.0 - mx)))
         .collect();
     let sse: f64 = residuals.iter().map(|e| e * e).sum();
-    let r1 = lag1_autocorrelation(&residuals);
+    let r1 = crate::stats::lag1_autocorrelation(&residuals);
     // Positive autocorrelation means fewer independent observations; a negative r1 is not
     // allowed to claim more than n.
     let effective_n = if r1 > 0.0 {
@@ -140,20 +140,6 @@ pub fn trend(points: &[(f64, f64)]) -> Result<Trend, NoTrend> {
         effective_n,
         method: TREND_METHOD.to_string(),
     })
-}
-
-fn lag1_autocorrelation(x: &[f64]) -> f64 {
-    let n = x.len();
-    if n < 3 {
-        return 0.0;
-    }
-    let m = x.iter().sum::<f64>() / n as f64;
-    let var: f64 = x.iter().map(|v| (v - m).powi(2)).sum();
-    if var <= 0.0 {
-        return 0.0;
-    }
-    let cov: f64 = x.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum();
-    cov / var
 }
 
 /// Runs "like" `run`: the same sport, the same workout type when `run` has one, and a

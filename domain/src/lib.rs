@@ -7,11 +7,13 @@
 pub mod activity;
 pub mod athlete;
 pub mod catalogue;
+pub mod correlation;
 pub mod efficiency;
 pub mod error;
 pub mod journal;
 pub mod load;
 pub mod services;
+pub mod simulate;
 pub mod stats;
 pub mod time;
 pub mod trends;

@@ -7,6 +7,7 @@ mod bench_analyze;
 mod bench_api;
 mod bench_rebuild;
 mod config;
+mod correlations_cli;
 mod events_cli;
 mod import_cli;
 mod projections_cli;
@@ -111,6 +112,9 @@ enum Command {
     /// Efficiency metrics of an activity file, offline.
     #[command(subcommand)]
     Analyze(analyze_cli::AnalyzeCommand),
+    /// Correlation discovery, offline.
+    #[command(subcommand)]
+    Correlations(correlations_cli::CorrelationsCommand),
     /// Account administration: roles.
     #[command(subcommand)]
     Users(users_cli::UsersCommand),
@@ -195,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let store = cli.store.open().await?;
             store.migrate().await.context("migration failed")?;
-            workers::run_projector(store, &cli.store.url(), shutdown()).await
+            workers::run_all(store, &cli.store.url(), shutdown()).await
         }
         Command::Projections(cmd) => {
             let engine = engine(&cli.store).await?;
@@ -208,6 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Users(cmd) => users_cli::run(&cli.store, cmd).await,
         Command::Analyze(cmd) => analyze_cli::run(cmd),
+        Command::Correlations(cmd) => correlations_cli::run(cmd),
         Command::Import {
             files,
             athlete,
@@ -392,8 +397,8 @@ async fn serve(
             let stop = async {
                 let _ = worker_stopped.await;
             };
-            if let Err(e) = workers::run_projector(store, &url, stop).await {
-                tracing::error!(error = %format!("{e:#}"), "embedded projector failed");
+            if let Err(e) = workers::run_all(store, &url, stop).await {
+                tracing::error!(error = %format!("{e:#}"), "embedded workers failed");
             }
         })
     });

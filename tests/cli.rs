@@ -175,7 +175,7 @@ async fn migrate_reports_the_schema_version(t: TestStore) {
     let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
     assert!(out.status.success());
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["schema_version"], 4);
+    assert_eq!(info["schema_version"], 5);
     assert_eq!(info["backend"], t.store.backend_name());
 }
 
@@ -211,7 +211,7 @@ async fn serve_answers_health(t: TestStore) {
         serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["backend"], t.store.backend_name());
-    assert_eq!(json["schema_version"], 4);
+    assert_eq!(json["schema_version"], 5);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
     let projections = json["projections"].as_array().unwrap();
     assert_eq!(projections.len(), projections::all().len());
@@ -569,4 +569,64 @@ async fn import_files(t: TestStore) {
         })
         .count();
     assert_eq!(imported, 1);
+}
+
+/// `correlations analyze` reads the documented input format and finds a planted effect in a
+/// generated athlete; a file that is not the format is one line and a failure.
+#[test]
+fn correlations_analyze_offline() {
+    let planted = domain::simulate::Planted {
+        input: "sleep_hours",
+        lag_days: 1,
+        r: 0.6,
+    };
+    let data = domain::simulate::athlete(
+        &domain::simulate::Spec {
+            seed: 5,
+            days: 365,
+            planted: Some(planted),
+        },
+        0,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("athlete.json");
+    std::fs::write(&input, serde_json::to_vec(&data).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stridelog"))
+        .args(["correlations", "analyze", "--input"])
+        .arg(&input)
+        .arg("--json")
+        .env("STRIDELOG_DATABASE_URL", "mysql://never-opened")
+        .output()
+        .unwrap();
+    let v = &json_lines(&out)[0];
+    assert!(v["tests_run"].as_u64().unwrap() > 400, "{v}");
+    let sleep = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["input"] == "sleep_hours" && f["outcome"] == "efficiency_factor")
+        .unwrap_or_else(|| panic!("no sleep finding in {v}"));
+    assert_eq!(sleep["lag_days"], 1);
+    assert_eq!(sleep["category"], "what_works");
+    for key in ["r", "p", "q", "n", "n_eff", "ci_low", "ci_high"] {
+        assert!(sleep[key].is_number(), "{key}: {sleep}");
+    }
+    assert!(sleep["q"].as_f64().unwrap() <= 0.10);
+    assert!(sleep["ci_low"].as_f64().unwrap() > 0.0);
+    let text = sleep["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("After days with sleep over ") && text.contains("next day"),
+        "{text}"
+    );
+
+    std::fs::write(&input, b"{\"days\": 3}").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stridelog"))
+        .args(["correlations", "analyze", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not the input format"), "{err}");
 }

@@ -34,6 +34,7 @@ see the write reflected. Errors are RFC 9457 problem+json.",
         (name = "me", description = "The caller's profile, preferences and onboarding"),
         (name = "activities", description = "Runs and other sessions"),
         (name = "efficiency", description = "Efficiency factor, decoupling, trends and training load"),
+        (name = "correlations", description = "Which habits go with better or worse efficiency: associations with false-discovery control"),
         (name = "journal", description = "Check-ins, nutrition, work and body composition"),
         (name = "coach", description = "Read-only access a coach was granted"),
         (name = "ops", description = "Health")

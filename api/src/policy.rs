@@ -67,6 +67,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/v1/efficiency/trends", Access::Account),
     ("GET", "/v1/training-load", Access::Account),
+    ("GET", "/v1/correlations", Access::Account),
+    ("GET", "/v1/correlations/what-works", Access::Account),
+    ("GET", "/v1/correlations/what-doesnt-work", Access::Account),
+    ("GET", "/v1/correlations/combinations", Access::Account),
+    ("POST", "/v1/correlations/recompute", Access::Account),
+    ("GET", "/v1/correlations/jobs/{job_id}", Access::Account),
     (
         "POST",
         "/v1/activities/{activity_id}/feedback",

@@ -35,6 +35,7 @@ const CALLERS: [Who; 6] = [
 struct Fixture {
     activity: String,
     entry: String,
+    job: String,
     a: Account,
     b: Account,
     coach: Account,
@@ -54,6 +55,7 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
     let path = template
         .replace("{activity_id}", &f.activity)
         .replace("{entry_id}", &f.entry)
+        .replace("{job_id}", &f.job)
         .replace("{athlete_id}", &f.a.id.to_string())
         .replace("{coach_id}", &f.granted_coach.id.to_string())
         .replace("{step}", "goals")
@@ -84,11 +86,12 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         ("POST", "/v1/activities") => 201,
         // Reached, and refused for want of a multipart body (tests/import.rs sends files).
         ("POST", "/v1/activities/import") => 415,
+        ("POST", "/v1/correlations/recompute") => 202,
         ("POST", "/v1/nutrition" | "/v1/nutrition/presets" | "/v1/insights/feedback") => 201,
         ("GET", "/v1/checkins/{date}" | "/v1/work/{date}" | "/v1/body/{date}") => owns_object(200),
         ("POST", "/v1/activities/{activity_id}/feedback") => owns_object(201),
         (_, t) if t.contains("{activity_id}") && !t.starts_with("/v1/coach") => owns_object(200),
-        (_, t) if t.contains("{entry_id}") => owns_object(200),
+        (_, t) if t.contains("{entry_id}") || t.contains("{job_id}") => owns_object(200),
         // A coach cannot coach themselves; anyone else may grant and then revoke.
         ("POST" | "DELETE", "/v1/me/coaches/{coach_id}") if who == Who::CoachWithGrant => 404,
         ("POST" | "DELETE", "/v1/me/coaches/{coach_id}") => 200,
@@ -220,9 +223,14 @@ async fn fixture(api: &Api) -> Fixture {
         )
         .await
         .unwrap();
+    let job = api
+        .send("POST", "/v1/correlations/recompute", Some(&a.access), None)
+        .await;
+    assert_eq!(job.status, 202, "{}", job.body);
     Fixture {
         activity: created.body["id"].as_str().unwrap().to_string(),
         entry: entry.body["id"].as_str().unwrap().to_string(),
+        job: job.body["job_id"].as_str().unwrap().to_string(),
         a,
         b,
         coach,

@@ -709,34 +709,43 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
     findings.sort_by(|a, b| a.q.total_cmp(&b.q).then(b.r.abs().total_cmp(&a.r.abs())));
 
     let tests_run = tests.len();
-    let alpha = Q_THRESHOLD / tests_run.max(1) as f64;
+    // The family a full data set gives this athlete: every input x outcome x lag x method,
+    // and every pair of inputs per outcome. A lone true effect passes BH when its p is below
+    // q / family, so that is the alpha the power calculation uses.
+    let k = detrended.len();
+    let family = k * OUTCOMES.len() * (options.max_lag_days as usize + 1) * 2
+        + if options.combinations {
+            let m = k.saturating_sub(LOAD_INPUTS.len());
+            m * m.saturating_sub(1) / 2 * OUTCOMES.len()
+        } else {
+            0
+        };
+    let alpha = Q_THRESHOLD / family.max(1) as f64;
     let needed = stats::sample_size(POWER_EFFECT_R, alpha, POWER).ceil() as usize;
-    let span_days = s.len.max(1) as f64;
-    let runs_per_day = s.run_days as f64 / span_days;
+    let runs_per_day = s.run_days as f64 / s.len.max(1) as f64;
     let insufficient = coverage
         .into_iter()
         .filter(|(_, (n, n_eff))| *n < MIN_PAIRS || *n_eff < needed as f64)
         .filter(|(key, _)| !best.contains_key(key))
         .map(|((input, outcome), (n, n_eff))| {
             let missing = (needed as f64 - n_eff).max(0.0);
-            // Pairs come from run days where the input was logged too.
-            let more_days = (runs_per_day > 0.0 && n > 0).then(|| {
-                let pairs_per_day = runs_per_day * (n as f64 / s.run_days.max(1) as f64);
-                let eff_per_pair = if n > 0 { n_eff / n as f64 } else { 1.0 };
-                (missing / (pairs_per_day * eff_per_pair.max(1e-6))).ceil() as u32
+            // Pairs come from run days on which the input was logged too; the rate needs a
+            // few weeks of history to mean anything.
+            let more_days = (s.len >= 28 && n > 0 && runs_per_day > 0.0).then(|| {
+                let pairs_per_day = runs_per_day * n as f64 / s.run_days.max(1) as f64;
+                let eff_per_pair = (n_eff / n as f64).max(1e-6);
+                (missing / (pairs_per_day * eff_per_pair)).ceil() as u32
             });
+            let head = format!(
+                "{} and {}: {n} paired {} so far; a correlation of {POWER_EFFECT_R} needs about {needed} ({:.0} % power after correcting for {family} tests)",
+                display_name(&input),
+                outcome_label(outcome),
+                if n == 1 { "day" } else { "days" },
+                POWER * 100.0
+            );
             let text = match more_days {
-                Some(d) => format!(
-                    "{n} days pair {} with {}; about {d} more days of both would show a correlation of {POWER_EFFECT_R} with {:.0} % power",
-                    display_name(&input),
-                    outcome_label(outcome),
-                    POWER * 100.0
-                ),
-                None => format!(
-                    "no days pair {} with {} yet",
-                    display_name(&input),
-                    outcome_label(outcome)
-                ),
+                Some(d) => format!("{head}, about {d} more days at the current rate"),
+                None => head,
             };
             Insufficient {
                 input,

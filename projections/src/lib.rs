@@ -4,6 +4,7 @@
 pub mod activities;
 pub mod admin_metrics;
 pub mod audit;
+pub mod correlations;
 pub mod decode;
 pub mod efficiency;
 pub mod engine;
@@ -23,5 +24,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(activities::ActivitiesProjection),
         std::sync::Arc::new(admin_metrics::AdminMetricsProjection),
         std::sync::Arc::new(efficiency::EfficiencyProjection::default()),
+        std::sync::Arc::new(correlations::CorrelationInputsProjection),
     ]
 }

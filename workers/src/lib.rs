@@ -21,3 +21,64 @@ pub async fn run_projector(
     tracing::info!("projector stopped");
     Ok(())
 }
+
+/// How often the correlation worker looks for due athletes when it found none.
+pub const CORRELATION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The correlation worker: computes snapshots for athletes with a queued request or changed
+/// inputs (debounced), until `stop` resolves. Any number may run; leases share the athletes.
+pub async fn run_correlations(
+    store: EventStore,
+    url: &str,
+    poll: std::time::Duration,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let db = ReadDb::connect(url).await?;
+    let engine = Engine::new(store, db, projections::all());
+    let owner = format!("correlations-{}", engine.owner());
+    tracing::info!(%owner, "correlation worker started");
+    tokio::pin!(stop);
+    loop {
+        let busy = match projections::correlations::step(&engine, &owner, 16).await {
+            Ok(s) => s.computed + s.failed > 0,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "correlation worker step failed");
+                false
+            }
+        };
+        let pause = if busy {
+            std::time::Duration::ZERO
+        } else {
+            poll
+        };
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    tracing::info!("correlation worker stopped");
+    Ok(())
+}
+
+/// Every background worker in this process: the projector and the correlation worker, until
+/// `stop` resolves.
+pub async fn run_all(
+    store: EventStore,
+    url: &str,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let projector = run_projector(store.clone(), url, stopped(rx.clone()));
+    let correlations = run_correlations(store, url, CORRELATION_POLL, stopped(rx));
+    let signal = async move {
+        stop.await;
+        let _ = tx.send(true);
+        Ok(())
+    };
+    // The first failure ends them all: a supervisor restarts the process.
+    tokio::try_join!(projector, correlations, signal).map(|_| ())
+}

@@ -22,7 +22,8 @@ pub const MAX_FILES: usize = 20;
 
 /// The form: one or more parts named `file`, each with its file name (the extension says the
 /// format: `.fit`, `.gpx`, `.tcx`).
-#[derive(ToSchema)]
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // describes the request for the OpenAPI document only
 pub struct ImportForm {
     #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 20)]

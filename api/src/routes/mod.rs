@@ -2,6 +2,7 @@
 
 pub(crate) mod activities;
 mod coach;
+mod correlations;
 mod efficiency;
 mod import;
 pub(crate) mod journal;
@@ -49,6 +50,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(efficiency::get_efficiency))
         .routes(routes!(efficiency::trends))
         .routes(routes!(efficiency::training_load))
+        .routes(routes!(correlations::list))
+        .routes(routes!(correlations::what_works))
+        .routes(routes!(correlations::what_doesnt_work))
+        .routes(routes!(correlations::combinations))
+        .routes(routes!(correlations::recompute))
+        .routes(routes!(correlations::get_job))
         .routes(routes!(
             activities::post_feedback,
             activities::get_feedback,

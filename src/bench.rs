@@ -70,6 +70,23 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The correlation analysis of one athlete with 730 days of data (every input, both
+    /// outcomes, lags 0-7, both methods), single-threaded, beside building its daily series
+    /// from the read models; then one worker process computing every athlete's snapshot.
+    /// PostgreSQL with --database-url postgres://… (a scratch database is created and dropped),
+    /// else a scratch SQLite file.
+    Correlations {
+        #[arg(long, default_value_t = 1000)]
+        athletes: usize,
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        #[arg(long, default_value_t = 15)]
+        rounds: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// HTTP requests per second and latency of `GET /v1/activities` and
     /// `PUT /v1/checkins/{date}` at N concurrent connections, each beside `GET /health` on the
     /// same server in the same run. Needs PostgreSQL; creates and drops its own database.
@@ -131,6 +148,35 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             .await;
             scratch.drop_db().await;
             return result;
+        }
+        BenchCommand::Correlations {
+            athletes,
+            days,
+            rounds,
+            seed,
+            json,
+        } => {
+            if athletes == 0 || rounds == 0 || days == 0 {
+                bail!("--athletes, --days and --rounds must be positive");
+            }
+            let config = crate::bench_correlations::Config {
+                athletes,
+                days,
+                rounds,
+                seed,
+                json,
+            };
+            let url = args.url();
+            if url.starts_with("postgres") {
+                let scratch = ScratchDb::create(&url).await?;
+                let result =
+                    crate::bench_correlations::measure(&scratch.url, "postgres", config).await;
+                scratch.drop_db().await;
+                return result;
+            }
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}/bench.db", dir.path().display());
+            return crate::bench_correlations::measure(&url, "sqlite", config).await;
         }
         BenchCommand::Rebuild {
             athletes,

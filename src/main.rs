@@ -5,6 +5,7 @@ mod analyze_cli;
 mod bench;
 mod bench_analyze;
 mod bench_api;
+mod bench_correlations;
 mod bench_rebuild;
 mod config;
 mod correlations_cli;

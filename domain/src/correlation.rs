@@ -1105,4 +1105,84 @@ mod tests {
             Direction::LowerIsBetter
         );
     }
+
+    /// strideiq.md V6 (alignment by date) and V7 (the lag search): the input on day t - lag
+    /// pairs with the outcome on day t, and only dates both have count.
+    #[test]
+    fn pairs_align_by_date_and_lag() {
+        let s1 = [Some(10.0), Some(20.0), Some(30.0)];
+        let s2 = [Some(5.0), None, Some(15.0)];
+        let p = pairs(&s1, &s1, &s2, &s2, 0);
+        assert_eq!((p.x, p.y), (vec![10.0, 30.0], vec![5.0, 15.0]));
+        let none = [None, None, None];
+        assert!(pairs(&s1, &s1, &none, &none, 0).x.is_empty());
+
+        // Input on Jan 1-5, output on Jan 2-6, on one calendar of 6 days.
+        let input = [Some(7.0), Some(8.0), Some(9.0), Some(8.5), Some(7.5), None];
+        let output = [
+            None,
+            Some(10.0),
+            Some(12.0),
+            Some(13.0),
+            Some(12.5),
+            Some(11.5),
+        ];
+        let expect = [(4, 0.1473), (5, 0.9615), (4, 0.0756), (3, -0.982)];
+        for (lag, (n, r)) in expect.iter().enumerate() {
+            let p = pairs(&input, &input, &output, &output, lag);
+            assert_eq!(p.x.len(), *n, "lag {lag}");
+            let got = stats::pearson(&p.x, &p.y).unwrap();
+            assert!((got - r).abs() < 1e-3, "lag {lag}: {got}");
+        }
+        let p = pairs(&input, &input, &output, &output, 1);
+        let r = stats::pearson(&p.x, &p.y).unwrap();
+        assert!((stats::p_value(r, 3.0) - 0.0090).abs() < 1e-4);
+    }
+
+    /// strideiq.md V4: below the minimum number of pairs nothing is tested at all.
+    #[test]
+    fn too_few_pairs_are_not_tested() {
+        let days: Vec<DayInputs> = (0..3)
+            .map(|i| DayInputs {
+                date: day(i),
+                inputs: BTreeMap::from([("sleep_hours".into(), 7.0 + i as f64)]),
+            })
+            .collect();
+        let activities = (0..3)
+            .map(|i| RunOutcome {
+                date: day(i),
+                efficiency_factor: Some(1.0 + i as f64 / 10.0),
+                decoupling_pct: None,
+                analyzed_time_s: 2400.0,
+                training_load: None,
+            })
+            .collect();
+        let a = analyze(
+            &Dataset {
+                days,
+                activities,
+                carry_forward_days: BTreeMap::new(),
+            },
+            &Options::default(),
+        );
+        assert_eq!(a.tests_run, 0);
+        assert!(a.findings.is_empty());
+        assert!(
+            a.insufficient
+                .iter()
+                .any(|i| i.input == "sleep_hours" && i.n == 3)
+        );
+    }
+
+    /// strideiq.md V17: with z removed from both, y = x + 0.5 z correlates exactly with x.
+    #[test]
+    fn residualizing_gives_the_partial_correlation() {
+        let x: Vec<f64> = (1..=10).map(f64::from).collect();
+        let z = [5.0, 3.0, 8.0, 1.0, 9.0, 2.0, 7.0, 4.0, 6.0, 10.0];
+        let y: Vec<f64> = x.iter().zip(z).map(|(x, z)| x + 0.5 * z).collect();
+        assert!((stats::pearson(&x, &y).unwrap() - 0.92844).abs() < 1e-5);
+        let ex = residualize(&x, &[z.to_vec()]);
+        let ey = residualize(&y, &[z.to_vec()]);
+        assert!((stats::pearson(&ex, &ey).unwrap() - 1.0).abs() < 1e-9);
+    }
 }

@@ -290,4 +290,26 @@ mod tests {
         assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
         assert_eq!(pearson(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
     }
+
+    /// strideiq.md V1-V3 and V8: the original engine's |r| = 1, small-n and crude-p bugs.
+    #[test]
+    fn strideiq_correlation_vectors() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(pearson(&x, &[2.0, 4.0, 6.0, 8.0, 10.0]), Some(1.0));
+        assert_eq!(p_value(1.0, 3.0), 0.0);
+        assert_eq!(pearson(&x, &[10.0, 8.0, 6.0, 4.0, 2.0]), Some(-1.0));
+        assert_eq!(p_value(-1.0, 3.0), 0.0);
+        let r = pearson(&x, &[5.0, 2.0, 8.0, 1.0, 9.0]).unwrap();
+        assert_close(r, 0.31305, 1e-4);
+        assert_close(p_value(r, 3.0), 0.6080, 1e-3);
+        for (r, n, p) in [
+            (0.72, 10.0, 0.0189),
+            (0.65, 10.0, 0.0419),
+            (0.45, 30.0, 0.0126),
+            (0.30, 60.0, 0.0199),
+            (0.5, 30.0, 0.0049),
+        ] {
+            assert!((p_value(r, n - 2.0) - p).abs() < 5e-5, "r {r} n {n}");
+        }
+    }
 }

@@ -357,6 +357,7 @@ async fn demo(
     println!(
         "  curl -s \"{base}/v1/training-load?from=$(date -d -30days +%F)\" -H \"authorization: Bearer $TOKEN\""
     );
+    println!("  curl -s '{base}/v1/correlations?days=365' -H \"authorization: Bearer $TOKEN\"");
     println!(
         "  curl -s {base}/v1/activities/import -H \"authorization: Bearer $TOKEN\" -F file=@testdata/activities/run-2013-02-06.fit"
     );

@@ -615,7 +615,7 @@ fn correlations_analyze_offline() {
     assert!(sleep["ci_low"].as_f64().unwrap() > 0.0);
     let text = sleep["text"].as_str().unwrap();
     assert!(
-        text.starts_with("After days with sleep over ") && text.contains("next day"),
+        text.starts_with("After nights with sleep over ") && text.contains("next day"),
         "{text}"
     );
 

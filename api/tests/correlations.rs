@@ -281,6 +281,45 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
         )
         .await;
     assert_problem(&r, 404);
+
+    // Erasure takes the snapshot and the jobs with the athlete.
+    let erased = api
+        .state
+        .commands
+        .execute::<domain::athlete::Athlete>(
+            &commands::CommandContext::athlete(a.id),
+            &a.id.to_string(),
+            domain::athlete::AthleteCommand::Erase {
+                requested_by: a.id,
+                reason: domain::athlete::ErasureReason::AthleteRequest,
+            },
+        )
+        .await
+        .unwrap();
+    let p = erased.outcome.unwrap().cursor.position;
+    assert!(
+        engine
+            .wait_for(
+                &["correlation_inputs"],
+                p,
+                std::time::Duration::from_secs(10)
+            )
+            .await
+            .unwrap()
+    );
+    let pool = &engine.db().pool;
+    assert!(
+        projections::correlations::snapshot(pool, a.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        projections::correlations::job(pool, a.id, job.parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
     api.stop().await;
 }
 

@@ -939,7 +939,7 @@ fn when(lag: u32) -> String {
     }
 }
 
-/// Numbers first, association only: "After days with sleep over 7.5 h, efficiency was 2.1 %
+/// Numbers first, association only: "After nights with sleep over 7.5 h, efficiency was 2.1 %
 /// higher (95 % CI 0.4 to 3.8 %, 64 days, next day)".
 fn text(t: &Test) -> String {
     let (d, lo, hi) = t.effect;
@@ -951,7 +951,13 @@ fn text(t: &Test) -> String {
     let direction = if d >= 0.0 { "higher" } else { "lower" };
     let condition = match (&t.threshold, t.method) {
         (Some(m), _) => format!(
-            "days with {} over {}{}",
+            "{} with {} over {}{}",
+            // Sleep is logged for the night before the date.
+            if t.input.starts_with("sleep") {
+                "nights"
+            } else {
+                "days"
+            },
             display_name(&t.input),
             round_sig(*m),
             unit(&t.input)

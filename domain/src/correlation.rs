@@ -404,57 +404,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Least-squares residuals of `y` on the columns of `x` (an intercept is added). Columns
-/// that are constant or collinear are dropped by the small ridge term.
-fn residualize(y: &[f64], x: &[Vec<f64>]) -> Vec<f64> {
-    let n = y.len();
-    let k = x.len() + 1;
-    let col = |j: usize, i: usize| if j == 0 { 1.0 } else { x[j - 1][i] };
-    let mut a = vec![vec![0.0; k + 1]; k];
-    for (r, row) in a.iter_mut().enumerate() {
-        for (c, cell) in row.iter_mut().take(k).enumerate() {
-            *cell = (0..n).map(|i| col(r, i) * col(c, i)).sum();
-        }
-        row[k] = (0..n).map(|i| col(r, i) * y[i]).sum();
-        // Ridge: keeps the system solvable when a covariate never varies.
-        row[r] += 1e-9 * (n as f64);
-    }
-    // Gaussian elimination with partial pivoting.
-    for c in 0..k {
-        let p = (c..k)
-            .max_by(|a1, b1| a[*a1][c].abs().total_cmp(&a[*b1][c].abs()))
-            .unwrap_or(c);
-        a.swap(c, p);
-        let d = a[c][c];
-        if d.abs() < 1e-300 {
-            continue;
-        }
-        let pivot = a[c].clone();
-        for (r, row) in a.iter_mut().enumerate() {
-            if r != c {
-                let f = row[c] / d;
-                if f != 0.0 {
-                    for (cell, p) in row.iter_mut().zip(&pivot).skip(c) {
-                        *cell -= f * p;
-                    }
-                }
-            }
-        }
-    }
-    let beta: Vec<f64> = (0..k)
-        .map(|c| {
-            if a[c][c].abs() < 1e-300 {
-                0.0
-            } else {
-                a[c][k] / a[c][c]
-            }
-        })
-        .collect();
-    (0..n)
-        .map(|i| y[i] - (0..k).map(|j| beta[j] * col(j, i)).sum::<f64>())
-        .collect()
-}
-
 /// The outcome on run days with known structure removed: its slow trend, then the weekday
 /// pattern, the run's length, and the previous day's load and form. Training load is known
 /// structure, not a discovery: the load inputs are tested against this outcome too, so only
@@ -484,7 +433,7 @@ fn adjusted_outcome(s: &Series, y: &[Option<f64>], options: &Options) -> Vec<Opt
         }
     }
     let e = if days.len() > cols.len() + 3 {
-        residualize(&values, &cols)
+        stats::residuals(&values, &cols)
     } else {
         values
     };
@@ -1093,7 +1042,7 @@ mod tests {
         let y: Vec<f64> = (0..50)
             .map(|i| 2.0 + 0.5 * x1[i] - 3.0 * x2[i] + if i % 3 == 0 { 0.2 } else { -0.1 })
             .collect();
-        let e = residualize(&y, &[x1.clone(), x2.clone()]);
+        let e = stats::residuals(&y, &[x1.clone(), x2.clone()]);
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
         assert!(dot(&e, &x1).abs() < 1e-6);
         assert!(dot(&e, &x2).abs() < 1e-6);
@@ -1187,8 +1136,8 @@ mod tests {
         let z = [5.0, 3.0, 8.0, 1.0, 9.0, 2.0, 7.0, 4.0, 6.0, 10.0];
         let y: Vec<f64> = x.iter().zip(z).map(|(x, z)| x + 0.5 * z).collect();
         assert!((stats::pearson(&x, &y).unwrap() - 0.92844).abs() < 1e-5);
-        let ex = residualize(&x, &[z.to_vec()]);
-        let ey = residualize(&y, &[z.to_vec()]);
+        let ex = stats::residuals(&x, &[z.to_vec()]);
+        let ey = stats::residuals(&y, &[z.to_vec()]);
         assert!((stats::pearson(&ex, &ey).unwrap() - 1.0).abs() < 1e-9);
     }
 }

@@ -390,11 +390,11 @@ pub fn analyze_manual_with_load(
     let splits: Vec<(f64, f64, f64)> = laps
         .iter()
         .filter_map(|l| Some((l.moving_time_s?, l.distance_m?, l.avg_hr_bpm?)))
-        .filter(|(dt, dd, hr)| *dt > 0.0 && *dd >= 0.0 && *hr > 0.0)
+        .filter(|(dt, dd, hr)| *dt > 0.0 && *dd > 0.0 && *hr > 0.0)
         .collect();
     let pieces: Vec<(f64, f64, f64)> = if splits.is_empty() {
         match (distance_m, avg_hr_bpm) {
-            (Some(d), Some(hr)) if moving_time_s > 0.0 && hr > 0.0 => {
+            (Some(d), Some(hr)) if d > 0.0 && moving_time_s > 0.0 && hr > 0.0 => {
                 vec![(moving_time_s, d, hr)]
             }
             _ => Vec::new(),
@@ -402,9 +402,22 @@ pub fn analyze_manual_with_load(
     } else {
         splits
     };
+    // Load counts every split with a heart rate, distance or not (a strength session, a
+    // standing rest); EF counts only those that covered ground.
     let mut hr_time = HrTime::default();
-    for (dt, _, hr) in &pieces {
-        hr_time.add(*hr, *dt);
+    let timed: Vec<(f64, f64)> = laps
+        .iter()
+        .filter_map(|l| Some((l.moving_time_s?, l.avg_hr_bpm?)))
+        .filter(|(dt, hr)| *dt > 0.0 && *hr > 0.0)
+        .collect();
+    if timed.is_empty() {
+        if let Some(hr) = avg_hr_bpm.filter(|h| *h > 0.0 && moving_time_s > 0.0) {
+            hr_time.add(hr, moving_time_s);
+        }
+    } else {
+        for (dt, hr) in timed {
+            hr_time.add(hr, dt);
+        }
     }
     let load = LoadInput {
         hr_time: hr_time.into_pairs(),
@@ -703,5 +716,18 @@ mod tests {
             EARTH_RADIUS_M * 0.0003f64.to_radians(),
             1e-9
         ));
+    }
+
+    /// A session with heart rate but no distance has no EF (0 would say nothing) but still
+    /// has load.
+    #[test]
+    fn no_distance_means_no_ef_but_load() {
+        let (e, load) = analyze_manual_with_load(Sport::Run, Some(0.0), 3600.0, Some(130.0), &[]);
+        assert_eq!(e.efficiency_factor, None);
+        assert!(e.reason.is_some());
+        assert_eq!(load.hr_time, vec![(130.0, 3600.0)]);
+        let (e, load) = analyze_manual_with_load(Sport::Other, None, 1800.0, Some(110.0), &[]);
+        assert_eq!(e.efficiency_factor, None);
+        assert_eq!(load.hr_time, vec![(110.0, 1800.0)]);
     }
 }

@@ -34,7 +34,13 @@ async fn history(
     Ok(projections::efficiency::all_of(state.read_pool(), &t, athlete).await?)
 }
 
+/// A run with a usable EF. A manual run logged with no distance has an EF of 0, which says
+/// nothing about efficiency and cannot be a baseline to divide by.
 fn run_ef(a: &ActivityMetrics) -> Option<RunEf> {
+    let ef = a
+        .metrics
+        .efficiency_factor
+        .filter(|e| e.is_finite() && *e > 0.0)?;
     Some(RunEf {
         activity_id: a.activity_id,
         start_time: a.start_time,
@@ -42,7 +48,7 @@ fn run_ef(a: &ActivityMetrics) -> Option<RunEf> {
         sport: a.metrics.sport,
         workout_type: a.workout_type,
         distance_m: a.metrics.distance_m,
-        efficiency_factor: a.metrics.efficiency_factor?,
+        efficiency_factor: ef,
     })
 }
 

@@ -458,6 +458,8 @@ struct Test {
     ci: (f64, f64),
     effect: (f64, f64, f64),
     threshold: Option<f64>,
+    /// A combination's two groups (both high, both low), in effect units, for its bootstrap.
+    groups: Option<Box<(Vec<f64>, Vec<f64>)>>,
 }
 
 /// (x, y, raw x, raw y) aligned: x from `lag` days before each outcome day.
@@ -507,6 +509,39 @@ fn split_effect(split: &[f64], y: &[f64], n_eff: f64, n: usize) -> Option<(f64, 
         (hi, lo)
     };
     difference(&hi, &lo, n_eff, n).map(|(d, a, b)| (d, a, b, m))
+}
+
+/// Resamples for a combination's interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// Percentile bootstrap 95 % interval of mean(a) - mean(b). Each resample draws
+/// `ratio` (n_eff / n) of each group's size, so autocorrelated days do not count as
+/// independent ones. Seeded, so the same data always gives the same interval.
+fn bootstrap_difference(a: &[f64], b: &[f64], ratio: f64, seed: u64) -> (f64, f64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let ratio = ratio.clamp(0.0, 1.0);
+    let size = |n: usize| ((n as f64 * ratio).round() as usize).max(2);
+    let (ma, mb) = (size(a.len()), size(b.len()));
+    let mut mean_of = |v: &[f64], m: usize| {
+        let mut sum = 0.0;
+        for _ in 0..m {
+            sum += v[(rng.next_u64() % v.len() as u64) as usize];
+        }
+        sum / m as f64
+    };
+    let mut diffs: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| mean_of(a, ma) - mean_of(b, mb))
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let at = |p: f64| diffs[((p * (diffs.len() - 1) as f64).round() as usize).min(diffs.len() - 1)];
+    (at(0.025), at(0.975))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Mean of `a` minus mean of `b`, with a t interval whose group sizes are scaled by n_eff / n.
@@ -617,6 +652,7 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
                         ci: (lo, hi),
                         effect,
                         threshold: Some(threshold),
+                        groups: None,
                     });
                 }
             }
@@ -632,6 +668,19 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
     } else {
         p.clone()
     };
+    // A combination that passes the correction gets its interval from a bootstrap.
+    for (i, t) in tests.iter_mut().enumerate() {
+        if q[i] > Q_THRESHOLD {
+            continue;
+        }
+        if let Some(g) = &t.groups {
+            let seed = fnv1a(format!("{}|{}", t.input, t.outcome.name).as_bytes());
+            let (lo, hi) = bootstrap_difference(&g.0, &g.1, t.n_eff / t.n as f64, seed);
+            t.effect.1 = lo;
+            t.effect.2 = hi;
+            t.ci = (lo, hi);
+        }
+    }
     // The best surfaced test per (input, outcome).
     let mut best: BTreeMap<(String, &'static str), (usize, f64)> = BTreeMap::new();
     for (i, t) in tests.iter().enumerate() {
@@ -800,6 +849,10 @@ fn combinations(
                 ci: (lo, hi),
                 effect: (scale(d), scale(lo), scale(hi)),
                 threshold: None,
+                groups: Some(Box::new((
+                    both_high.iter().map(|v| scale(*v)).collect(),
+                    both_low.iter().map(|v| scale(*v)).collect(),
+                ))),
             });
         }
     }
@@ -1139,5 +1192,18 @@ mod tests {
         let ex = stats::residuals(&x, &[z.to_vec()]);
         let ey = stats::residuals(&y, &[z.to_vec()]);
         assert!((stats::pearson(&ex, &ey).unwrap() - 1.0).abs() < 1e-9);
+    }
+
+    /// The bootstrap interval covers the difference, widens when fewer days are independent,
+    /// and is reproducible.
+    #[test]
+    fn bootstrap_interval_of_a_difference() {
+        let a: Vec<f64> = (0..40).map(|i| 1.0 + f64::from(i % 5) * 0.1).collect();
+        let b: Vec<f64> = (0..40).map(|i| 0.8 + f64::from(i % 5) * 0.1).collect();
+        let (lo, hi) = bootstrap_difference(&a, &b, 1.0, 7);
+        assert!(lo < 0.2 && 0.2 < hi && lo > 0.1, "{lo} {hi}");
+        let (lo_half, hi_half) = bootstrap_difference(&a, &b, 0.5, 7);
+        assert!(hi_half - lo_half > hi - lo);
+        assert_eq!(bootstrap_difference(&a, &b, 1.0, 7), (lo, hi));
     }
 }

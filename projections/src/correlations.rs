@@ -476,11 +476,14 @@ pub async fn step(engine: &Engine, owner: &str, limit: i64) -> anyhow::Result<St
         if !claim(pool, &athlete, owner).await? {
             continue;
         }
-        let result = compute_one(engine, &athlete).await;
-        release(pool, &athlete, owner).await?;
-        match result {
-            Ok(()) => done.computed += 1,
+        match compute_one(engine, &athlete).await {
+            Ok(()) => {
+                release(pool, &athlete, owner).await?;
+                done.computed += 1;
+            }
             Err(e) => {
+                // The lease is kept until it expires: a failing athlete is retried after
+                // [`LEASE`], not in a tight loop.
                 done.failed += 1;
                 tracing::error!(error = %format!("{e:#}"), "correlation analysis failed");
             }

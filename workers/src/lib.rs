@@ -40,7 +40,9 @@ pub async fn run_correlations(
     tokio::pin!(stop);
     loop {
         let busy = match projections::correlations::step(&engine, &owner, 16).await {
-            Ok(s) => s.computed + s.failed > 0,
+            // Failures hold their athlete's lease until it expires, so only successes mean
+            // there may be more to do at once.
+            Ok(s) => s.computed > 0,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "correlation worker step failed");
                 false

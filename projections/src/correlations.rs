@@ -467,6 +467,37 @@ async fn due(engine: &Engine, limit: i64) -> anyhow::Result<Vec<(String, i64)>> 
     Ok(out)
 }
 
+/// Whether `athlete` still needs computing: a queued job, or inputs changed after a snapshot
+/// that is older than the debounce (or no snapshot at all).
+async fn is_due(engine: &Engine, athlete: &str) -> anyhow::Result<bool> {
+    let pool = &engine.db().pool;
+    let queued: Option<String> = sqlx::query_scalar(
+        "SELECT job_id FROM correlation_jobs WHERE athlete_id = $1 AND state = 'queued' LIMIT 1",
+    )
+    .bind(athlete)
+    .fetch_optional(pool)
+    .await?;
+    if queued.is_some() {
+        return Ok(true);
+    }
+    let changed = engine
+        .active_tables("correlation_inputs")
+        .await?
+        .table("changed");
+    let settle = Utc::now().timestamp_micros() - DEBOUNCE.as_micros() as i64;
+    let due: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT c.athlete_id FROM {changed} c \
+         LEFT JOIN correlation_snapshots s ON s.athlete_id = c.athlete_id \
+         WHERE c.athlete_id = $1 AND \
+               (s.athlete_id IS NULL OR (c.position > s.position AND s.computed_at_us <= $2))"
+    )))
+    .bind(athlete)
+    .bind(settle)
+    .fetch_optional(pool)
+    .await?;
+    Ok(due.is_some())
+}
+
 /// One pass of the worker: computes up to `limit` due athletes. Safe in any number of
 /// processes at once: an athlete is computed by whoever holds its lease.
 pub async fn step(engine: &Engine, owner: &str, limit: i64) -> anyhow::Result<Step> {
@@ -474,6 +505,11 @@ pub async fn step(engine: &Engine, owner: &str, limit: i64) -> anyhow::Result<St
     let mut done = Step::default();
     for (athlete, _) in due(engine, limit).await? {
         if !claim(pool, &athlete, owner).await? {
+            continue;
+        }
+        // Another worker may have computed it between our look and our claim.
+        if !is_due(engine, &athlete).await? {
+            release(pool, &athlete, owner).await?;
             continue;
         }
         match compute_one(engine, &athlete).await {

@@ -11,6 +11,19 @@ use domain::simulate::{Planted, Spec, athlete};
 use serde_json::{Value, json};
 use store::testing::TestStore;
 
+/// Waits until the input-change projection has applied `position`.
+async fn settled(engine: &projections::Engine, position: i64) {
+    let reached = engine
+        .wait_for(
+            &["correlation_inputs"],
+            position,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(reached, "correlation_inputs did not reach {position}");
+}
+
 async fn findings_snapshots_and_invalidation(t: TestStore) {
     let api = Api::start(t).await;
     let a = api.register("runner@example.org", "athlete").await;
@@ -93,16 +106,7 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
         .await;
     assert_eq!(r.status, 200);
     let engine = api.state.projections.clone();
-    assert!(
-        engine
-            .wait_for(
-                &["correlation_inputs"],
-                last,
-                std::time::Duration::from_secs(10)
-            )
-            .await
-            .unwrap()
-    );
+    settled(&engine, last).await;
 
     let r = api
         .send("POST", "/v1/correlations/recompute", tok, None)
@@ -220,16 +224,7 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let p = r.position();
-    assert!(
-        engine
-            .wait_for(
-                &["correlation_inputs"],
-                p,
-                std::time::Duration::from_secs(10)
-            )
-            .await
-            .unwrap()
-    );
+    settled(&engine, p).await;
     let r = api.send("GET", "/v1/correlations", tok, None).await;
     assert_eq!(r.body["stale"], false, "{}", r.body);
     // ...one that does makes it stale, and the worker waits out the debounce...
@@ -243,16 +238,7 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
         )
         .await;
     let p = r.position();
-    assert!(
-        engine
-            .wait_for(
-                &["correlation_inputs"],
-                p,
-                std::time::Duration::from_secs(10)
-            )
-            .await
-            .unwrap()
-    );
+    settled(&engine, p).await;
     let r = api.send("GET", "/v1/correlations", tok, None).await;
     assert_eq!(r.body["stale"], true, "{}", r.body);
     let step = projections::correlations::step(&engine, "test-worker", 16)
@@ -297,16 +283,7 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
         .await
         .unwrap();
     let p = erased.outcome.unwrap().cursor.position;
-    assert!(
-        engine
-            .wait_for(
-                &["correlation_inputs"],
-                p,
-                std::time::Duration::from_secs(10)
-            )
-            .await
-            .unwrap()
-    );
+    settled(&engine, p).await;
     let pool = &engine.db().pool;
     assert!(
         projections::correlations::snapshot(pool, a.id)

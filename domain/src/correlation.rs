@@ -1003,11 +1003,6 @@ fn round_sig(v: f64) -> String {
     }
 }
 
-/// The calendar dates of the data, for callers that build datasets.
-pub fn weekday_of(d: NaiveDate) -> u32 {
-    d.weekday().num_days_from_monday()
-}
-
 /// Inputs a dataset holds (after the load inputs are derived), for listing.
 pub fn input_names(data: &Dataset) -> BTreeSet<String> {
     build(data)

@@ -987,14 +987,14 @@ fn direction_code(direction: SortDirection) -> &'static str {
 }
 
 /// A unit enum's serde name (`trail_run`), the form events.md documents and the table stores.
-fn enum_text<T: Serialize>(value: &T) -> anyhow::Result<String> {
+pub(crate) fn enum_text<T: Serialize>(value: &T) -> anyhow::Result<String> {
     match serde_json::to_value(value)? {
         serde_json::Value::String(s) => Ok(s),
         other => anyhow::bail!("expected a unit enum, got {other}"),
     }
 }
 
-fn text_enum<T: DeserializeOwned>(text: String) -> anyhow::Result<T> {
+pub(crate) fn text_enum<T: DeserializeOwned>(text: String) -> anyhow::Result<T> {
     Ok(serde_json::from_value(serde_json::Value::String(text))?)
 }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, AnyPool, Row};
 use uuid::Uuid;
 
+use crate::activities::{enum_text, text_enum};
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
 
@@ -287,18 +288,11 @@ pub async fn all_of(
                 local_date: r.try_get::<String, _>(2)?.parse()?,
                 workout_type: r
                     .try_get::<Option<String>, _>(3)?
-                    .map(|w| serde_json::from_value(serde_json::Value::String(w)))
+                    .map(text_enum)
                     .transpose()?,
                 metrics: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
                 load: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
             })
         })
         .collect()
-}
-
-fn enum_text<T: Serialize>(value: &T) -> anyhow::Result<String> {
-    match serde_json::to_value(value)? {
-        serde_json::Value::String(s) => Ok(s),
-        other => anyhow::bail!("not a unit variant: {other}"),
-    }
 }

@@ -119,6 +119,18 @@ impl Projection for CorrelationInputsProjection {
     }
 }
 
+async fn profile_of(
+    engine: &Engine,
+    athlete: Uuid,
+) -> anyhow::Result<Option<crate::profile::Profile>> {
+    crate::profile::profile(
+        &engine.db().pool,
+        &engine.active_tables("profile").await?,
+        athlete,
+    )
+    .await
+}
+
 /// The athlete's daily inputs and runs from `from` to `to`, in the engine's input format.
 pub async fn dataset(
     engine: &Engine,
@@ -126,10 +138,19 @@ pub async fn dataset(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Dataset> {
-    let pool = &engine.db().pool;
-    let profile =
-        crate::profile::profile(pool, &engine.active_tables("profile").await?, athlete).await?;
+    let profile = profile_of(engine, athlete).await?;
     let settings = LoadSettings::of(&profile.map(|p| p.physiology).unwrap_or_default());
+    dataset_with(engine, athlete, &settings, from, to).await
+}
+
+async fn dataset_with(
+    engine: &Engine,
+    athlete: Uuid,
+    settings: &LoadSettings,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<Dataset> {
+    let pool = &engine.db().pool;
     let journal = crate::journal::range(
         pool,
         &engine.active_tables("journal").await?,
@@ -214,15 +235,16 @@ pub struct Snapshot {
 
 /// Every window's analysis for the athlete, from the read models as they are now.
 pub async fn compute(engine: &Engine, athlete: Uuid) -> anyhow::Result<BTreeMap<u32, Analysis>> {
-    let pool = &engine.db().pool;
-    let timezone = crate::profile::profile(pool, &engine.active_tables("profile").await?, athlete)
-        .await?
-        .map(|p| p.preferences.timezone)
-        .unwrap_or_else(|| "UTC".to_string());
-    let today = domain::time::local_date(Utc::now(), &timezone);
+    // One profile read for both the calendar and the load weighting.
+    let profile = profile_of(engine, athlete).await?;
+    let timezone = profile
+        .as_ref()
+        .map_or("UTC", |p| p.preferences.timezone.as_str());
+    let today = domain::time::local_date(Utc::now(), timezone);
+    let settings = LoadSettings::of(&profile.as_ref().map(|p| p.physiology).unwrap_or_default());
     let longest = WINDOWS_DAYS[WINDOWS_DAYS.len() - 1];
     let from = today - chrono::Duration::days(i64::from(longest) - 1);
-    let all = dataset(engine, athlete, from, today).await?;
+    let all = dataset_with(engine, athlete, &settings, from, today).await?;
     let options = Options::default();
     Ok(WINDOWS_DAYS
         .iter()
@@ -426,76 +448,45 @@ pub struct Step {
 }
 
 /// Athletes with a queued job (first), then athletes whose inputs changed after their snapshot
-/// and whose snapshot is older than the debounce, at most `limit`.
-async fn due(engine: &Engine, limit: i64) -> anyhow::Result<Vec<(String, i64)>> {
+/// (or who have none) and whose snapshot is older than the debounce; at most `limit` of each.
+/// `only` narrows it to one athlete: the re-check after a claim uses the very same rule.
+async fn due(engine: &Engine, only: Option<&str>, limit: i64) -> anyhow::Result<Vec<String>> {
     let pool = &engine.db().pool;
     let changed = engine
         .active_tables("correlation_inputs")
         .await?
         .table("changed");
-    let mut out: Vec<(String, i64)> = Vec::new();
-    let queued = sqlx::query(
-        "SELECT DISTINCT athlete_id, requested_at_us FROM correlation_jobs WHERE state = 'queued' \
+    // The athlete id is bound, never spliced: only the presence of the clause varies.
+    let one = |column: &str, n: u8| only.map_or(String::new(), |_| format!(" AND {column} = ${n}"));
+    let queued = format!(
+        "SELECT athlete_id FROM correlation_jobs WHERE state = 'queued'{} \
          ORDER BY requested_at_us LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for r in queued {
-        let athlete: String = r.try_get(0)?;
-        if !out.iter().any(|(a, _)| *a == athlete) {
-            out.push((athlete, 0));
-        }
-    }
+        one("athlete_id", 2)
+    );
     let settle = Utc::now().timestamp_micros() - DEBOUNCE.as_micros() as i64;
-    let stale = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT c.athlete_id, c.position FROM {changed} c \
+    let stale = format!(
+        "SELECT c.athlete_id FROM {changed} c \
          LEFT JOIN correlation_snapshots s ON s.athlete_id = c.athlete_id \
-         WHERE s.athlete_id IS NULL OR (c.position > s.position AND s.computed_at_us <= $1) \
-         ORDER BY c.position LIMIT $2"
-    )))
-    .bind(settle)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    for r in stale {
-        let athlete: String = r.try_get(0)?;
-        if !out.iter().any(|(a, _)| *a == athlete) {
-            out.push((athlete, r.try_get(1)?));
+         WHERE (s.athlete_id IS NULL OR (c.position > s.position AND s.computed_at_us <= $2)){} \
+         ORDER BY c.position LIMIT $1",
+        one("c.athlete_id", 3)
+    );
+    let mut out: Vec<String> = Vec::new();
+    for (sql, settle) in [(queued, None), (stale, Some(settle))] {
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(limit);
+        if let Some(settle) = settle {
+            q = q.bind(settle);
+        }
+        if let Some(athlete) = only {
+            q = q.bind(athlete.to_string());
+        }
+        for athlete in q.fetch_all(pool).await? {
+            if !out.contains(&athlete) {
+                out.push(athlete);
+            }
         }
     }
     Ok(out)
-}
-
-/// Whether `athlete` still needs computing: a queued job, or inputs changed after a snapshot
-/// that is older than the debounce (or no snapshot at all).
-async fn is_due(engine: &Engine, athlete: &str) -> anyhow::Result<bool> {
-    let pool = &engine.db().pool;
-    let queued: Option<String> = sqlx::query_scalar(
-        "SELECT job_id FROM correlation_jobs WHERE athlete_id = $1 AND state = 'queued' LIMIT 1",
-    )
-    .bind(athlete)
-    .fetch_optional(pool)
-    .await?;
-    if queued.is_some() {
-        return Ok(true);
-    }
-    let changed = engine
-        .active_tables("correlation_inputs")
-        .await?
-        .table("changed");
-    let settle = Utc::now().timestamp_micros() - DEBOUNCE.as_micros() as i64;
-    let due: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT c.athlete_id FROM {changed} c \
-         LEFT JOIN correlation_snapshots s ON s.athlete_id = c.athlete_id \
-         WHERE c.athlete_id = $1 AND \
-               (s.athlete_id IS NULL OR (c.position > s.position AND s.computed_at_us <= $2))"
-    )))
-    .bind(athlete)
-    .bind(settle)
-    .fetch_optional(pool)
-    .await?;
-    Ok(due.is_some())
 }
 
 /// One pass of the worker: computes up to `limit` due athletes. Safe in any number of
@@ -503,12 +494,12 @@ async fn is_due(engine: &Engine, athlete: &str) -> anyhow::Result<bool> {
 pub async fn step(engine: &Engine, owner: &str, limit: i64) -> anyhow::Result<Step> {
     let pool = &engine.db().pool;
     let mut done = Step::default();
-    for (athlete, _) in due(engine, limit).await? {
+    for athlete in due(engine, None, limit).await? {
         if !claim(pool, &athlete, owner).await? {
             continue;
         }
         // Another worker may have computed it between our look and our claim.
-        if !is_due(engine, &athlete).await? {
+        if due(engine, Some(&athlete), 1).await?.is_empty() {
             release(pool, &athlete, owner).await?;
             continue;
         }

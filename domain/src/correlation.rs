@@ -518,7 +518,7 @@ pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 /// `ratio` (n_eff / n) of each group's size, so autocorrelated days do not count as
 /// independent ones. Seeded, so the same data always gives the same interval.
 fn bootstrap_difference(a: &[f64], b: &[f64], ratio: f64, seed: u64) -> (f64, f64) {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(seed);
     let ratio = ratio.clamp(0.0, 1.0);
     let size = |n: usize| ((n as f64 * ratio).round() as usize).max(2);
@@ -526,7 +526,7 @@ fn bootstrap_difference(a: &[f64], b: &[f64], ratio: f64, seed: u64) -> (f64, f6
     let mut mean_of = |v: &[f64], m: usize| {
         let mut sum = 0.0;
         for _ in 0..m {
-            sum += v[(rng.next_u64() % v.len() as u64) as usize];
+            sum += v[rng.random_range(0..v.len())];
         }
         sum / m as f64
     };
@@ -538,6 +538,8 @@ fn bootstrap_difference(a: &[f64], b: &[f64], ratio: f64, seed: u64) -> (f64, f6
     (at(0.025), at(0.975))
 }
 
+/// The bootstrap's seed from a test's name. Not `DefaultHasher`: its output may change between
+/// Rust releases, and an interval must not move when only the toolchain does.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)

@@ -717,7 +717,6 @@ async fn followers_are_woken_by_another_handle(t: TestStore) {
     let mut events = Box::pin(follow(t.store.clone(), head, 100));
     let athlete = Uuid::now_v7();
     let stream = StreamId::new("activity", Uuid::now_v7().to_string());
-    let appended_at = std::time::Instant::now();
     let out = writer
         .append(&append(
             &stream,
@@ -732,10 +731,9 @@ async fn followers_are_woken_by_another_handle(t: TestStore) {
         .unwrap()
         .unwrap()
         .unwrap();
+    // The 5 s timeout above is the follower's contract (polling alone bounds the delay; the
+    // hint usually makes it far shorter): arriving inside it is the whole assertion.
     assert_eq!(got.event_id, out.event_ids[0]);
-    // Polling alone bounds the delay; the hint usually makes it shorter. No timing assertion
-    // beyond "well inside the follower's contract".
-    assert!(appended_at.elapsed() < Duration::from_secs(5));
 }
 
 mod counter {

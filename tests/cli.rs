@@ -218,7 +218,7 @@ async fn serve_answers_health(t: TestStore) {
     assert!(projections.iter().any(|p| p["name"] == "audit"));
     assert!(projections.iter().all(|p| p["skipped_events"] == 0));
 
-    unsafe { libc_kill(child.id() as i32, 15) };
+    store::testing::send_signal(&child, "TERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0: {status}");
     let logs = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
@@ -228,11 +228,6 @@ async fn serve_answers_health(t: TestStore) {
         !logs.contains(&t.master.to_base64()),
         "the master key is never logged"
     );
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 use store::on_both_backends;

@@ -24,11 +24,8 @@ fn worker(t: &TestStore) -> Child {
         .unwrap()
 }
 
-fn kill(child: &mut Child, signal: i32) {
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    unsafe { kill(child.id() as i32, signal) };
+fn kill(child: &mut Child, signal: &str) {
+    store::testing::send_signal(child, signal);
     child.wait().unwrap();
 }
 
@@ -79,7 +76,7 @@ async fn a_killed_worker_resumes_without_loss_or_repeats(t: TestStore) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    kill(&mut first, 9);
+    kill(&mut first, "KILL");
     assert!(applied_at_kill > 0, "the worker never started");
     let after_kill = audit_status(&engine).await.events_applied;
     assert!(
@@ -101,7 +98,7 @@ async fn a_killed_worker_resumes_without_loss_or_repeats(t: TestStore) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    kill(&mut second, 15);
+    kill(&mut second, "TERM");
     assert_eq!(
         status.events_applied, EVENTS as i64,
         "an event was applied twice"
@@ -145,7 +142,7 @@ async fn a_second_worker_takes_over(t: TestStore) {
         "one runner at a time"
     );
 
-    kill(&mut a, 9);
+    kill(&mut a, "KILL");
     let killed = Instant::now();
     seed(&t, 100).await;
     let status = loop {
@@ -162,7 +159,7 @@ async fn a_second_worker_takes_over(t: TestStore) {
     eprintln!("takeover after {:.1} s", killed.elapsed().as_secs_f64());
     let owner_b = status.runner.unwrap();
     assert!(owner_b.starts_with(&format!("{}-", b.id())), "{owner_b}");
-    kill(&mut b, 15);
+    kill(&mut b, "TERM");
     assert_eq!(
         audit_status(&engine).await.runner,
         None,

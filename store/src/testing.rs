@@ -143,6 +143,16 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Sends `signal` ("TERM", "KILL", ...) to a child process, through kill(1): the tests need
+/// SIGTERM for graceful shutdowns, std only sends SIGKILL, and the workspace forbids `unsafe`.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .status()
+        .expect("run kill(1)");
+    assert!(status.success(), "kill -s {signal} {} failed", child.id());
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

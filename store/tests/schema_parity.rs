@@ -235,9 +235,7 @@ fn differences(pg: &Schema, lite: &Schema) -> BTreeMap<(String, String), String>
         for column in columns {
             let line = match (p.get(column), s.get(column)) {
                 (Some(a), Some(b)) if a == b => continue,
-                (Some(a), Some(b)) => format!(
-                    "{table}.{column}: PostgreSQL {a:?}, SQLite {b:?}"
-                ),
+                (Some(a), Some(b)) => format!("{table}.{column}: PostgreSQL {a:?}, SQLite {b:?}"),
                 (Some(_), None) => format!("{table}.{column} exists only on PostgreSQL"),
                 (None, _) => format!("{table}.{column} exists only on SQLite"),
             };
@@ -277,7 +275,10 @@ async fn both_backends_build_the_same_schema() {
     let mut found = differences(&pg_schema, &lite_schema);
     let mut stale = Vec::new();
     for (table, item, _why) in EXPECTED_DIFFERENCES {
-        if found.remove(&(table.to_string(), item.to_string())).is_none() {
+        if found
+            .remove(&(table.to_string(), item.to_string()))
+            .is_none()
+        {
             stale.push(format!("{table} {item}"));
         }
     }

@@ -24,6 +24,35 @@ fn worker(t: &TestStore) -> Child {
         .unwrap()
 }
 
+/// A worker whose log is read until it says its projector loop has started, so the test knows
+/// it is competing for leases from then on.
+fn started_worker(t: &TestStore) -> Child {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stridelog"))
+        .arg("worker")
+        .env("STRIDELOG_DATABASE_URL", &t.url)
+        .env("STRIDELOG_MASTER_KEY", t.master.to_base64())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the worker exited before its projector started")
+            .unwrap();
+        if line.contains("projector started") {
+            break;
+        }
+    }
+    // Keep draining the log so the worker never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
 fn kill(child: &mut Child, signal: &str) {
     store::testing::send_signal(child, signal);
     child.wait().unwrap();
@@ -134,20 +163,31 @@ async fn a_second_worker_takes_over(t: TestStore) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(owner_a.starts_with(&format!("{}-", a.id())), "{owner_a}");
-    let mut b = worker(&t);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        audit_status(&engine).await.runner.as_deref(),
-        Some(owner_a.as_str()),
-        "one runner at a time"
-    );
+    // With b's projector running, new events are still applied by a alone: every observation
+    // until they are all applied names a as the runner.
+    let mut b = started_worker(&t);
+    seed(&t, 50).await;
+    let started = Instant::now();
+    loop {
+        let s = audit_status(&engine).await;
+        assert_eq!(
+            s.runner.as_deref(),
+            Some(owner_a.as_str()),
+            "one runner at a time"
+        );
+        if s.events_applied == 350 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     kill(&mut a, "KILL");
     let killed = Instant::now();
     seed(&t, 100).await;
     let status = loop {
         let s = audit_status(&engine).await;
-        if s.events_applied == 400 {
+        if s.events_applied == 450 {
             break s;
         }
         assert!(

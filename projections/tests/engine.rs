@@ -265,29 +265,46 @@ async fn one_runner_per_projection_and_takeover(t: TestStore) {
         "the lease is held"
     );
 
-    // The second runner's loop applies nothing while the first holds the lease.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runner = {
-        let second = second.clone();
-        tokio::spawn(async move {
-            second
+    // Both loops run; the first holds the lease, so every observation until its work is done
+    // names it as the runner.
+    let spawn_run = |engine: Arc<Engine>| {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            engine
                 .run(async {
                     let _ = stop_rx.await;
                 })
                 .await
-        })
+        });
+        (stop_tx, task)
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let status = first.status().await.unwrap();
-    assert_eq!(status[0].events_applied, 0);
-    assert_eq!(status[0].runner.as_deref(), Some(first.owner()));
-
-    // The first dies without releasing its lease; the second takes over once it expires.
-    drop(first);
+    let (_first_stop, first_task) = spawn_run(first.clone());
+    let (second_stop, second_task) = spawn_run(second.clone());
     let started = std::time::Instant::now();
     loop {
         let status = second.status().await.unwrap();
+        assert_eq!(status[0].runner.as_deref(), Some(first.owner()));
         if status[0].events_applied == 5 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no progress: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The first dies without releasing its lease; the second takes over once it expires and
+    // applies what came after.
+    first_task.abort();
+    let _ = first_task.await;
+    for i in 5..10 {
+        register(&bus, Uuid::now_v7(), &format!("Runner{i}")).await;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let status = second.status().await.unwrap();
+        if status[0].events_applied == 10 {
             assert_eq!(status[0].runner.as_deref(), Some(second.owner()));
             break;
         }
@@ -297,8 +314,8 @@ async fn one_runner_per_projection_and_takeover(t: TestStore) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = stop_tx.send(());
-    runner.await.unwrap().unwrap();
+    let _ = second_stop.send(());
+    second_task.await.unwrap().unwrap();
     let status = second.status().await.unwrap();
     assert_eq!(
         status[0].runner, None,

@@ -165,25 +165,34 @@ pub struct Consistency {
     pub min_position: Option<i64>,
 }
 
-impl Consistency {
-    pub(crate) fn from_parts(
-        query: Option<i64>,
-        headers: &axum::http::HeaderMap,
-    ) -> ApiResult<Option<i64>> {
-        if let Some(p) = query {
+/// The position a read must reflect, from `?min_position=` or else `X-Min-Position`: the
+/// extractor every read handler takes (documented in OpenAPI through [`Consistency`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MinPosition(pub Option<i64>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MinPosition {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let extract::Query(c) =
+            extract::Query::<Consistency>::from_request_parts(parts, state).await?;
+        if let Some(p) = c.min_position {
             if p < 0 {
                 return Err(Problem::invalid("min_position", "must not be negative"));
             }
-            return Ok(Some(p));
+            return Ok(Self(Some(p)));
         }
-        match headers.get("x-min-position") {
-            None => Ok(None),
+        match parts.headers.get("x-min-position") {
+            None => Ok(Self(None)),
             Some(v) => v
                 .to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .filter(|p| *p >= 0)
-                .map(Some)
+                .map(|p| Self(Some(p)))
                 .ok_or_else(|| {
                     Problem::invalid("X-Min-Position", "must be a non-negative integer")
                 }),

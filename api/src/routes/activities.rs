@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::extract::{Json, Path, Query};
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
-use crate::{AppState, Consistency, Created, Written};
+use crate::{AppState, Consistency, Created, MinPosition, Written};
 
 /// One split of a manual activity (a lap, a kilometre, an interval).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -280,11 +280,9 @@ pub(crate) async fn list_for(
 pub async fn list_activities(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(params): Query<ListParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<ActivityPage>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         list_for(&state, caller.account_id, params, min).await?,
     ))
@@ -316,11 +314,9 @@ pub(crate) async fn detail_for(
 pub async fn get_activity(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(activity_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<ActivityDetail>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         detail_for(&state, caller.account_id, activity_id, min).await?,
     ))
@@ -522,11 +518,9 @@ pub async fn put_feedback(
 pub async fn get_feedback(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(activity_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<PerceivedEffort>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     detail_for(&state, caller.account_id, activity_id, min)
         .await?
         .perceived_effort
@@ -609,9 +603,8 @@ fn prompt(
 pub async fn pending_feedback(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(p): Query<PendingParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<Vec<PendingFeedback>>> {
     let days = p.days.unwrap_or(7);
     if !(1..=30).contains(&days) {
@@ -620,7 +613,6 @@ pub async fn pending_feedback(
             format!("must be 1-30, got {days}"),
         ));
     }
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     let profile = super::me::current_profile(&state, caller.account_id).await?;
     let today = activities::local_date(Utc::now(), &profile.preferences.timezone);
     let from = today - chrono::Duration::days(i64::from(days) - 1);

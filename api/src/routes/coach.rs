@@ -3,7 +3,6 @@
 //! athlete does not exist as far as the caller can tell (404).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use projections::activities::{ActivityDetail, ActivityPage};
 use projections::profile::{self, CoachedAthlete, Profile};
 use uuid::Uuid;
@@ -16,7 +15,7 @@ use super::journal::{
 use crate::extract::{Path, Query};
 use crate::policy::{Caller, coached_athlete};
 use crate::problem::ApiResult;
-use crate::{AppState, Consistency};
+use crate::{AppState, Consistency, MinPosition};
 
 /// The athletes who granted the calling coach access.
 #[utoipa::path(get, path = "/v1/coach/athletes", tag = "coach", params(Consistency),
@@ -24,10 +23,8 @@ use crate::{AppState, Consistency};
 pub async fn roster(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<Vec<CoachedAthlete>>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     state.visible(&["profile"], min).await?;
     let t = state.tables("profile").await?;
     Ok(axum::Json(
@@ -41,12 +38,10 @@ pub async fn roster(
 pub async fn athlete_profile(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(athlete_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<Profile>> {
     let athlete = coached_athlete(&state, &caller, athlete_id).await?;
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         super::me::load_profile(&state, athlete, min).await?,
     ))
@@ -59,13 +54,11 @@ pub async fn athlete_profile(
 pub async fn athlete_activities(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(athlete_id): Path<Uuid>,
     Query(params): Query<ListParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<ActivityPage>> {
     let athlete = coached_athlete(&state, &caller, athlete_id).await?;
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(list_for(&state, athlete, params, min).await?))
 }
 
@@ -77,12 +70,10 @@ pub async fn athlete_activities(
 pub async fn athlete_activity(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path((athlete_id, activity_id)): Path<(Uuid, Uuid)>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<ActivityDetail>> {
     let athlete = coached_athlete(&state, &caller, athlete_id).await?;
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         detail_for(&state, athlete, activity_id, min).await?,
     ))
@@ -97,13 +88,11 @@ macro_rules! ranged {
         pub async fn $name(
             State(state): State<AppState>,
             caller: Caller,
-            headers: HeaderMap,
             Path(athlete_id): Path<Uuid>,
             Query(range): Query<RangeParams>,
-            Query(c): Query<Consistency>,
+            MinPosition(min): MinPosition,
         ) -> ApiResult<axum::Json<$ty>> {
             let athlete = coached_athlete(&state, &caller, athlete_id).await?;
-            let min = Consistency::from_parts(c.min_position, &headers)?;
             Ok(axum::Json($fetch(&state, athlete, &range, min).await?))
         }
     };
@@ -145,11 +134,9 @@ ranged!(
 pub async fn athlete_availability(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(athlete_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<AvailabilityView>> {
     let athlete = coached_athlete(&state, &caller, athlete_id).await?;
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(availability_of(&state, athlete, min).await?))
 }

@@ -3,7 +3,6 @@
 //! the athlete's current physiology (docs/efficiency.md).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::activity::{Activity, Sport, WorkoutType};
 use domain::athlete::Units;
@@ -22,7 +21,7 @@ use super::journal::RangeParams;
 use crate::extract::{Path, Query};
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
-use crate::{AppState, Consistency};
+use crate::{AppState, Consistency, MinPosition};
 
 async fn history(
     state: &AppState,
@@ -81,11 +80,9 @@ pub struct ActivityEfficiency {
 pub async fn get_efficiency(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(activity_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<ActivityEfficiency>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     let stream = store::StreamId::new(
         <Activity as cqrs_es::Aggregate>::TYPE,
         activity_id.to_string(),
@@ -200,9 +197,8 @@ pub struct EfficiencyTrends {
 pub async fn trends(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(p): Query<TrendParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<EfficiencyTrends>> {
     let days = p.days.unwrap_or(90);
     if !(7..=3650).contains(&days) {
@@ -211,7 +207,6 @@ pub async fn trends(
             format!("must be 7-3650, got {days}"),
         ));
     }
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     let all = history(&state, caller.account_id, min).await?;
     let (units, to) = units_and_today(&state, caller.account_id).await?;
     let from = to - chrono::Duration::days(i64::from(days) - 1);
@@ -338,11 +333,9 @@ pub struct TrainingLoad {
 pub async fn training_load(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(range): Query<RangeParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<TrainingLoad>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     let w = range.window();
     let all = history(&state, caller.account_id, min).await?;
     let t = state.tables("profile").await?;

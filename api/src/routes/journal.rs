@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::extract::{Json, Path, Query};
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
-use crate::{AppState, Consistency, Created, Written};
+use crate::{AppState, Consistency, Created, MinPosition, Written};
 
 /// The longest date range one list request covers.
 pub const MAX_RANGE_DAYS: u64 = 366;
@@ -214,11 +214,9 @@ pub async fn put_checkin(
 pub async fn get_checkin(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(date): Path<NaiveDate>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<CheckIn>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     day_for(&state, caller.account_id, date, min)
         .await?
         .check_in
@@ -239,11 +237,9 @@ pub struct DatedCheckIn {
 pub async fn list_checkins(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(range): Query<RangeParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<CheckInPage>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         checkins_of(&state, caller.account_id, &range, min).await?,
     ))
@@ -367,11 +363,9 @@ pub struct DatedNutritionEntry {
 pub async fn list_nutrition(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(range): Query<RangeParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<NutritionPage>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         nutrition_of(&state, caller.account_id, &range, min).await?,
     ))
@@ -431,11 +425,9 @@ async fn find_entry(
 pub async fn get_nutrition(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(entry_id): Path<Uuid>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<DatedNutritionEntry>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     let (date, entry) = find_entry(&state, caller.account_id, entry_id, min).await?;
     Ok(axum::Json(DatedNutritionEntry { date, entry }))
 }
@@ -541,10 +533,8 @@ pub struct PresetBody {
 pub async fn list_presets(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<Vec<Preset>>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     state.visible(&["profile"], min).await?;
     let t = state.tables("profile").await?;
     Ok(axum::Json(
@@ -631,11 +621,9 @@ pub async fn put_work(
 pub async fn get_work(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(date): Path<NaiveDate>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<WorkPattern>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     day_for(&state, caller.account_id, date, min)
         .await?
         .work
@@ -656,11 +644,9 @@ pub struct DatedWork {
 pub async fn list_work(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(range): Query<RangeParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<WorkPage>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         work_of(&state, caller.account_id, &range, min).await?,
     ))
@@ -732,11 +718,9 @@ pub async fn put_body(
 pub async fn get_body(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Path(date): Path<NaiveDate>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<BodyComposition>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     day_for(&state, caller.account_id, date, min)
         .await?
         .body_composition
@@ -757,11 +741,9 @@ pub struct DatedBody {
 pub async fn list_body(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     Query(range): Query<RangeParams>,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<BodyPage>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         body_of(&state, caller.account_id, &range, min).await?,
     ))
@@ -822,10 +804,8 @@ pub(crate) async fn availability_of(
 pub async fn get_availability(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<AvailabilityView>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         availability_of(&state, caller.account_id, min).await?,
     ))
@@ -965,10 +945,8 @@ pub struct InsightFeedbackStats {
 pub async fn insight_feedback_stats(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<InsightFeedbackStats>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     state.visible(&["journal"], min).await?;
     let t = state.tables("journal").await?;
     let pool = state.read_pool();

@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use commands::CommandContext;
 use domain::athlete::{
     Athlete, AthleteCommand, CoachAccessScope, Digest, NotificationChoices, OnboardingStep,
@@ -14,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path};
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
-use crate::{AppState, Consistency, Written};
+use crate::{AppState, Consistency, MinPosition, Written};
 
 pub(crate) async fn load_profile(
     state: &AppState,
@@ -49,10 +48,8 @@ pub(crate) async fn current_profile(state: &AppState, athlete: Uuid) -> ApiResul
 pub async fn get_me(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<Profile>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         load_profile(&state, caller.account_id, min).await?,
     ))
@@ -191,10 +188,8 @@ pub async fn patch_me(
 pub async fn get_preferences(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<profile::Preferences>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     Ok(axum::Json(
         load_profile(&state, caller.account_id, min)
             .await?
@@ -294,10 +289,8 @@ fn onboarding_state(p: &Profile) -> OnboardingState {
 pub async fn get_onboarding(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<OnboardingState>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     let p = load_profile(&state, caller.account_id, min).await?;
     Ok(axum::Json(onboarding_state(&p)))
 }
@@ -415,10 +408,8 @@ pub async fn post_onboarding_step(
 pub async fn list_coaches(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
-    Query(c): Query<Consistency>,
+    MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<Vec<CoachAccess>>> {
-    let min = Consistency::from_parts(c.min_position, &headers)?;
     state.visible(&["profile"], min).await?;
     let t = state.tables("profile").await?;
     Ok(axum::Json(

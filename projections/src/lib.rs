@@ -11,6 +11,7 @@ pub mod engine;
 pub mod journal;
 pub mod profile;
 pub mod replay;
+pub mod table;
 
 pub use decode::{Decoder, DomainEvent};
 pub use engine::{Engine, Progress, Projected, Projection, ReadDb, Status, Tables};

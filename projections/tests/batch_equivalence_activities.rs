@@ -232,24 +232,34 @@ async fn batches_equal_single_events(t: TestStore) {
         .unwrap();
     let tables = first.active_tables("activities").await.unwrap();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT activity_id, athlete_id FROM {} ORDER BY athlete_id, start_time_us",
+        "SELECT activity_id, athlete_id, max_hr_bpm FROM {} ORDER BY athlete_id, start_time_us",
         tables.table("activities")
     )))
     .fetch_all(&first.db().pool)
     .await
     .unwrap();
     first.release_leases().await.unwrap();
-    let ids: Vec<(Uuid, Uuid)> = rows
+    let ids: Vec<(Uuid, Uuid, Option<f64>)> = rows
         .iter()
         .map(|r| {
             (
                 r.get::<String, _>(0).parse().unwrap(),
                 r.get::<String, _>(1).parse().unwrap(),
+                r.get::<Option<f64>, _>(2),
             )
         })
         .collect();
     let a = ids[0].1;
-    let mine: Vec<Uuid> = ids.iter().filter(|i| i.1 == a).map(|i| i.0).collect();
+    // The update sets an average of 151 bpm, which the domain refuses above the recorded
+    // maximum: the activity it updates is one whose maximum allows it.
+    let mut mine: Vec<Uuid> = ids.iter().filter(|i| i.1 == a).map(|i| i.0).collect();
+    let updatable = ids
+        .iter()
+        .position(|i| i.1 == a && i.2.is_none_or(|max| max >= 151.0))
+        .expect("an activity whose maximum heart rate allows the update");
+    let target = ids[updatable].0;
+    mine.retain(|&id| id != target);
+    mine.insert(0, target);
     let erased = ids.iter().map(|i| i.1).find(|&b| b != a).unwrap();
     assert!(mine.len() >= 4, "athlete {a} has {} activities", mine.len());
     let bus = bus(&t);

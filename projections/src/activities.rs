@@ -12,15 +12,54 @@ use domain::activity::{ActivityEvent, ActivitySource, Lap, Sport, WorkoutType};
 use domain::athlete::AthleteEvent;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use uuid::Uuid;
 
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
-use crate::profile::uncached;
+use crate::read_model_table;
+use crate::table::{Pending, Table, Write};
 
 pub struct ActivitiesProjection;
+
+read_model_table! {
+    /// One live activity. Later events name the activity only through their stream, so the
+    /// stream id is the key for the recording too. A plain INSERT: the aggregate refuses a
+    /// second recording, so a duplicate here is a broken log and belongs in the skipped list,
+    /// not silently merged.
+    pub struct ActivityRow in "activities", key 1, Insert {
+        activity_id: String,
+        athlete_id: String,
+        sport: String,
+        name: Option<String>,
+        start_time_us: i64,
+        timezone: String,
+        local_date: String,
+        distance_m: Option<f64>,
+        moving_time_s: f64,
+        elapsed_time_s: Option<f64>,
+        avg_hr_bpm: Option<f64>,
+        max_hr_bpm: Option<f64>,
+        elevation_gain_m: Option<f64>,
+        elevation_loss_m: Option<f64>,
+        source: String,
+        external_id: Option<String>,
+        workout_type: Option<String>,
+        is_race: i64,
+        race_name: Option<String>,
+        race_official_distance_m: Option<f64>,
+        race_official_time_s: Option<f64>,
+        effort: Option<i64>,
+        leg_feel: Option<i64>,
+        mood_before: Option<i64>,
+        mood_after: Option<i64>,
+        energy_before: Option<i64>,
+        energy_after: Option<i64>,
+        effort_notes: Option<String>,
+        notes: Option<String>,
+        laps_json: String,
+    }
+}
 
 #[async_trait::async_trait]
 impl Projection for ActivitiesProjection {
@@ -33,46 +72,13 @@ impl Projection for ActivitiesProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["activities"]
+        &[ActivityRow::DEF.base]
     }
 
     fn schema(&self, t: &Tables) -> Vec<String> {
-        let activities = t.table("activities");
+        let activities = t.table(ActivityRow::DEF.base);
         vec![
-            format!(
-                "CREATE TABLE {activities} (
-                    activity_id              TEXT PRIMARY KEY,
-                    athlete_id               TEXT   NOT NULL,
-                    sport                    TEXT   NOT NULL,
-                    name                     TEXT,
-                    start_time_us            BIGINT NOT NULL,
-                    timezone                 TEXT   NOT NULL,
-                    local_date               TEXT   NOT NULL,
-                    distance_m               DOUBLE PRECISION,
-                    moving_time_s            DOUBLE PRECISION NOT NULL,
-                    elapsed_time_s           DOUBLE PRECISION,
-                    avg_hr_bpm               DOUBLE PRECISION,
-                    max_hr_bpm               DOUBLE PRECISION,
-                    elevation_gain_m         DOUBLE PRECISION,
-                    elevation_loss_m         DOUBLE PRECISION,
-                    source                   TEXT   NOT NULL,
-                    external_id              TEXT,
-                    workout_type             TEXT,
-                    is_race                  BIGINT NOT NULL,
-                    race_name                TEXT,
-                    race_official_distance_m DOUBLE PRECISION,
-                    race_official_time_s     DOUBLE PRECISION,
-                    effort                   BIGINT,
-                    leg_feel                 BIGINT,
-                    mood_before              BIGINT,
-                    mood_after               BIGINT,
-                    energy_before            BIGINT,
-                    energy_after             BIGINT,
-                    effort_notes             TEXT,
-                    notes                    TEXT,
-                    laps_json                TEXT   NOT NULL
-                )"
-            ),
+            ActivityRow::DEF.create_sql(t),
             // One index per sort key, each ending in the id tie-breaker, so every page of every
             // sort order is an index range scan whatever the athlete's history length.
             format!(
@@ -89,6 +95,8 @@ impl Projection for ActivitiesProjection {
         ]
     }
 
+    /// One event on its own: a recording is inserted; a later event is folded into the stored
+    /// row, which is written back whole; a deletion or an erasure removes rows.
     async fn apply(
         &self,
         conn: &mut AnyConnection,
@@ -101,7 +109,7 @@ impl Projection for ActivitiesProjection {
             return Ok(());
         };
         let athlete = athlete.to_string();
-        let table = t.table("activities");
+        let table = t.table(ActivityRow::DEF.base);
         let event = match e.event {
             DomainEvent::Activity(event) => event,
             DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) => {
@@ -115,60 +123,11 @@ impl Projection for ActivitiesProjection {
             }
             _ => return Ok(()),
         };
-        // Later events name the activity only through their stream, so the stream id is the
-        // key for the recording too.
         let activity_id = e.recorded.stream.stream_id.clone();
+        let mut pending = Pending::default();
         match event {
             ActivityEvent::ActivityRecorded(r) => {
-                // A plain INSERT: the aggregate refuses a second recording, so a duplicate here
-                // is a broken log and belongs in the skipped list, not silently merged.
-                uncached(format!(
-                    "INSERT INTO {table} (activity_id, athlete_id, sport, name, start_time_us, \
-                       timezone, local_date, distance_m, moving_time_s, elapsed_time_s, avg_hr_bpm, \
-                       max_hr_bpm, elevation_gain_m, elevation_loss_m, source, external_id, is_race, \
-                       laps_json) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                       0, $17)"
-                ))
-                .bind(activity_id)
-                .bind(athlete)
-                .bind(enum_text(&r.sport)?)
-                .bind(r.name.clone())
-                .bind(r.start_time.timestamp_micros())
-                .bind(r.timezone.clone())
-                .bind(local_date(r.start_time, &r.timezone).to_string())
-                .bind(r.distance_m)
-                .bind(r.moving_time_s)
-                .bind(r.elapsed_time_s)
-                .bind(r.avg_hr_bpm)
-                .bind(r.max_hr_bpm)
-                .bind(r.elevation_gain_m)
-                .bind(r.elevation_loss_m)
-                .bind(enum_text(&r.source)?)
-                .bind(r.external_id.clone())
-                .bind(serde_json::to_string(&r.laps)?)
-                .execute(conn)
-                .await?;
-            }
-            ActivityEvent::ActivityUpdated(u) => {
-                // An update cannot clear a value (events.md), so absent fields keep theirs.
-                uncached(format!(
-                    "UPDATE {table} SET name = COALESCE($3, name), sport = COALESCE($4, sport), \
-                       distance_m = COALESCE($5, distance_m), \
-                       moving_time_s = COALESCE($6, moving_time_s), \
-                       avg_hr_bpm = COALESCE($7, avg_hr_bpm), notes = COALESCE($8, notes) \
-                     WHERE activity_id = $1 AND athlete_id = $2"
-                ))
-                .bind(activity_id)
-                .bind(athlete)
-                .bind(u.name.clone())
-                .bind(u.sport.as_ref().map(enum_text).transpose()?)
-                .bind(u.distance_m)
-                .bind(u.moving_time_s)
-                .bind(u.avg_hr_bpm)
-                .bind(u.notes.clone())
-                .execute(conn)
-                .await?;
+                pending.put(&ActivityRow::recorded(activity_id, athlete, r)?)?;
             }
             ActivityEvent::ActivityDeleted(_) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -178,63 +137,25 @@ impl Projection for ActivitiesProjection {
                 .bind(athlete)
                 .execute(conn)
                 .await?;
+                return Ok(());
             }
-            ActivityEvent::WorkoutTypeSet(w) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET workout_type = $3 WHERE activity_id = $1 AND athlete_id = $2"
-                )))
-                .bind(activity_id)
-                .bind(athlete)
-                .bind(enum_text(&w.workout_type)?)
-                .execute(conn)
-                .await?;
-            }
-            ActivityEvent::MarkedAsRace(m) => {
-                // The latest marking wins whole: a field it leaves null is unknown now.
-                uncached(format!(
-                    "UPDATE {table} SET is_race = 1, race_name = $3, race_official_distance_m = $4, \
-                       race_official_time_s = $5 \
-                     WHERE activity_id = $1 AND athlete_id = $2"
-                ))
-                .bind(activity_id)
-                .bind(athlete)
-                .bind(m.race_name.clone())
-                .bind(m.official_distance_m)
-                .bind(m.official_time_s)
-                .execute(conn)
-                .await?;
-            }
-            ActivityEvent::PerceivedEffortRemoved(_) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET effort = NULL, leg_feel = NULL, mood_before = NULL, \
-                       mood_after = NULL, energy_before = NULL, energy_after = NULL, \
-                       effort_notes = NULL WHERE activity_id = $1 AND athlete_id = $2"
-                )))
-                .bind(activity_id)
-                .bind(athlete)
-                .execute(conn)
-                .await?;
-            }
-            ActivityEvent::PerceivedEffortRecorded(p) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET effort = $3, leg_feel = $4, mood_before = $5, \
-                       mood_after = $6, energy_before = $7, energy_after = $8, effort_notes = $9 \
-                     WHERE activity_id = $1 AND athlete_id = $2"
-                )))
-                .bind(activity_id)
-                .bind(athlete)
-                .bind(i64::from(p.effort))
-                .bind(p.leg_feel.map(i64::from))
-                .bind(p.mood_before.map(i64::from))
-                .bind(p.mood_after.map(i64::from))
-                .bind(p.energy_before.map(i64::from))
-                .bind(p.energy_after.map(i64::from))
-                .bind(p.notes.clone())
-                .execute(conn)
-                .await?;
+            _ => {
+                // Someone else's event, or one on a deleted activity, changes nothing.
+                let sql =
+                    ActivityRow::DEF.select_sql(t, "WHERE activity_id = $1 AND athlete_id = $2");
+                let Some(mut row) = sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(sql))
+                    .bind(&activity_id)
+                    .bind(&athlete)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(());
+                };
+                row.fold(event)?;
+                pending.put_as(ActivityRow::DEF.writing(Write::Replace), &row)?;
             }
         }
-        Ok(())
+        pending.flush(conn, t).await
     }
 
     /// Folds the batch per activity: a recording and whatever follows it in the same batch
@@ -248,7 +169,7 @@ impl Projection for ActivitiesProjection {
         t: &Tables,
         events: &[Projected<'_>],
     ) -> anyhow::Result<()> {
-        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending: Vec<ActivityRow> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for e in events {
             let Some(athlete) = e.recorded.metadata.athlete_id else {
@@ -270,7 +191,7 @@ impl Projection for ActivitiesProjection {
                     anyhow::bail!("activity {activity_id} recorded twice");
                 }
                 index.insert(activity_id.clone(), pending.len());
-                pending.push(Pending::recorded(
+                pending.push(ActivityRow::recorded(
                     activity_id.clone(),
                     athlete.to_string(),
                     r,
@@ -301,45 +222,7 @@ impl Projection for ActivitiesProjection {
     }
 }
 
-/// Rows per multi-row INSERT (30 parameters each, inside both stores' limits).
-const CHUNK: usize = 400;
-
-/// One activity row not yet written: the recording with the later events of the same batch
-/// folded in, exactly as the per-event UPDATEs would leave it.
-struct Pending {
-    activity_id: String,
-    athlete_id: String,
-    sport: String,
-    name: Option<String>,
-    start_time_us: i64,
-    timezone: String,
-    local_date: String,
-    distance_m: Option<f64>,
-    moving_time_s: f64,
-    elapsed_time_s: Option<f64>,
-    avg_hr_bpm: Option<f64>,
-    max_hr_bpm: Option<f64>,
-    elevation_gain_m: Option<f64>,
-    elevation_loss_m: Option<f64>,
-    source: String,
-    external_id: Option<String>,
-    workout_type: Option<String>,
-    is_race: i64,
-    race_name: Option<String>,
-    race_official_distance_m: Option<f64>,
-    race_official_time_s: Option<f64>,
-    effort: Option<i64>,
-    leg_feel: Option<i64>,
-    mood_before: Option<i64>,
-    mood_after: Option<i64>,
-    energy_before: Option<i64>,
-    energy_after: Option<i64>,
-    effort_notes: Option<String>,
-    notes: Option<String>,
-    laps_json: String,
-}
-
-impl Pending {
+impl ActivityRow {
     fn recorded(
         activity_id: String,
         athlete_id: String,
@@ -379,10 +262,11 @@ impl Pending {
         })
     }
 
-    /// The effect of the UPDATE `apply` runs for `event` (recordings and deletions are
-    /// handled by the caller).
+    /// The effect of a later event on the row (recordings and deletions are handled by the
+    /// caller).
     fn fold(&mut self, event: &ActivityEvent) -> anyhow::Result<()> {
         match event {
+            // An update cannot clear a value (events.md), so absent fields keep theirs.
             ActivityEvent::ActivityUpdated(u) => {
                 if let Some(name) = &u.name {
                     self.name = Some(name.clone());
@@ -406,6 +290,7 @@ impl Pending {
             ActivityEvent::WorkoutTypeSet(w) => {
                 self.workout_type = Some(enum_text(&w.workout_type)?);
             }
+            // The latest marking wins whole: a field it leaves null is unknown now.
             ActivityEvent::MarkedAsRace(m) => {
                 self.is_race = 1;
                 self.race_name = m.race_name.clone();
@@ -438,69 +323,20 @@ impl Pending {
     }
 }
 
-/// Writes the pending rows, [`CHUNK`] per statement, unprepared (they bind optional reals, D9).
-/// A row whose id already exists fails the batch, as the per-event INSERT would fail the event.
+/// Writes the pending rows with multi-row INSERTs. A row whose id already exists fails the
+/// batch, as the per-event INSERT would fail the event.
 async fn flush(
     conn: &mut AnyConnection,
     t: &Tables,
-    pending: &mut Vec<Pending>,
+    pending: &mut Vec<ActivityRow>,
     index: &mut HashMap<String, usize>,
 ) -> anyhow::Result<()> {
     index.clear();
-    let table = t.table("activities");
-    for chunk in pending.chunks(CHUNK) {
-        let values = (0..chunk.len())
-            .map(|r| {
-                let cells: Vec<String> = (1..=30).map(|c| format!("${}", r * 30 + c)).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut q = uncached(format!(
-            "INSERT INTO {table} (activity_id, athlete_id, sport, name, start_time_us, timezone, \
-               local_date, distance_m, moving_time_s, elapsed_time_s, avg_hr_bpm, max_hr_bpm, \
-               elevation_gain_m, elevation_loss_m, source, external_id, workout_type, is_race, \
-               race_name, race_official_distance_m, race_official_time_s, effort, leg_feel, \
-               mood_before, mood_after, energy_before, energy_after, effort_notes, notes, laps_json) \
-             VALUES {values}"
-        ));
-        for p in chunk {
-            q = q
-                .bind(p.activity_id.clone())
-                .bind(p.athlete_id.clone())
-                .bind(p.sport.clone())
-                .bind(p.name.clone())
-                .bind(p.start_time_us)
-                .bind(p.timezone.clone())
-                .bind(p.local_date.clone())
-                .bind(p.distance_m)
-                .bind(p.moving_time_s)
-                .bind(p.elapsed_time_s)
-                .bind(p.avg_hr_bpm)
-                .bind(p.max_hr_bpm)
-                .bind(p.elevation_gain_m)
-                .bind(p.elevation_loss_m)
-                .bind(p.source.clone())
-                .bind(p.external_id.clone())
-                .bind(p.workout_type.clone())
-                .bind(p.is_race)
-                .bind(p.race_name.clone())
-                .bind(p.race_official_distance_m)
-                .bind(p.race_official_time_s)
-                .bind(p.effort)
-                .bind(p.leg_feel)
-                .bind(p.mood_before)
-                .bind(p.mood_after)
-                .bind(p.energy_before)
-                .bind(p.energy_after)
-                .bind(p.effort_notes.clone())
-                .bind(p.notes.clone())
-                .bind(p.laps_json.clone());
-        }
-        q.execute(&mut *conn).await?;
+    let mut rows = Pending::default();
+    for row in pending.drain(..) {
+        rows.put(&row)?;
     }
-    pending.clear();
-    Ok(())
+    rows.flush(conn, t).await
 }
 
 /// The local calendar date of `start` in `timezone` (see [`domain::time::local_date`]).
@@ -641,12 +477,8 @@ pub struct ActivityPage {
     pub next_cursor: Option<String>,
 }
 
-const SUMMARY_COLUMNS: &str = "activity_id, sport, name, start_time_us, local_date, distance_m, \
-     moving_time_s, elapsed_time_s, avg_hr_bpm, elevation_gain_m, workout_type, is_race, \
-     race_name, race_official_distance_m, race_official_time_s, effort";
-
-const DETAIL_COLUMNS: &str = "timezone, max_hr_bpm, elevation_loss_m, source, external_id, \
-     leg_feel, mood_before, mood_after, energy_before, energy_after, effort_notes, notes, laps_json";
+/// List pages leave the laps out: they can be long, and a summary does not show them.
+const NOT_IN_LISTS: &[&str] = &["laps_json"];
 
 /// The athlete's live activities that started within a day of `start` (any zone's local
 /// date of it is then in range): the candidates for the same run imported from another file.
@@ -738,13 +570,16 @@ pub async fn list(
         ));
     }
     let limit_param = sql.param(Value::Int(i64::from(limit) + 1));
-    let text = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM {} WHERE {} ORDER BY {} {order}, activity_id {order} LIMIT {limit_param}",
-        t.table("activities"),
-        sql.conditions.join(" AND "),
-        key.sql(),
+    let text = ActivityRow::DEF.select_sql_blanking(
+        t,
+        NOT_IN_LISTS,
+        &format!(
+            "WHERE {} ORDER BY {} {order}, activity_id {order} LIMIT {limit_param}",
+            sql.conditions.join(" AND "),
+            key.sql(),
+        ),
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+    let mut q = sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(text));
     for value in sql.params {
         q = match value {
             Value::Int(v) => q.bind(v),
@@ -755,7 +590,7 @@ pub async fn list(
     let rows = q.fetch_all(pool).await?;
     let mut activities = rows
         .iter()
-        .map(summary_from)
+        .map(ActivitySummary::try_from)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let next_cursor = if activities.len() > limit as usize {
         activities.truncate(limit as usize);
@@ -778,76 +613,77 @@ pub async fn detail(
     athlete: Uuid,
     activity_id: Uuid,
 ) -> anyhow::Result<Option<ActivityDetail>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUMMARY_COLUMNS}, {DETAIL_COLUMNS} FROM {} WHERE athlete_id = $1 AND activity_id = $2",
-        t.table("activities")
-    )))
-    .bind(athlete.to_string())
-    .bind(activity_id.to_string())
-    .fetch_optional(pool)
-    .await?;
-    let Some(r) = row else {
-        return Ok(None);
-    };
-    let perceived_effort = match small(&r, "effort")? {
-        Some(effort) => Some(PerceivedEffort {
-            effort,
-            leg_feel: small(&r, "leg_feel")?,
-            mood_before: small(&r, "mood_before")?,
-            mood_after: small(&r, "mood_after")?,
-            energy_before: small(&r, "energy_before")?,
-            energy_after: small(&r, "energy_after")?,
-            notes: r.try_get("effort_notes")?,
-        }),
-        None => None,
-    };
-    Ok(Some(ActivityDetail {
-        summary: summary_from(&r)?,
-        timezone: r.try_get("timezone")?,
-        max_hr_bpm: r.try_get("max_hr_bpm")?,
-        elevation_loss_m: r.try_get("elevation_loss_m")?,
-        source: text_enum(r.try_get("source")?)?,
-        external_id: r.try_get("external_id")?,
-        perceived_effort,
-        notes: r.try_get("notes")?,
-        laps: serde_json::from_str(&r.try_get::<String, _>("laps_json")?)?,
-    }))
+    let sql = ActivityRow::DEF.select_sql(t, "WHERE athlete_id = $1 AND activity_id = $2");
+    let row = sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(sql))
+        .bind(athlete.to_string())
+        .bind(activity_id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.map(ActivityDetail::try_from).transpose()
 }
 
-fn summary_from(r: &AnyRow) -> anyhow::Result<ActivitySummary> {
-    let race = match r.try_get::<i64, _>("is_race")? {
-        0 => None,
-        _ => Some(Race {
-            name: r.try_get("race_name")?,
-            official_distance_m: r.try_get("race_official_distance_m")?,
-            official_time_s: r.try_get("race_official_time_s")?,
-        }),
-    };
-    let start_us: i64 = r.try_get("start_time_us")?;
-    Ok(ActivitySummary {
-        activity_id: r.try_get::<String, _>("activity_id")?.parse()?,
-        sport: text_enum(r.try_get("sport")?)?,
-        name: r.try_get("name")?,
-        start_time: DateTime::from_timestamp_micros(start_us)
-            .ok_or_else(|| anyhow::anyhow!("start time {start_us} µs is out of range"))?,
-        local_date: r.try_get::<String, _>("local_date")?.parse()?,
-        distance_m: r.try_get("distance_m")?,
-        moving_time_s: r.try_get("moving_time_s")?,
-        elapsed_time_s: r.try_get("elapsed_time_s")?,
-        avg_hr_bpm: r.try_get("avg_hr_bpm")?,
-        elevation_gain_m: r.try_get("elevation_gain_m")?,
-        workout_type: r
-            .try_get::<Option<String>, _>("workout_type")?
-            .map(text_enum)
-            .transpose()?,
-        race,
-        perceived_effort_rpe: small(r, "effort")?,
-    })
+impl TryFrom<ActivityRow> for ActivityDetail {
+    type Error = anyhow::Error;
+    fn try_from(r: ActivityRow) -> anyhow::Result<Self> {
+        let perceived_effort = match small("effort", r.effort)? {
+            Some(effort) => Some(PerceivedEffort {
+                effort,
+                leg_feel: small("leg_feel", r.leg_feel)?,
+                mood_before: small("mood_before", r.mood_before)?,
+                mood_after: small("mood_after", r.mood_after)?,
+                energy_before: small("energy_before", r.energy_before)?,
+                energy_after: small("energy_after", r.energy_after)?,
+                notes: r.effort_notes.clone(),
+            }),
+            None => None,
+        };
+        Ok(ActivityDetail {
+            summary: ActivitySummary::try_from(&r)?,
+            perceived_effort,
+            laps: serde_json::from_str(&r.laps_json)?,
+            source: text_enum(r.source)?,
+            timezone: r.timezone,
+            max_hr_bpm: r.max_hr_bpm,
+            elevation_loss_m: r.elevation_loss_m,
+            external_id: r.external_id,
+            notes: r.notes,
+        })
+    }
 }
 
-fn small(r: &AnyRow, column: &str) -> anyhow::Result<Option<u8>> {
-    r.try_get::<Option<i64>, _>(column)?
-        .map(|v| u8::try_from(v).map_err(|_| anyhow::anyhow!("{column} = {v} is not a 1-10 scale")))
+impl TryFrom<&ActivityRow> for ActivitySummary {
+    type Error = anyhow::Error;
+    fn try_from(r: &ActivityRow) -> anyhow::Result<Self> {
+        let race = match r.is_race {
+            0 => None,
+            _ => Some(Race {
+                name: r.race_name.clone(),
+                official_distance_m: r.race_official_distance_m,
+                official_time_s: r.race_official_time_s,
+            }),
+        };
+        let start_us = r.start_time_us;
+        Ok(ActivitySummary {
+            activity_id: r.activity_id.parse()?,
+            sport: text_enum(r.sport.clone())?,
+            name: r.name.clone(),
+            start_time: DateTime::from_timestamp_micros(start_us)
+                .ok_or_else(|| anyhow::anyhow!("start time {start_us} µs is out of range"))?,
+            local_date: r.local_date.parse()?,
+            distance_m: r.distance_m,
+            moving_time_s: r.moving_time_s,
+            elapsed_time_s: r.elapsed_time_s,
+            avg_hr_bpm: r.avg_hr_bpm,
+            elevation_gain_m: r.elevation_gain_m,
+            workout_type: r.workout_type.clone().map(text_enum).transpose()?,
+            race,
+            perceived_effort_rpe: small("effort", r.effort)?,
+        })
+    }
+}
+
+fn small(column: &str, v: Option<i64>) -> anyhow::Result<Option<u8>> {
+    v.map(|v| u8::try_from(v).map_err(|_| anyhow::anyhow!("{column} = {v} is not a 1-10 scale")))
         .transpose()
 }
 

@@ -99,6 +99,33 @@ impl TableDef {
         )
     }
 
+    /// Like [`TableDef::select_sql`], with each column in `blank` read as `''` (text) instead:
+    /// for list pages that do not need a long column.
+    pub fn select_sql_blanking(&self, t: &Tables, blank: &[&str], rest: &str) -> String {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                if blank.contains(&c.name) {
+                    debug_assert!(c.ty == SqlType::Text);
+                    format!("'' AS {}", c.name)
+                } else {
+                    c.name.to_string()
+                }
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM {} {rest}",
+            columns.join(", "),
+            t.table(self.base)
+        )
+    }
+
+    /// The same table written another way (an `Insert` table's row replaced by a later event).
+    pub const fn writing(self, write: Write) -> Self {
+        Self { write, ..self }
+    }
+
     /// `INSERT … VALUES (…), … ON CONFLICT …` for `rows` rows.
     fn insert_sql(&self, table: &str, rows: usize) -> String {
         let width = self.columns.len();
@@ -258,7 +285,13 @@ pub struct Pending {
 impl Pending {
     fn map(&mut self, def: TableDef) -> &mut BTreeMap<Vec<String>, Op> {
         let i = match self.tables.iter().position(|(d, _)| d.base == def.base) {
-            Some(i) => i,
+            Some(i) => {
+                debug_assert_eq!(
+                    self.tables[i].0.write, def.write,
+                    "one write mode per batch"
+                );
+                i
+            }
             None => {
                 self.tables.push((def, BTreeMap::new()));
                 self.tables.len() - 1
@@ -273,7 +306,13 @@ impl Pending {
 
     /// Writes `row` (or, for an `Add` table, adds it to the pending sum of its key).
     pub fn put<T: Table>(&mut self, row: &T) -> anyhow::Result<()> {
-        let def = T::DEF;
+        self.put_as(T::DEF, row)
+    }
+
+    /// [`Pending::put`] with the table's write mode replaced by `def`'s; rows of one table
+    /// must be put with one mode in a batch.
+    pub fn put_as<T: Table>(&mut self, def: TableDef, row: &T) -> anyhow::Result<()> {
+        debug_assert_eq!(def.base, T::DEF.base);
         let cells = row.cells();
         let key = Self::key(&def, &cells);
         let map = self.map(def);

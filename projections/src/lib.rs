@@ -5,6 +5,7 @@ pub mod activities;
 pub mod admin_metrics;
 pub mod audit;
 pub mod correlations;
+pub mod cpu;
 pub mod decode;
 pub mod efficiency;
 pub mod engine;

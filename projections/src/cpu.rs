@@ -35,3 +35,48 @@ where
     .await
     .context("a CPU job failed")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_run_at_most_one_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let active = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..cores * 4)
+            .map(|i| {
+                let (active, most) = (active.clone(), most.clone());
+                tokio::spawn(run(move || {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Long enough for the others to pile up behind the permits.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    i * 2
+                }))
+            })
+            .collect();
+        let mut results = Vec::new();
+        for job in jobs {
+            results.push(job.await.unwrap().unwrap());
+        }
+        assert_eq!(results, (0..cores * 4).map(|i| i * 2).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&most),
+            "{most} jobs at once on {cores} cores"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_error_not_a_crash() {
+        let err = run(|| -> u32 { panic!("corrupt file") }).await.unwrap_err();
+        assert_eq!(err.to_string(), "a CPU job failed");
+        // The permit came back: the next job runs.
+        assert_eq!(run(|| 7).await.unwrap(), 7);
+    }
+}

@@ -88,7 +88,10 @@ pub trait Projection: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// `CREATE TABLE` / `CREATE INDEX` statements for one generation.
     fn schema(&self, t: &Tables) -> Vec<String>;
-    /// Applies one event inside the batch's transaction. An error skips the event (recorded).
+    /// Applies one event inside the batch's transaction. Return database and store errors as
+    /// they are: a transient one (pool, connection, lock) is retried later and never skips;
+    /// any other error that repeats on a one-event retry skips the event as poison (recorded,
+    /// and `/health` is not ready until an operator resolves it).
     async fn apply(
         &self,
         conn: &mut AnyConnection,
@@ -99,7 +102,8 @@ pub trait Projection: Send + Sync + 'static {
     /// applies them one by one; projections override it to write many rows per statement
     /// (rebuild throughput is bounded by statements, not by events). It must leave exactly the
     /// rows that applying each event in turn would. When it fails, the engine retries the
-    /// batch one event at a time through `apply`, so only a poison event is skipped.
+    /// batch one event at a time through `apply` (unless the failure was transient: then the
+    /// whole batch is retried later), so only a poison event is skipped.
     async fn apply_batch(
         &self,
         conn: &mut AnyConnection,

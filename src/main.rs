@@ -96,7 +96,8 @@ enum Command {
         #[arg(long)]
         no_serve: bool,
     },
-    /// Run the background workers (the projector) until SIGTERM/Ctrl-C.
+    /// Run the background workers (the projector, the correlation worker) until SIGTERM/Ctrl-C;
+    /// the first failure ends the process, for its supervisor to restart.
     Worker,
     /// Inspect, rebuild and verify read models.
     #[command(subcommand)]
@@ -392,16 +393,16 @@ async fn serve(
     store.migrate().await.context("migration failed")?;
     // The single-process default keeps read models current itself; deployments with separate
     // `stridelog worker` processes turn this off (leases would make it harmless either way).
+    // Each embedded worker is supervised: restarted after a failure, and shown in /health.
     let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervised = workers::Workers::default();
     let worker = embedded_worker.then(|| {
-        let (store, url) = (store.clone(), args.url());
+        let (store, url, supervised) = (store.clone(), args.url(), supervised.clone());
         tokio::spawn(async move {
             let stop = async {
                 let _ = worker_stopped.await;
             };
-            if let Err(e) = workers::run_all(store, &url, stop).await {
-                tracing::error!(error = %format!("{e:#}"), "embedded workers failed");
-            }
+            workers::run_supervised(store, &url, supervised, Default::default(), stop).await;
         })
     });
     let info = store.info().await?;
@@ -416,7 +417,9 @@ async fn serve(
         read_db,
         projections::all(),
     ));
-    let app = api::router(api::AppState::new(store, commands, engine, jwt_secret)?);
+    let app = api::router(
+        api::AppState::new(store, commands, engine, jwt_secret)?.with_workers(supervised),
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

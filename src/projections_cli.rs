@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use projections::Engine;
 use projections::audit::{AuditFilter, trail};
+use projections::{Engine, Resolution};
 use uuid::Uuid;
 
 #[derive(Debug, clap::Subcommand)]
@@ -30,9 +30,20 @@ pub enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The events a projection skipped because it could not apply them.
+    /// The events a projection skipped because it could not apply them, resolved or not.
     Skipped {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-apply one skipped event after its cause was fixed (or, with --dismiss, accept that
+    /// it can never apply); either way readiness stops failing on it.
+    Retry {
+        name: String,
+        position: i64,
+        /// Do not apply it: mark it dismissed, accepting the read model lacks it.
+        #[arg(long)]
+        dismiss: bool,
         #[arg(long)]
         json: bool,
     },
@@ -137,11 +148,48 @@ pub async fn run(engine: &Engine, cmd: ProjectionsCommand) -> anyhow::Result<boo
                 if json {
                     println!("{}", serde_json::to_string(s)?);
                 } else {
+                    let state = match (s.resolution, s.resolved_at) {
+                        (Some(r), Some(at)) => format!("{} {}", r.text(), at.to_rfc3339()),
+                        _ => "unresolved".to_string(),
+                    };
                     println!(
-                        "{:>8}  {}  {}  {}",
+                        "{:>8}  {}  {}  {state}  {}",
                         s.position, s.event_type, s.event_id, s.error
                     );
                 }
+            }
+            Ok(true)
+        }
+        ProjectionsCommand::Retry {
+            name,
+            position,
+            dismiss,
+            json,
+        } => {
+            let resolution = if dismiss {
+                engine.dismiss_skipped(&name, position).await?;
+                Resolution::Dismissed
+            } else {
+                engine.retry_skipped(&name, position).await?;
+                Resolution::Applied
+            };
+            let left = engine
+                .skipped(&name)
+                .await?
+                .iter()
+                .filter(|s| s.resolution.is_none())
+                .count();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": name, "position": position,
+                        "resolution": resolution, "unresolved_left": left})
+                );
+            } else {
+                println!(
+                    "{name}: position {position} {}; {left} unresolved left",
+                    resolution.text()
+                );
             }
             Ok(true)
         }

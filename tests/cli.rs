@@ -175,7 +175,7 @@ async fn migrate_reports_the_schema_version(t: TestStore) {
     let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
     assert!(out.status.success());
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["schema_version"], 5);
+    assert_eq!(info["schema_version"], 6);
     assert_eq!(info["backend"], t.store.backend_name());
 }
 
@@ -211,12 +211,24 @@ async fn serve_answers_health(t: TestStore) {
         serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["backend"], t.store.backend_name());
-    assert_eq!(json["schema_version"], 5);
+    assert_eq!(json["schema_version"], 6);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
     let projections = json["projections"].as_array().unwrap();
     assert_eq!(projections.len(), projections::all().len());
     assert!(projections.iter().any(|p| p["name"] == "audit"));
     assert!(projections.iter().all(|p| p["skipped_events"] == 0));
+    // The embedded workers are supervised and reported.
+    let mut workers: Vec<(&str, &str)> = json["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap(), w["state"].as_str().unwrap()))
+        .collect();
+    workers.sort();
+    assert_eq!(
+        workers,
+        [("correlations", "running"), ("projector", "running")]
+    );
 
     store::testing::send_signal(&child, "TERM");
     let status = child.wait().unwrap();
@@ -241,6 +253,7 @@ on_both_backends!(
     migrate_reports_the_schema_version,
     serve_answers_health,
     import_files,
+    a_poison_event_is_listed_retried_and_dismissed,
 );
 
 fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
@@ -624,4 +637,95 @@ fn correlations_analyze_offline() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not the input format"), "{err}");
+}
+
+/// `projections skipped` lists a poison event; `projections retry` refuses while it still
+/// fails (exit 1, one line, nothing changed), `--dismiss` resolves it, and a second resolution
+/// is refused.
+async fn a_poison_event_is_listed_retried_and_dismissed(t: TestStore) {
+    let athlete = Uuid::now_v7();
+    let mut poison = checkin(athlete);
+    poison.events[0].payload = json!({"type": "DailyCheckInLogged", "sleep_h": "lots"});
+    let position = t.store.append(&poison).await.unwrap().positions[0];
+    let rebuilt = stridelog(&t)
+        .args(["projections", "rebuild", "journal"])
+        .output()
+        .unwrap();
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
+    let unresolved = |t: &TestStore| {
+        json_lines(
+            &stridelog(t)
+                .args(["projections", "skipped", "journal", "--json"])
+                .output()
+                .unwrap(),
+        )
+    };
+    let listed = unresolved(&t);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["position"], position);
+    assert_eq!(listed[0]["event_type"], "DailyCheckInLogged");
+    assert_eq!(listed[0]["resolution"], serde_json::Value::Null);
+
+    let position_arg = position.to_string();
+    let retry = stridelog(&t)
+        .args(["projections", "retry", "journal", &position_arg])
+        .output()
+        .unwrap();
+    assert!(!retry.status.success());
+    let stderr = String::from_utf8(retry.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: journal still cannot apply the event at position {position}; it stays skipped: cannot decode"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(unresolved(&t)[0]["resolution"], serde_json::Value::Null);
+
+    let dismissed = json_lines(
+        &stridelog(&t)
+            .args([
+                "projections",
+                "retry",
+                "journal",
+                &position_arg,
+                "--dismiss",
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        dismissed,
+        [
+            json!({"name": "journal", "position": position, "resolution": "dismissed",
+            "unresolved_left": 0})
+        ]
+    );
+    assert_eq!(unresolved(&t)[0]["resolution"], "dismissed");
+    let listed = json_lines(
+        &stridelog(&t)
+            .args(["projections", "list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let journal = listed.iter().find(|p| p["name"] == "journal").unwrap();
+    assert_eq!(journal["skipped_events"], 0, "{journal}");
+
+    let again = stridelog(&t)
+        .args([
+            "projections",
+            "retry",
+            "journal",
+            &position_arg,
+            "--dismiss",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8(again.stderr)
+            .unwrap()
+            .contains("has no unresolved skipped event")
+    );
 }

@@ -1,12 +1,33 @@
+//! `/health/live` (liveness: the process answers; touches no database) and `/health`
+//! (readiness: the store is reachable, no read model has an unresolved poison event, and every
+//! worker this process embeds is running).
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::problem::Problem;
+
+/// How many unresolved skipped events a 503 names (the rest: `stridelog projections skipped`).
+const REASONS_LIMIT: i64 = 20;
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Live {
+    status: &'static str,
+}
+
+/// The process is up and its HTTP server answers. Reads no database: a store outage must not
+/// make an orchestrator restart healthy processes.
+#[utoipa::path(get, path = "/health/live", tag = "ops",
+    responses((status = 200, body = Live)))]
+pub(crate) async fn live() -> Json<Live> {
+    Json(Live { status: "ok" })
+}
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Health {
@@ -17,6 +38,8 @@ pub(crate) struct Health {
     horizon_lag_s: f64,
     /// Per read model: how far behind the log it is, and whether a runner keeps it current.
     projections: Vec<ProjectionHealth>,
+    /// The workers this process runs (none with `serve --no-worker`).
+    workers: Vec<WorkerHealth>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -25,13 +48,102 @@ pub(crate) struct ProjectionHealth {
     state: String,
     positions_behind: i64,
     seconds_behind: f64,
+    /// Events it could not apply that no operator has resolved yet.
     skipped_events: i64,
 }
 
-/// The store is reachable and migrated; each read model's lag.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WorkerHealth {
+    name: &'static str,
+    /// `running`, `restarting` (failed; waiting to start again) or `stopped`.
+    state: &'static str,
+    since: DateTime<Utc>,
+    /// Restarts since the process started; the errors are in its log.
+    restarts: u32,
+}
+
+/// Not ready: a problem report (RFC 9457). When the store answered, `reasons` name what keeps
+/// this process from serving current data, and the rest of the health report is beside them;
+/// when the store or the read models are unreachable, only the problem fields are present.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NotReady {
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    horizon_lag_s: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    projections: Vec<ProjectionHealth>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    workers: Vec<WorkerHealth>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Reason {
+    /// A poison event: the read model lacks it until an operator runs `stridelog projections
+    /// retry <projection> <position>` (after fixing the cause) or dismisses it.
+    SkippedEvent {
+        projection: String,
+        position: i64,
+        event_type: String,
+        /// A fixed phrase; the full error is in `stridelog projections skipped`.
+        reason: &'static str,
+    },
+    /// An embedded worker that is not running.
+    Worker {
+        worker: &'static str,
+        state: &'static str,
+        since: DateTime<Utc>,
+    },
+}
+
+impl Reason {
+    fn sentence(&self) -> String {
+        match self {
+            Reason::SkippedEvent {
+                projection,
+                position,
+                event_type,
+                reason,
+            } => format!(
+                "{projection} skipped the {event_type} event at position {position}: {reason}"
+            ),
+            Reason::Worker {
+                worker,
+                state,
+                since,
+            } => format!(
+                "worker {worker} is {state} since {}",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }
+    }
+}
+
+fn state_text(state: workers::WorkerState) -> &'static str {
+    match state {
+        workers::WorkerState::Running => "running",
+        workers::WorkerState::Restarting => "restarting",
+        workers::WorkerState::Stopped => "stopped",
+    }
+}
+
+/// Readiness: the store is reachable and migrated, each read model's lag, and 503 while a
+/// read model has an unresolved poison event or an embedded worker is down.
 #[utoipa::path(get, path = "/health", tag = "ops",
     responses((status = 200, body = Health),
-        (status = 503, description = "The store or read models are unreachable", body = Problem)))]
+        (status = 503, description = "Not ready (a poison event, a worker down: named in \
+            `reasons`), or the store or read models are unreachable", body = NotReady)))]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let info = match state.store.info().await {
         Ok(info) => info,
@@ -46,17 +158,13 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         }
     };
     let horizon_lag_s = state.store.horizon_lag_s().await.unwrap_or(f64::NAN);
-    let projections = match state.projections.status().await {
-        Ok(status) => status
-            .into_iter()
-            .map(|s| ProjectionHealth {
-                name: s.name,
-                state: s.state,
-                positions_behind: s.positions_behind,
-                seconds_behind: s.seconds_behind,
-                skipped_events: s.skipped_events,
-            })
-            .collect(),
+    let read = async {
+        let status = state.projections.status().await?;
+        let unresolved = state.projections.unresolved(REASONS_LIMIT).await?;
+        anyhow::Ok((status, unresolved))
+    };
+    let (status, unresolved) = match read.await {
+        Ok(read) => read,
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "health check: read models unreadable");
             return Problem::new(
@@ -67,12 +175,77 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
             .into_response();
         }
     };
-    Json(Health {
-        status: "ok",
-        backend: info.backend,
-        schema_version: info.schema_version,
-        horizon_lag_s,
+    let projections = status
+        .into_iter()
+        .map(|s| ProjectionHealth {
+            name: s.name,
+            state: s.state,
+            positions_behind: s.positions_behind,
+            seconds_behind: s.seconds_behind,
+            skipped_events: s.skipped_events,
+        })
+        .collect();
+    let worker_status = state.workers.snapshot();
+    let mut reasons: Vec<Reason> = unresolved
+        .iter()
+        .map(|s| Reason::SkippedEvent {
+            projection: s.name.clone(),
+            position: s.position,
+            event_type: s.event_type.clone(),
+            reason: s.reason(),
+        })
+        .collect();
+    reasons.extend(
+        worker_status
+            .iter()
+            .filter(|w| w.state != workers::WorkerState::Running)
+            .map(|w| Reason::Worker {
+                worker: w.name,
+                state: state_text(w.state),
+                since: w.since,
+            }),
+    );
+    let workers = worker_status
+        .iter()
+        .map(|w| WorkerHealth {
+            name: w.name,
+            state: state_text(w.state),
+            since: w.since,
+            restarts: w.restarts,
+        })
+        .collect();
+    if reasons.is_empty() {
+        return Json(Health {
+            status: "ok",
+            backend: info.backend,
+            schema_version: info.schema_version,
+            horizon_lag_s,
+            projections,
+            workers,
+        })
+        .into_response();
+    }
+    let detail = reasons
+        .iter()
+        .map(Reason::sentence)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let body = NotReady {
+        kind: "https://stridelog.dev/problems/not-ready".into(),
+        title: "Not ready".into(),
+        status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        detail: Some(detail),
+        reasons,
+        backend: Some(info.backend),
+        schema_version: Some(info.schema_version),
+        horizon_lag_s: Some(horizon_lag_s),
         projections,
-    })
-    .into_response()
+        workers,
+    };
+    let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
 }

@@ -46,6 +46,9 @@ pub struct AppState {
     /// The read side: read models, their lag, read-your-writes.
     pub projections: Arc<projections::Engine>,
     pub auth: Auth,
+    /// The workers this process runs beside the API (`serve` without `--no-worker`):
+    /// `/health` is not ready while one is down.
+    pub workers: workers::Workers,
 }
 
 impl AppState {
@@ -66,7 +69,14 @@ impl AppState {
             commands,
             projections,
             auth,
+            workers: workers::Workers::default(),
         })
+    }
+
+    /// Reports these supervised workers in `/health`.
+    pub fn with_workers(mut self, workers: workers::Workers) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// The active tables of a read model.
@@ -227,6 +237,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::router())
         .routes(utoipa_axum::routes!(health::health))
+        .routes(utoipa_axum::routes!(health::live))
 }
 
 pub fn router(state: AppState) -> Router {

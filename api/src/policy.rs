@@ -30,6 +30,7 @@ pub enum Access {
 /// directions against the router's OpenAPI document.
 pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/health", Access::Public),
+    ("GET", "/health/live", Access::Public),
     ("GET", "/openapi.json", Access::Public),
     ("GET", "/docs", Access::Public),
     ("GET", "/docs/", Access::Public),

@@ -75,7 +75,7 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
     // Objects in the path belong to A: everyone else sees nothing there.
     let owns_object = |ok: u16| if is_a { ok } else { 404 };
     let expected = match (method, template) {
-        ("GET", "/health" | "/openapi.json" | "/docs/" | "/docs/{*rest}") => 200,
+        ("GET", "/health" | "/health/live" | "/openapi.json" | "/docs/" | "/docs/{*rest}") => 200,
         ("GET", "/docs") => 303,
         ("POST", "/v1/auth/register") => 201,
         ("POST", "/v1/auth/login") => 200,

@@ -244,30 +244,42 @@ pub async fn compute(engine: &Engine, athlete: Uuid) -> anyhow::Result<BTreeMap<
     let settings = LoadSettings::of(&profile.as_ref().map(|p| p.physiology).unwrap_or_default());
     let longest = WINDOWS_DAYS[WINDOWS_DAYS.len() - 1];
     let from = today - chrono::Duration::days(i64::from(longest) - 1);
-    let all = dataset_with(engine, athlete, &settings, from, today).await?;
+    let all = std::sync::Arc::new(dataset_with(engine, athlete, &settings, from, today).await?);
     let options = Options::default();
-    Ok(WINDOWS_DAYS
+    // Each window's analysis is CPU-bound (up to hundreds of milliseconds): on the blocking
+    // threads, one core each at most (`crate::cpu`), so the windows run side by side while
+    // the runtime goes on serving.
+    let windows: Vec<_> = WINDOWS_DAYS
         .iter()
-        .map(|w| {
-            let since = today - chrono::Duration::days(i64::from(*w) - 1);
-            let window = Dataset {
-                days: all
-                    .days
-                    .iter()
-                    .filter(|d| d.date >= since)
-                    .cloned()
-                    .collect(),
-                activities: all
-                    .activities
-                    .iter()
-                    .filter(|a| a.date >= since)
-                    .cloned()
-                    .collect(),
-                carry_forward_days: all.carry_forward_days.clone(),
-            };
-            (*w, analyze(&window, &options))
+        .map(|&w| {
+            let all = all.clone();
+            let since = today - chrono::Duration::days(i64::from(w) - 1);
+            tokio::spawn(crate::cpu::run(move || {
+                let window = Dataset {
+                    days: all
+                        .days
+                        .iter()
+                        .filter(|d| d.date >= since)
+                        .cloned()
+                        .collect(),
+                    activities: all
+                        .activities
+                        .iter()
+                        .filter(|a| a.date >= since)
+                        .cloned()
+                        .collect(),
+                    carry_forward_days: all.carry_forward_days.clone(),
+                };
+                (w, analyze(&window, &options))
+            }))
         })
-        .collect())
+        .collect();
+    let mut analyses = BTreeMap::new();
+    for window in windows {
+        let (w, analysis) = window.await.context("a window's analysis failed")??;
+        analyses.insert(w, analysis);
+    }
+    Ok(analyses)
 }
 
 pub async fn snapshot(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Option<Snapshot>> {

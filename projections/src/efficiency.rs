@@ -88,8 +88,13 @@ impl Input {
             .get_blob(athlete, s.blob_id)
             .await?
             .with_context(|| format!("the file {} is not available", s.blob_id))?;
-        let parsed = ingest::parse(format, &bytes)?;
-        Ok(analyze_with_load(self.sport, &parsed.samples))
+        // Parsing a long file and analysing it take milliseconds of CPU: off the runtime.
+        let sport = self.sport;
+        crate::cpu::run(move || {
+            let parsed = ingest::parse(format, &bytes)?;
+            anyhow::Ok(analyze_with_load(sport, &parsed.samples))
+        })
+        .await?
     }
 }
 

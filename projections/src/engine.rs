@@ -4,6 +4,7 @@
 //! One SQL dialect serves both stores (sqlx `Any`, `$n` placeholders, portable DDL), so every
 //! read model works on PostgreSQL and on the embedded SQLite file alike.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use sqlx::{AnyPool, Row};
 use store::{EventLog, EventStore, LogCursor, RecordedEvent};
 
 use crate::decode::{Decoder, DomainEvent};
+use crate::fault::{Backoff, ErrorClass, TransientFailure, classify};
 
 /// The read side's connection to the store's database.
 #[derive(Clone)]
@@ -86,7 +88,10 @@ pub trait Projection: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// `CREATE TABLE` / `CREATE INDEX` statements for one generation.
     fn schema(&self, t: &Tables) -> Vec<String>;
-    /// Applies one event inside the batch's transaction. An error skips the event (recorded).
+    /// Applies one event inside the batch's transaction. Return database and store errors as
+    /// they are: a transient one (pool, connection, lock) is retried later and never skips;
+    /// any other error that repeats on a one-event retry skips the event as poison (recorded,
+    /// and `/health` is not ready until an operator resolves it).
     async fn apply(
         &self,
         conn: &mut AnyConnection,
@@ -97,7 +102,8 @@ pub trait Projection: Send + Sync + 'static {
     /// applies them one by one; projections override it to write many rows per statement
     /// (rebuild throughput is bounded by statements, not by events). It must leave exactly the
     /// rows that applying each event in turn would. When it fails, the engine retries the
-    /// batch one event at a time through `apply`, so only a poison event is skipped.
+    /// batch one event at a time through `apply` (unless the failure was transient: then the
+    /// whole batch is retried later), so only a poison event is skipped.
     async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
@@ -151,6 +157,7 @@ pub struct Status {
     /// `live`, `building vN` or `stopped`.
     pub state: String,
     pub building_checkpoint_position: Option<i64>,
+    /// Skipped events no operator has resolved yet (`projections retry`).
     pub skipped_events: i64,
     pub runner: Option<String>,
 }
@@ -163,6 +170,70 @@ pub struct Skipped {
     pub event_id: String,
     pub event_type: String,
     pub error: String,
+    pub skipped_at: chrono::DateTime<chrono::Utc>,
+    /// When an operator resolved it; `None` while it keeps readiness failing.
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub resolution: Option<Resolution>,
+}
+
+/// What an operator did about a skipped event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// `projections retry`: applied through the projection after the cause was fixed.
+    Applied,
+    /// `projections retry --dismiss`: accepted as missing from the read model.
+    Dismissed,
+}
+
+impl Resolution {
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Dismissed => "dismissed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "applied" => Some(Self::Applied),
+            "dismissed" => Some(Self::Dismissed),
+            _ => None,
+        }
+    }
+}
+
+impl Skipped {
+    /// Why it was skipped, as a fixed phrase that never quotes the event (for `/health`,
+    /// which anyone may read; the full error is in `projections skipped`).
+    pub fn reason(&self) -> &'static str {
+        if self.error.starts_with(DECODE_FAILURE) {
+            "this build cannot decode the event"
+        } else {
+            "the projection failed to apply the event"
+        }
+    }
+}
+
+const SKIPPED_COLUMNS: &str = "name, generation, position, event_id, event_type, error, \
+     skipped_at_us, resolved_at_us, resolution";
+
+fn skipped_of(r: &sqlx::any::AnyRow) -> Skipped {
+    let time = |us: i64| chrono::DateTime::from_timestamp_micros(us).unwrap_or_default();
+    Skipped {
+        name: r.get(0),
+        generation: r.get(1),
+        position: r.get(2),
+        event_id: r.get(3),
+        event_type: r.get(4),
+        error: r.get(5),
+        skipped_at: time(r.get(6)),
+        resolved_at: r.get::<Option<i64>, _>(7).map(time),
+        resolution: r
+            .get::<Option<String>, _>(8)
+            .as_deref()
+            .and_then(Resolution::parse),
+    }
 }
 
 /// How long a runner's lease lasts without renewal: the takeover delay when a runner dies.
@@ -175,6 +246,7 @@ pub struct Engine {
     decoder: Decoder,
     owner: String,
     batch: i64,
+    backoff: Backoff,
 }
 
 /// What one pass over a projection did.
@@ -193,7 +265,14 @@ impl Engine {
             decoder: Decoder::default(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             batch: 500,
+            backoff: Backoff::default(),
         }
+    }
+
+    /// How long to wait between attempts after transient failures.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     pub fn with_batch(mut self, batch: i64) -> Self {
@@ -419,8 +498,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies up to one batch to `generation`, rows and checkpoint in one transaction. A batch
-    /// that fails is retried one event per transaction, so only the poison event is skipped.
+    /// Applies up to one batch to `generation`, rows and checkpoint in one transaction.
+    ///
+    /// A batch that fails transiently (pool, connection, lock, serialization) is not touched:
+    /// the error comes back as a [`TransientFailure`] and the caller retries after a backoff.
+    /// Any other failure is retried one event per transaction; an event that fails again,
+    /// deterministically, is poison: recorded in `projection_skipped` and passed. A transient
+    /// failure in that one-at-a-time retry stops there too, so it never skips an event.
     async fn process_batch(
         &self,
         p: &dyn Projection,
@@ -443,6 +527,7 @@ impl Engine {
             })
             .collect();
         let t = Tables::new(p.name(), generation);
+        let first = events[0].position;
 
         let mut tx = self.db.pool.begin().await?;
         let failed = match decoded
@@ -462,7 +547,24 @@ impl Engine {
                         live: e.cursor > cp.gate,
                     })
                     .collect();
-                p.apply_batch(&mut tx, &t, &projected).await.is_err()
+                match p.apply_batch(&mut tx, &t, &projected).await {
+                    Ok(()) => false,
+                    Err(err) => match classify(&err) {
+                        ErrorClass::Transient(reason) => {
+                            // The connection may be gone: the failure, not the rollback, is
+                            // what the caller needs to hear about.
+                            let _ = tx.rollback().await;
+                            return Err(TransientFailure {
+                                projection: p.name(),
+                                position: first,
+                                reason,
+                                source: err,
+                            }
+                            .into());
+                        }
+                        ErrorClass::Deterministic => true,
+                    },
+                }
             }
         };
         if !failed {
@@ -471,7 +573,16 @@ impl Engine {
             tx.commit().await?;
             return Ok(events.len());
         }
-        tx.rollback().await?;
+        let _ = tx.rollback().await;
+        // The error text is not logged: decode errors quote payload fragments. The poison
+        // event's error is kept in `projection_skipped` for the operator.
+        tracing::warn!(
+            projection = p.name(),
+            generation,
+            from_position = first,
+            events = events.len(),
+            "batch failed; retrying it one event at a time"
+        );
 
         let mut current = cp;
         for (e, d) in events.iter().zip(&decoded) {
@@ -486,18 +597,23 @@ impl Engine {
                     };
                     p.apply(&mut tx, &t, &projected).await
                 }
-                Err(err) => Err(anyhow!(
-                    "cannot decode {} v{}: {err}",
-                    e.event_type,
-                    e.event_version
-                )),
+                Err(err) => Err(decode_error(e, err)),
             };
             let applied = match result {
                 Ok(()) => 1,
                 Err(err) => {
-                    tx.rollback().await?;
+                    let _ = tx.rollback().await;
+                    if let ErrorClass::Transient(reason) = classify(&err) {
+                        return Err(TransientFailure {
+                            projection: p.name(),
+                            position: e.position,
+                            reason,
+                            source: err,
+                        }
+                        .into());
+                    }
                     tx = self.db.pool.begin().await?;
-                    tracing::warn!(projection = p.name(), position = e.position, event_type = %e.event_type, error = %err, "skipping an event the projection cannot apply");
+                    tracing::warn!(projection = p.name(), generation, position = e.position, event_type = %e.event_type, "skipping an event the projection cannot apply (poison)");
                     sqlx::query(
                         "INSERT INTO projection_skipped (name, generation, position, event_id, event_type, error, skipped_at_us) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -528,8 +644,19 @@ impl Engine {
     pub async fn catch_up(&self, p: &dyn Projection, timeout: Duration) -> anyhow::Result<()> {
         let target = self.log.last_committed().await?;
         let deadline = Instant::now() + timeout;
+        let mut failures = 0;
         loop {
-            let progress = self.step(p).await?;
+            let progress = match self.step(p).await {
+                Ok(progress) => {
+                    failures = 0;
+                    progress
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.wait_out(p.name(), e, failures, deadline).await?;
+                    continue;
+                }
+            };
             let state = self.ensure_state(p).await?;
             let cp = self.checkpoint(p.name(), state.active_generation).await?;
             if cp.cursor >= target && state.building.is_none() {
@@ -544,13 +671,21 @@ impl Engine {
         }
     }
 
-    /// Runs every projection whose lease this process holds, until `stop` resolves.
+    /// Runs every projection whose lease this process holds, until `stop` resolves. A
+    /// projection that fails is retried after a capped exponential backoff; the others go on.
     pub async fn run(&self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
-        let mut last_error: Option<Instant> = None;
+        // Per projection: consecutive failures and when to try again.
+        let mut failing: HashMap<&'static str, (u32, Instant)> = HashMap::new();
         loop {
             let mut busy = false;
             for p in &self.projections {
+                if failing
+                    .get(p.name())
+                    .is_some_and(|(_, at)| Instant::now() < *at)
+                {
+                    continue;
+                }
                 let result = async {
                     if !self.try_lease(p.name()).await? {
                         return anyhow::Ok(false);
@@ -560,26 +695,53 @@ impl Engine {
                 }
                 .await;
                 match result {
-                    Ok(b) => busy |= b,
+                    Ok(b) => {
+                        failing.remove(p.name());
+                        busy |= b;
+                    }
                     Err(e) => {
-                        // Keep the other projections going; say it, but not in a tight loop.
-                        if last_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                            tracing::error!(projection = p.name(), error = %format!("{e:#}"), "projection pass failed");
-                            last_error = Some(Instant::now());
-                        }
+                        let failures = failing.get(p.name()).map_or(0, |f| f.0) + 1;
+                        let delay = self.backoff.delay(failures);
+                        report_failure(p.name(), &e, failures, delay);
+                        failing.insert(p.name(), (failures, Instant::now() + delay));
                     }
                 }
             }
             if busy {
                 tokio::select! { _ = &mut stop => break, _ = tokio::task::yield_now() => {} }
             } else {
+                let mut wait = Duration::from_millis(500);
+                if let Some(at) = failing.values().map(|f| f.1).min() {
+                    wait = wait.min(at.saturating_duration_since(Instant::now()));
+                }
                 tokio::select! {
                     _ = &mut stop => break,
-                    _ = self.log.wait_for_append(Duration::from_millis(500)) => {}
+                    _ = self.log.wait_for_append(wait) => {}
                 }
             }
         }
         self.release_leases().await
+    }
+
+    /// After a failed pass in a loop with a deadline: waits out a transient failure (backoff,
+    /// bounded by `deadline`) and returns Ok to try again; returns any other failure.
+    async fn wait_out(
+        &self,
+        name: &'static str,
+        e: anyhow::Error,
+        failures: u32,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        if !classify(&e).is_transient() {
+            return Err(e);
+        }
+        let delay = self.backoff.delay(failures);
+        if Instant::now() + delay >= deadline {
+            return Err(e.context(format!("{name} kept failing transiently")));
+        }
+        report_failure(name, &e, failures, delay);
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 
     /// Rebuilds one projection beside the live one and switches to it. Runs the build itself
@@ -596,6 +758,9 @@ impl Engine {
             None => self.start_build(p.as_ref(), p.version()).await?,
         };
         let head = self.log.head().await?;
+        // Transient failures are waited out for as long as an operator would wait at a prompt.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut failures = 0;
         loop {
             let state = self.load_state(name).await?.context("no state")?;
             if state.active_generation == generation {
@@ -607,7 +772,13 @@ impl Engine {
                 return Ok(());
             }
             if self.try_lease(name).await? {
-                self.step(p.as_ref()).await?;
+                match self.step(p.as_ref()).await {
+                    Ok(_) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        self.wait_out(p.name(), e, failures, deadline).await?;
+                    }
+                }
             } else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -715,7 +886,8 @@ impl Engine {
                 None => None,
             };
             let skipped: i64 = sqlx::query_scalar(
-                "SELECT CAST(count(*) AS BIGINT) FROM projection_skipped WHERE name = $1 AND generation = $2",
+                "SELECT CAST(count(*) AS BIGINT) FROM projection_skipped \
+                 WHERE name = $1 AND generation = $2 AND resolved_at_us IS NULL",
             )
             .bind(p.name())
             .bind(state.active_generation)
@@ -754,28 +926,198 @@ impl Engine {
         Ok(out)
     }
 
+    /// Every event the live generation skipped, resolved or not, in log order.
     pub async fn skipped(&self, name: &str) -> anyhow::Result<Vec<Skipped>> {
         let p = self.projection(name)?;
         let state = self.ensure_state(p.as_ref()).await?;
-        let rows = sqlx::query(
-            "SELECT name, generation, position, event_id, event_type, error FROM projection_skipped \
-             WHERE name = $1 AND generation = $2 ORDER BY position",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SKIPPED_COLUMNS} FROM projection_skipped \
+             WHERE name = $1 AND generation = $2 ORDER BY position"
+        )))
         .bind(name)
         .bind(state.active_generation)
         .fetch_all(&self.db.pool)
         .await?;
+        Ok(rows.iter().map(skipped_of).collect())
+    }
+
+    /// Unresolved skipped events of the generations serving reads, at most `limit`, by
+    /// projection and position: what keeps readiness failing.
+    pub async fn unresolved(&self, limit: i64) -> anyhow::Result<Vec<Skipped>> {
+        let columns = SKIPPED_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM projection_skipped s \
+             JOIN projection_state st ON st.name = s.name AND st.active_generation = s.generation \
+             WHERE s.resolved_at_us IS NULL ORDER BY s.name, s.position LIMIT $1"
+        )))
+        .bind(limit)
+        .fetch_all(&self.db.pool)
+        .await?;
+        // Projections this build no longer has serve nothing: their leftovers do not count.
+        let known = self.names();
         Ok(rows
-            .into_iter()
-            .map(|r| Skipped {
-                name: r.get(0),
-                generation: r.get(1),
-                position: r.get(2),
-                event_id: r.get(3),
-                event_type: r.get(4),
-                error: r.get(5),
-            })
+            .iter()
+            .map(skipped_of)
+            .filter(|s| known.contains(&s.name.as_str()))
             .collect())
+    }
+
+    /// Re-applies one skipped event of the live generation through the projection, after the
+    /// cause was fixed, and marks it `applied`. The event is applied now, after the events that
+    /// followed it; that is right for a missing input (a kept file restored, a transient
+    /// failure the classification did not know). A code fix is a new version instead: the
+    /// rebuild applies every event in order. When it still fails, the event stays skipped
+    /// with the new error, and the error is returned.
+    pub async fn retry_skipped(&self, name: &str, position: i64) -> anyhow::Result<()> {
+        let p = self.projection(name)?.clone();
+        let generation = self.unresolved_at(name, position).await?;
+        let cursor = self
+            .log
+            .cursor_of(position)
+            .await?
+            .with_context(|| format!("no event at log position {position}"))?;
+        // The log returns events after a cursor: start just before this one.
+        let before = LogCursor {
+            tx: cursor.tx,
+            position: cursor.position - 1,
+        };
+        let recorded = self
+            .log
+            .read_log(before, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|e| e.position == position)
+            .with_context(|| format!("the event at position {position} is not readable yet"))?;
+        let cp = self.checkpoint(name, generation).await?;
+        let t = Tables::new(p.name(), generation);
+        let mut tx = self.db.pool.begin().await?;
+        // Taken first: runners write this row last in every batch, so on PostgreSQL the retry
+        // and a batch of the same generation serialize instead of interleaving.
+        let still_live = sqlx::query(
+            "UPDATE projection_checkpoints SET events_applied = events_applied + 1, updated_at_us = $3 \
+             WHERE name = $1 AND generation = $2 \
+               AND generation = (SELECT active_generation FROM projection_state WHERE name = $1)",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(now_us())
+        .execute(&mut *tx)
+        .await?;
+        if still_live.rows_affected() != 1 {
+            bail!("{name} switched to a new generation meanwhile; list its skipped events again");
+        }
+        let decoded = match self.decoder.decode(&recorded) {
+            Err(_) if !p.needs_payload() => Ok(DomainEvent::Foreign),
+            other => other,
+        };
+        let result = match &decoded {
+            Ok(event) => {
+                let projected = Projected {
+                    recorded: &recorded,
+                    event,
+                    store: &self.log,
+                    live: recorded.cursor > cp.gate,
+                };
+                p.apply(&mut tx, &t, &projected).await
+            }
+            Err(err) => Err(decode_error(&recorded, err)),
+        };
+        if let Err(err) = result {
+            let _ = tx.rollback().await;
+            sqlx::query(
+                "UPDATE projection_skipped SET error = $4 \
+                 WHERE name = $1 AND generation = $2 AND position = $3",
+            )
+            .bind(name)
+            .bind(generation)
+            .bind(position)
+            .bind(format!("{err:#}"))
+            .execute(&self.db.pool)
+            .await?;
+            return Err(err.context(format!(
+                "{name} still cannot apply the event at position {position}; it stays skipped"
+            )));
+        }
+        self.resolve(&mut tx, name, generation, position, Resolution::Applied)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(
+            projection = name,
+            generation,
+            position,
+            "skipped event applied by an operator"
+        );
+        Ok(())
+    }
+
+    /// Marks a skipped event `dismissed`: the operator accepts that the live read model lacks
+    /// it (until a rebuild applies it, if a later build can), and readiness recovers.
+    pub async fn dismiss_skipped(&self, name: &str, position: i64) -> anyhow::Result<()> {
+        self.projection(name)?;
+        let generation = self.unresolved_at(name, position).await?;
+        let mut tx = self.db.pool.begin().await?;
+        self.resolve(&mut tx, name, generation, position, Resolution::Dismissed)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(
+            projection = name,
+            generation,
+            position,
+            "skipped event dismissed by an operator"
+        );
+        Ok(())
+    }
+
+    /// The live generation, if it has an unresolved skipped event at `position`.
+    async fn unresolved_at(&self, name: &str, position: i64) -> anyhow::Result<i64> {
+        let p = self.projection(name)?;
+        let state = self.ensure_state(p.as_ref()).await?;
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM projection_skipped \
+             WHERE name = $1 AND generation = $2 AND position = $3 AND resolved_at_us IS NULL",
+        )
+        .bind(name)
+        .bind(state.active_generation)
+        .bind(position)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        if found.is_none() {
+            bail!(
+                "{name} has no unresolved skipped event at position {position} \
+                 (`stridelog projections skipped {name}` lists them)"
+            );
+        }
+        Ok(state.active_generation)
+    }
+
+    async fn resolve(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+        generation: i64,
+        position: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<()> {
+        let done = sqlx::query(
+            "UPDATE projection_skipped SET resolved_at_us = $4, resolution = $5 \
+             WHERE name = $1 AND generation = $2 AND position = $3 AND resolved_at_us IS NULL",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(position)
+        .bind(now_us())
+        .bind(resolution.text())
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() != 1 {
+            bail!("the event at position {position} of {name} was resolved meanwhile");
+        }
+        Ok(())
     }
 
     /// Read-your-writes: waits until every named projection has applied the event at
@@ -937,4 +1279,48 @@ fn row_text(row: &sqlx::any::AnyRow) -> String {
         parts.push(format!("{}={text}", col.name()));
     }
     parts.join(" ")
+}
+
+/// The error of an event this build cannot decode. Its text starts with
+/// [`DECODE_FAILURE`], which `/health` uses to name the reason without quoting the error.
+fn decode_error(e: &RecordedEvent, err: &impl std::fmt::Display) -> anyhow::Error {
+    anyhow!(
+        "{DECODE_FAILURE} {} v{}: {err}",
+        e.event_type,
+        e.event_version
+    )
+}
+
+/// How a skipped event's error begins when the event could not be decoded.
+pub const DECODE_FAILURE: &str = "cannot decode";
+
+/// Logs a failed pass: transient ones at warn with their fixed reason, others at error. Error
+/// texts of apply failures can quote payloads, so only the reason and position are logged for
+/// transient ones; the others are engine failures (SQL on bookkeeping tables, lost leases).
+fn report_failure(name: &str, e: &anyhow::Error, failures: u32, delay: Duration) {
+    let retry_in_ms = delay.as_millis() as u64;
+    match (classify(e), e.downcast_ref::<TransientFailure>()) {
+        (ErrorClass::Transient(reason), Some(t)) => tracing::warn!(
+            projection = name,
+            position = t.position,
+            reason,
+            failures,
+            retry_in_ms,
+            "projection failed transiently; nothing skipped, retrying"
+        ),
+        (ErrorClass::Transient(reason), None) => tracing::warn!(
+            projection = name,
+            reason,
+            failures,
+            retry_in_ms,
+            "projection pass failed transiently; retrying"
+        ),
+        (ErrorClass::Deterministic, _) => tracing::error!(
+            projection = name,
+            error = %format!("{e:#}"),
+            failures,
+            retry_in_ms,
+            "projection pass failed"
+        ),
+    }
 }

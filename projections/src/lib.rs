@@ -5,16 +5,20 @@ pub mod activities;
 pub mod admin_metrics;
 pub mod audit;
 pub mod correlations;
+pub mod cpu;
 pub mod decode;
 pub mod efficiency;
 pub mod engine;
+pub mod fault;
 pub mod journal;
 pub mod profile;
 pub mod replay;
 pub mod table;
 
 pub use decode::{Decoder, DomainEvent};
-pub use engine::{Engine, Progress, Projected, Projection, ReadDb, Status, Tables};
+pub use engine::{
+    Engine, Progress, Projected, Projection, ReadDb, Resolution, Skipped, Status, Tables,
+};
 
 /// Every projection this build maintains.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {

@@ -1,11 +1,15 @@
 //! Background work that runs beside or apart from `serve`. Every worker can run in any number
 //! of processes: leases in the database decide who does what, never process memory.
 
+pub mod supervise;
+
 use std::future::Future;
 use std::sync::Arc;
 
 use projections::{Engine, ReadDb};
 use store::EventStore;
+
+pub use supervise::{RestartBackoff, WorkerState, WorkerStatus, Workers, supervise};
 
 /// The projector daemon: keeps every read model up to date until `stop` resolves. Several may
 /// run against one database; each projection is applied by exactly one of them at a time.
@@ -64,7 +68,8 @@ pub async fn run_correlations(
 }
 
 /// Every background worker in this process: the projector and the correlation worker, until
-/// `stop` resolves.
+/// `stop` resolves. The first failure ends them all: for `stridelog worker`, whose process
+/// supervisor (systemd, Kubernetes) restarts it. `serve` uses [`run_supervised`] instead.
 pub async fn run_all(
     store: EventStore,
     url: &str,
@@ -81,6 +86,36 @@ pub async fn run_all(
         let _ = tx.send(true);
         Ok(())
     };
-    // The first failure ends them all: a supervisor restarts the process.
     tokio::try_join!(projector, correlations, signal).map(|_| ())
+}
+
+/// The workers `serve` embeds, each supervised: one that fails or panics is restarted after a
+/// backoff while the API goes on serving, and `workers` shows which is down (`/health`).
+pub async fn run_supervised(
+    store: EventStore,
+    url: &str,
+    workers: Workers,
+    backoff: RestartBackoff,
+    stop: impl Future<Output = ()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let projector = supervise("projector", workers.clone(), backoff, rx.clone(), {
+        let (store, url) = (store.clone(), url.to_string());
+        move |signal| {
+            let (store, url) = (store.clone(), url.clone());
+            async move { run_projector(store, &url, signal.wait()).await }
+        }
+    });
+    let correlations = supervise("correlations", workers, backoff, rx, {
+        let url = url.to_string();
+        move |signal| {
+            let (store, url) = (store.clone(), url.clone());
+            async move { run_correlations(store, &url, CORRELATION_POLL, signal.wait()).await }
+        }
+    });
+    let signal = async move {
+        stop.await;
+        let _ = tx.send(true);
+    };
+    tokio::join!(projector, correlations, signal);
 }

@@ -1,0 +1,226 @@
+//! Liveness and readiness on both stores: `/health` answers 503 naming a poison event until an
+//! operator retries it, and naming an embedded worker while it is restarting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use api::AppState;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use projections::{Engine, Projected, Projection, ReadDb, Tables};
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+use store::testing::TestStore;
+use store::{Actor, AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamId};
+use tower::ServiceExt;
+use workers::{RestartBackoff, WorkerState, Workers};
+
+use store::on_both_backends;
+
+on_both_backends!(
+    a_poison_event_fails_readiness_until_retried,
+    a_restarting_worker_fails_readiness
+);
+
+const SECRET: &[u8] = b"stridelog-api-tests-signing-secret-32+";
+/// What the failing projection says; it must never reach the public health answer.
+const ERROR_TEXT: &str = "sleep_h \"lots\" is not a number";
+
+/// Fails on `Bad` events while `broken`.
+struct Picky {
+    broken: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Projection for Picky {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+    fn version(&self) -> i64 {
+        1
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["seen"]
+    }
+    fn schema(&self, t: &Tables) -> Vec<String> {
+        vec![format!(
+            "CREATE TABLE {} (position BIGINT PRIMARY KEY)",
+            t.table("seen")
+        )]
+    }
+    fn needs_payload(&self) -> bool {
+        false
+    }
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        e: &Projected<'_>,
+    ) -> anyhow::Result<()> {
+        if e.recorded.event_type == "Bad" && self.broken.load(Ordering::SeqCst) {
+            anyhow::bail!(ERROR_TEXT);
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (position) VALUES ($1)",
+            t.table("seen")
+        )))
+        .bind(e.recorded.position)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+    fn order_by(&self, _: &str) -> &'static str {
+        "position"
+    }
+}
+
+async fn state(t: &TestStore, projections: Vec<Arc<dyn Projection>>) -> AppState {
+    let commands = commands::CommandBus::new(
+        t.store.clone(),
+        domain::DomainServices::new(Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    );
+    let engine = Engine::new(
+        t.store.clone(),
+        ReadDb::connect(&t.url).await.unwrap(),
+        projections,
+    );
+    AppState::new(t.store.clone(), commands, Arc::new(engine), SECRET).unwrap()
+}
+
+async fn get(state: &AppState, path: &str) -> (StatusCode, String, Value) {
+    let res = api::router(state.clone())
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        content_type,
+        serde_json::from_slice(&bytes).unwrap(),
+    )
+}
+
+async fn a_poison_event_fails_readiness_until_retried(t: TestStore) {
+    let appended = t
+        .store
+        .append(&AppendRequest {
+            stream: StreamId::new("probe", uuid::Uuid::now_v7().to_string()),
+            expected: ExpectedVersion::NoStream,
+            events: ["Good", "Bad", "Good"]
+                .into_iter()
+                .map(|ty| NewEvent::new(ty, "1.0", json!({"type": ty}), false))
+                .collect(),
+            metadata: Metadata::new(Actor::system()),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+    let bad = appended.positions[1];
+    let picky = Arc::new(Picky {
+        broken: AtomicBool::new(true),
+    });
+    let state = state(&t, vec![picky.clone() as Arc<dyn Projection>]).await;
+    let engine = state.projections.clone();
+    engine
+        .catch_up(picky.as_ref(), Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let (status, _, live) = get(&state, "/health/live").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live, json!({"status": "ok"}));
+
+    let (status, content_type, body) = get(&state, "/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["type"], "https://stridelog.dev/problems/not-ready");
+    assert_eq!(body["status"], 503);
+    assert_eq!(
+        body["reasons"],
+        json!([{"kind": "skipped_event", "projection": "picky", "position": bad,
+            "event_type": "Bad", "reason": "the projection failed to apply the event"}])
+    );
+    assert_eq!(
+        body["detail"],
+        format!(
+            "picky skipped the Bad event at position {bad}: the projection failed to apply the event"
+        )
+    );
+    assert_eq!(body["projections"][0]["skipped_events"], 1);
+    assert_eq!(body["backend"], t.store.backend_name());
+    assert!(
+        !body.to_string().contains("lots"),
+        "the error text stays out of a public answer: {body}"
+    );
+
+    picky.broken.store(false, Ordering::SeqCst);
+    engine.retry_skipped("picky", bad).await.unwrap();
+    let (status, _, body) = get(&state, "/health").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["projections"][0]["skipped_events"], 0);
+    assert_eq!(body["workers"], json!([]));
+}
+
+async fn a_restarting_worker_fails_readiness(t: TestStore) {
+    let workers = Workers::default();
+    let state = state(&t, vec![]).await.with_workers(workers.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (fail, failing) = tokio::sync::watch::channel(false);
+    let backoff = RestartBackoff {
+        first: Duration::from_secs(3600),
+        ..RestartBackoff::default()
+    };
+    let supervisor = tokio::spawn(workers::supervise(
+        "projector",
+        workers.clone(),
+        backoff,
+        stopped,
+        move |signal| {
+            let mut failing = failing.clone();
+            async move {
+                tokio::select! {
+                    _ = failing.wait_for(|f| *f) => anyhow::bail!("the read-model database is unreachable"),
+                    _ = signal.wait() => Ok(()),
+                }
+            }
+        },
+    ));
+    let mut changes = workers.subscribe();
+    changes
+        .wait_for(|all| all.iter().any(|w| w.state == WorkerState::Running))
+        .await
+        .unwrap();
+    let (status, _, body) = get(&state, "/health").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["workers"][0]["name"], "projector");
+    assert_eq!(body["workers"][0]["state"], "running");
+
+    fail.send(true).unwrap();
+    changes
+        .wait_for(|all| all.iter().any(|w| w.state == WorkerState::Restarting))
+        .await
+        .unwrap();
+    let (status, _, body) = get(&state, "/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["reasons"][0]["kind"], "worker");
+    assert_eq!(body["reasons"][0]["worker"], "projector");
+    assert_eq!(body["reasons"][0]["state"], "restarting");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("worker projector is restarting since "),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("unreachable"), "{body}");
+
+    stop.send(true).unwrap();
+    supervisor.await.unwrap();
+}

@@ -343,7 +343,7 @@ pub async fn training_load(
     Query(c): Query<Consistency>,
 ) -> ApiResult<axum::Json<TrainingLoad>> {
     let min = Consistency::from_parts(c.min_position, &headers)?;
-    let w = range.window();
+    let w = range.window()?;
     let all = history(&state, caller.account_id, min).await?;
     let t = state.tables("profile").await?;
     let physiology = projections::profile::profile(state.read_pool(), &t, caller.account_id)

@@ -22,7 +22,8 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value, json};
 use store::testing::TestStore;
 
-const DEFAULT_CASES: usize = 300;
+/// About half a minute per store in a debug build.
+const DEFAULT_CASES: usize = 1000;
 
 /// Characters a store or a client may mishandle: every C0 control, DEL, C1 controls,
 /// noncharacters, byte-order mark, direction overrides, combining marks, and characters from
@@ -705,6 +706,8 @@ async fn acknowledged_means_readable(t: TestStore) {
                 assert!(r.body["errors"][0]["field"].is_string(), "{at}: {}", r.body);
             }
         }
+        let skipped = skipped_rows(&api).await;
+        assert!(skipped.is_empty(), "{at}\n-> skipped {skipped:#?}");
     }
     eprintln!("{accepted} acknowledged and read back, {refused} refused");
     // Neither half may be empty, or the property says nothing.
@@ -731,12 +734,7 @@ async fn acknowledged_means_readable(t: TestStore) {
         "read models did not reach {head}"
     );
     for s in engine.status().await.unwrap() {
-        let skipped: Vec<(String, i64, i64, String, String)> = sqlx::query_as(
-            "SELECT name, generation, position, event_type, error FROM projection_skipped",
-        )
-        .fetch_all(&engine.db().pool)
-        .await
-        .unwrap();
+        let skipped = skipped_rows(&api).await;
         assert_eq!(
             s.skipped_events, 0,
             "seed {seed}: {} skipped {skipped:#?}",
@@ -744,6 +742,16 @@ async fn acknowledged_means_readable(t: TestStore) {
         );
     }
     api.stop().await;
+}
+
+/// Every event any read model skipped, with the error.
+async fn skipped_rows(api: &Api) -> Vec<(String, i64, String, String)> {
+    sqlx::query_as(
+        "SELECT name, position, event_type, error FROM projection_skipped ORDER BY position",
+    )
+    .fetch_all(&api.state.projections.db().pool)
+    .await
+    .unwrap()
 }
 
 /// The case from the issue: a NUL in an activity name was acknowledged, then refused by
@@ -880,6 +888,36 @@ async fn nul_in_a_name_is_refused_before_it_is_acknowledged(t: TestStore) {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["name"], "Tab\tand\r\nbreaks \u{1f3c3}");
+    // Names are trimmed, and a name of nothing but spaces is no name.
+    let r = api
+        .send(
+            "POST",
+            "/v1/nutrition/presets",
+            tok,
+            Some(json!({"name": "\u{a0} Oats\u{2003}", "nutrients": {"fat_g": 1.0}})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let p = r.position();
+    let presets = api
+        .send(
+            "GET",
+            &format!("/v1/nutrition/presets?min_position={p}"),
+            tok,
+            None,
+        )
+        .await;
+    assert_eq!(presets.body[0]["name"], "Oats", "{}", presets.body);
+    let r = api
+        .send(
+            "POST",
+            "/v1/nutrition/presets",
+            tok,
+            Some(json!({"name": " \t ", "nutrients": {"fat_g": 1.0}})),
+        )
+        .await;
+    assert_problem(&r, 422);
+    assert_eq!(r.body["errors"][0]["field"], "name");
     api.stop().await;
 }
 

@@ -144,7 +144,12 @@ impl Gen {
             4 => 0.0,
             5 => -0.0,
             6 => self.pick(&[f64::MAX, f64::MIN, 1e308, -1e308]),
-            7 => self.pick(&[5e-324, f64::MIN_POSITIVE, 2.225_073_858_507_200_9e-308]),
+            // The smallest subnormal, the smallest normal, the largest subnormal.
+            7 => self.pick(&[
+                5e-324,
+                f64::MIN_POSITIVE,
+                f64::from_bits(0x000f_ffff_ffff_ffff),
+            ]),
             8 => self.rng.random_range(-1e6..1e6),
             _ => self.rng.random_range(lo..=hi),
         }

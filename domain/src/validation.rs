@@ -264,7 +264,10 @@ mod tests {
         let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
         assert!(date_not_in_future("date", day(1900, 1, 1), now).is_ok());
         let err = date_not_in_future("date", day(1899, 12, 31), now).unwrap_err();
-        assert_eq!(err.problem, "must be in the years 1900-2100, got 1899-12-31");
+        assert_eq!(
+            err.problem,
+            "must be in the years 1900-2100, got 1899-12-31"
+        );
         assert!(plausible_date("date", day(2100, 12, 31)).is_ok());
         assert!(plausible_date("date", day(2101, 1, 1)).is_err());
         let early = Utc.with_ymd_and_hms(1899, 12, 31, 23, 59, 59).unwrap();

@@ -32,6 +32,7 @@ use uuid::Uuid;
 pub use auth::Auth;
 pub use policy::{Access, Caller, ROUTES};
 use problem::{ApiResult, Problem};
+pub use routes::activities::MAX_SPLITS;
 
 /// JSON bodies larger than this are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;

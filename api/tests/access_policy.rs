@@ -87,7 +87,10 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         // Reached, and refused for want of a multipart body (tests/import.rs sends files).
         ("POST", "/v1/activities/import") => 415,
         ("POST", "/v1/correlations/recompute") => 202,
-        ("POST", "/v1/nutrition" | "/v1/nutrition/presets" | "/v1/insights/feedback") => 201,
+        ("POST", "/v1/nutrition" | "/v1/nutrition/presets") => 201,
+        // Reached, and refused: nobody here has a correlation snapshot, so there is no finding
+        // to rate (api/tests/correlations.rs rates a real one).
+        ("POST", "/v1/insights/feedback") => 422,
         ("GET", "/v1/checkins/{date}" | "/v1/work/{date}" | "/v1/body/{date}") => owns_object(200),
         ("POST", "/v1/activities/{activity_id}/feedback") => owns_object(201),
         (_, t) if t.contains("{activity_id}") && !t.starts_with("/v1/coach") => owns_object(200),

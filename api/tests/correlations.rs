@@ -213,13 +213,34 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
     let r = api.send("GET", "/v1/correlations?days=20", tok, None).await;
     assert_problem(&r, 422);
 
-    // An event that changes no input leaves the snapshot current...
+    // Findings have stable ids, and feedback must name one of them.
+    let sleep_id = sleep["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        sleep_id,
+        domain::correlation::finding_id(
+            "sleep_hours",
+            sleep["outcome"].as_str().unwrap(),
+            u32::try_from(sleep["lag_days"].as_u64().unwrap()).unwrap(),
+            serde_json::from_value(sleep["method"].clone()).unwrap(),
+        )
+    );
     let r = api
         .send(
             "POST",
             "/v1/insights/feedback",
             tok,
             Some(json!({"insight_id": "sleep-ef", "helpful": true})),
+        )
+        .await;
+    assert_problem(&r, 422);
+    assert_eq!(r.body["errors"][0]["field"], "insight_id", "{}", r.body);
+    // An event that changes no input leaves the snapshot current...
+    let r = api
+        .send(
+            "POST",
+            "/v1/insights/feedback",
+            tok,
+            Some(json!({"insight_id": sleep_id, "helpful": true})),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
@@ -256,8 +277,17 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
     assert_eq!(r.body["stale"], false, "{}", r.body);
     assert_eq!(r.body["position"].as_i64().unwrap(), p);
 
-    // Someone else's job is not theirs to see.
+    // Someone else's job is not theirs to see, nor their findings to rate.
     let b = api.register("other@example.org", "athlete").await;
+    let r = api
+        .send(
+            "POST",
+            "/v1/insights/feedback",
+            Some(&b.access),
+            Some(json!({"insight_id": sleep_id, "helpful": false})),
+        )
+        .await;
+    assert_problem(&r, 422);
     let r = api
         .send(
             "GET",

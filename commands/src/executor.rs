@@ -238,6 +238,25 @@ impl CommandBus {
         unreachable!("the last attempt returns")
     }
 
+    /// Whether `activity_id` is a live activity of `athlete_id`, read from its own stream (not a
+    /// read model, so an activity recorded a moment ago counts). Someone else's activity, a
+    /// deleted one and an erased one all answer `false`, like an unknown id.
+    pub async fn activity_is_live_of(
+        &self,
+        athlete_id: Uuid,
+        activity_id: Uuid,
+    ) -> Result<bool, CommandError> {
+        let stream = StreamId::new(
+            <domain::activity::Activity as Aggregate>::TYPE,
+            activity_id.to_string(),
+        );
+        match self.load::<domain::activity::Activity>(&stream).await {
+            Ok((activity, _)) => Ok(activity.is_live_of(athlete_id)),
+            Err(CommandError::Erased) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Rebuilds the aggregate from its stream (short by design: one activity, one day), through
     /// the upcasters so old event versions load as current ones.
     pub async fn load<A>(&self, stream: &StreamId) -> Result<(A, u64), CommandError>

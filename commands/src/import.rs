@@ -186,9 +186,18 @@ pub async fn record(
         .put_blob(athlete, format_name, &bytes)
         .await
         .map_err(|e| refused(e.into()))?;
+    // The name comes from the upload's file name, which nobody typed as a name: characters
+    // text may not hold (docs/decisions.md) are dropped rather than refusing the file.
     let name = std::path::Path::new(file)
         .file_stem()
-        .map(|s| s.to_string_lossy().chars().take(200).collect::<String>());
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .filter(|c| domain::validation::storable_char(*c, false))
+                .take(200)
+                .collect::<String>()
+        })
+        .filter(|n| !n.trim().is_empty());
     let command = ActivityCommand::RecordActivity(RecordActivity {
         athlete_id: athlete,
         activity_id: id,

@@ -147,4 +147,42 @@ async fn files_import_once_and_duplicates_are_recognised(t: TestStore) {
     );
 }
 
-store::on_both_backends!(files_import_once_and_duplicates_are_recognised);
+/// A file's name becomes the activity's name without the characters text may not hold, so an
+/// odd file name never makes a readable file unimportable.
+async fn control_characters_in_a_file_name_are_dropped(t: TestStore) {
+    let bus = CommandBus::new(
+        t.store.clone(),
+        domain::DomainServices::new(Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    );
+    let ctx = athlete(&bus).await;
+    let gpx = file("run-2013-02-06.gpx");
+    let imported = import_file(
+        &bus,
+        &ctx,
+        "Morning\u{0}\u{7}run\u{fffe} \u{1f3c3}.gpx",
+        &gpx,
+        "Europe/Paris",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(imported, Imported::Recorded { .. }),
+        "{imported:?}"
+    );
+    let events = t.store.read_athlete(ctx.athlete_id, None).await.unwrap();
+    let recorded = events
+        .iter()
+        .find(|e| e.event_type == "ActivityRecorded")
+        .unwrap();
+    assert_eq!(
+        recorded.payload.json().unwrap()["name"],
+        "Morningrun \u{1f3c3}"
+    );
+}
+
+store::on_both_backends!(
+    files_import_once_and_duplicates_are_recognised,
+    control_characters_in_a_file_name_are_dropped
+);

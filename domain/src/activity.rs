@@ -398,6 +398,12 @@ impl Activity {
         self.owner
     }
 
+    /// Recorded by `athlete_id` and not deleted: what another stream may link to (a nutrition
+    /// entry's activity).
+    pub fn is_live_of(&self, athlete_id: Uuid) -> bool {
+        self.owner == Some(athlete_id) && !self.deleted
+    }
+
     /// Whether a perceived-effort rating is on record.
     pub fn has_effort(&self) -> bool {
         self.has_effort

@@ -983,6 +983,7 @@ pub fn check_email(value: &str) -> Checked<String> {
     if email.chars().any(char::is_whitespace) {
         return Err(ValidationError::new("email", "must not contain spaces"));
     }
+    validation::refuse_unstorable("email", &email, false)?;
     match email.split_once('@') {
         Some((local, domain))
             if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
@@ -996,7 +997,8 @@ pub fn check_email(value: &str) -> Checked<String> {
     }
 }
 
-/// Names are shown in lists and emails: 1-100 characters after trimming, no control characters.
+/// Names are shown in lists and emails: 1-100 characters after trimming, one line, nothing
+/// [`validation::text`] refuses.
 /// Returns the trimmed form.
 pub fn check_name(field: &'static str, value: &str) -> Checked<String> {
     let name = value.trim();
@@ -1007,12 +1009,8 @@ pub fn check_name(field: &'static str, value: &str) -> Checked<String> {
             format!("must be 1-100 characters, got {chars}"),
         ));
     }
-    if name.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    // One line: no tabs or line breaks either.
+    validation::refuse_unstorable(field, name, false)?;
     Ok(name.to_string())
 }
 

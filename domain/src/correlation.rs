@@ -155,6 +155,11 @@ impl Default for Options {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
+    /// Stable across recomputes: the same input, outcome, lag and method always get the same
+    /// id ([`finding_id`]), so feedback given on a finding still names it after the next
+    /// snapshot. Snapshots stored before ids existed get theirs when read.
+    #[serde(default)]
+    pub id: String,
     /// The input, or "a+b" for a combination.
     pub input: String,
     pub outcome: String,
@@ -871,6 +876,7 @@ fn finding(t: &Test, q: f64) -> Finding {
         Category::WhatDoesntWork
     };
     Finding {
+        id: finding_id(&t.input, t.outcome.name, t.lag, t.method),
         input: t.input.clone(),
         outcome: t.outcome.name.to_string(),
         lag_days: t.lag,
@@ -887,6 +893,27 @@ fn finding(t: &Test, q: f64) -> Finding {
         effect_ci_low: t.effect.1,
         effect_ci_high: t.effect.2,
         text: text(t),
+    }
+}
+
+/// `input:outcome:lag:method`, e.g. `sleep_hours:efficiency:1:spearman`: readable, and the
+/// same for the same test in every snapshot (docs/correlations.md).
+pub fn finding_id(input: &str, outcome: &str, lag_days: u32, method: Method) -> String {
+    let method = match method {
+        Method::Pearson => "pearson",
+        Method::Spearman => "spearman",
+        Method::Quadrant => "quadrant",
+    };
+    format!("{input}:{outcome}:{lag_days}:{method}")
+}
+
+impl Finding {
+    /// Fills in the id of a finding stored before findings had one.
+    pub fn with_id(mut self) -> Self {
+        if self.id.is_empty() {
+            self.id = finding_id(&self.input, &self.outcome, self.lag_days, self.method);
+        }
+        self
     }
 }
 

@@ -72,8 +72,10 @@ pub fn heart_rate(field: &'static str, hr_bpm: Option<f64>) -> Checked {
     opt_in_range(field, hr_bpm, 25.0, 250.0, "bpm")
 }
 
-/// Instants may be at most one day ahead of `now` (time zones and clock skew), never more.
+/// Instants may be at most one day ahead of `now` (time zones and clock skew), never more, and
+/// fall in [`YEARS`].
 pub fn not_in_future(field: &'static str, at: DateTime<Utc>, now: DateTime<Utc>) -> Checked {
+    plausible_date(field, at.date_naive())?;
     if at > now + Duration::days(1) {
         return Err(ValidationError::new(
             field,
@@ -83,8 +85,9 @@ pub fn not_in_future(field: &'static str, at: DateTime<Utc>, now: DateTime<Utc>)
     Ok(())
 }
 
-/// Calendar dates may be at most one day after today's UTC date.
+/// Calendar dates may be at most one day after today's UTC date, and fall in [`YEARS`].
 pub fn date_not_in_future(field: &'static str, date: NaiveDate, now: DateTime<Utc>) -> Checked {
+    plausible_date(field, date)?;
     if date > now.date_naive() + Duration::days(1) {
         return Err(ValidationError::new(
             field,
@@ -94,14 +97,90 @@ pub fn date_not_in_future(field: &'static str, date: NaiveDate, now: DateTime<Ut
     Ok(())
 }
 
-/// Free text (notes) is bounded so one event cannot carry megabytes.
+/// Free text (names, notes, ids) is bounded so one event cannot carry megabytes, and holds only
+/// characters every store and every client keep as they are: no control characters other than
+/// tab, line feed and carriage return (a NUL cannot be stored in PostgreSQL text at all), and no
+/// Unicode noncharacters. Everything else, astral planes, format characters and private use
+/// included, is stored and read back byte for byte (decisions.md, "what text may hold").
 pub fn text(field: &'static str, value: Option<&str>, max_chars: usize) -> Checked {
-    match value {
-        Some(v) if v.chars().count() > max_chars => Err(ValidationError::new(
+    let Some(v) = value else {
+        return Ok(());
+    };
+    if v.chars().count() > max_chars {
+        return Err(ValidationError::new(
             field,
             format!("must be at most {max_chars} characters"),
-        )),
-        _ => Ok(()),
+        ));
+    }
+    refuse_unstorable(field, v, true)
+}
+
+/// Whether `c` may appear in stored text. Line breaks and tabs only where `multiline`.
+pub fn storable_char(c: char, multiline: bool) -> bool {
+    if multiline && matches!(c, '\t' | '\n' | '\r') {
+        return true;
+    }
+    !(c.is_control() || is_noncharacter(c))
+}
+
+/// U+FDD0-U+FDEF and the last two code points of every plane: reserved for a program's internal
+/// use, never for interchange.
+pub fn is_noncharacter(c: char) -> bool {
+    let u = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&u) || (u & 0xFFFE) == 0xFFFE
+}
+
+/// The first character `text` may not hold, named by code point and position (1-based), so the
+/// sender can find it even when it is invisible.
+pub fn refuse_unstorable(field: &'static str, value: &str, multiline: bool) -> Checked {
+    match value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !storable_char(*c, multiline))
+    {
+        None => Ok(()),
+        Some((i, c)) => {
+            let allowed = if multiline {
+                "; tab and line breaks are allowed"
+            } else {
+                ""
+            };
+            let kind = if c.is_control() {
+                "a control character"
+            } else {
+                "a Unicode noncharacter"
+            };
+            Err(ValidationError::new(
+                field,
+                format!(
+                    "must not contain {kind} (U+{:04X} at character {}){allowed}",
+                    u32::from(c),
+                    i + 1
+                ),
+            ))
+        }
+    }
+}
+
+/// The years a date or instant may fall in. Nothing an athlete logs is older (birth dates
+/// included) and the one-day-ahead rule ends long before; the bound also keeps date arithmetic
+/// (ages, week starts, ranges) far from chrono's limits.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=2100;
+
+/// A calendar date within [`YEARS`].
+pub fn plausible_date(field: &'static str, date: NaiveDate) -> Checked {
+    use chrono::Datelike;
+    if YEARS.contains(&date.year()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!(
+                "must be in the years {}-{}, got {date}",
+                YEARS.start(),
+                YEARS.end()
+            ),
+        ))
     }
 }
 
@@ -135,5 +214,66 @@ mod tests {
         let tomorrow = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
         assert!(date_not_in_future("date", tomorrow, now).is_ok());
         assert!(date_not_in_future("date", tomorrow.succ_opt().unwrap(), now).is_err());
+    }
+
+    #[test]
+    fn text_refuses_controls_other_than_tab_and_line_breaks() {
+        assert!(text("notes", Some("a\tb\nc\r\nd"), 100).is_ok());
+        for bad in ['\0', '\u{1}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}'] {
+            let value = format!("ok{bad}");
+            let err = text("notes", Some(&value), 100).unwrap_err();
+            assert_eq!(err.field, "notes");
+            assert_eq!(
+                err.problem,
+                format!(
+                    "must not contain a control character (U+{:04X} at character 3); \
+                     tab and line breaks are allowed",
+                    u32::from(bad)
+                )
+            );
+        }
+        let err = text("name", Some("\u{fffe}"), 100).unwrap_err();
+        assert_eq!(
+            err.problem,
+            "must not contain a Unicode noncharacter (U+FFFE at character 1); \
+             tab and line breaks are allowed"
+        );
+        assert!(text("notes", Some("\u{10ffff}"), 100).is_err());
+        assert!(text("notes", Some("\u{fdd0}"), 100).is_err());
+    }
+
+    #[test]
+    fn text_keeps_every_plane_and_format_characters() {
+        let value = "\u{feff}\u{202e}\u{1f3c3}\u{20000}\u{e0001}\u{f0000}\u{100000}\u{fffd}é";
+        assert!(text("notes", Some(value), 100).is_ok());
+        // The limit counts characters, not bytes: 4-byte characters up to the limit pass.
+        assert!(text("notes", Some(&"\u{1f3c3}".repeat(100)), 100).is_ok());
+        assert!(text("notes", Some(&"\u{1f3c3}".repeat(101)), 100).is_err());
+    }
+
+    #[test]
+    fn single_line_text_refuses_line_breaks() {
+        assert!(refuse_unstorable("display_name", "a\nb", false).is_err());
+        assert!(refuse_unstorable("display_name", "a\tb", false).is_err());
+        assert!(refuse_unstorable("display_name", "Zoë \u{1f3c3}", false).is_ok());
+    }
+
+    #[test]
+    fn dates_fall_in_1900_to_2100() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert!(date_not_in_future("date", day(1900, 1, 1), now).is_ok());
+        let err = date_not_in_future("date", day(1899, 12, 31), now).unwrap_err();
+        assert_eq!(
+            err.problem,
+            "must be in the years 1900-2100, got 1899-12-31"
+        );
+        assert!(plausible_date("date", day(2100, 12, 31)).is_ok());
+        assert!(plausible_date("date", day(2101, 1, 1)).is_err());
+        let early = Utc.with_ymd_and_hms(1899, 12, 31, 23, 59, 59).unwrap();
+        assert_eq!(
+            not_in_future("start_time", early, now).unwrap_err().field,
+            "start_time"
+        );
     }
 }

@@ -291,11 +291,17 @@ pub async fn snapshot(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Option<Sn
     .fetch_optional(pool)
     .await?;
     row.map(|r| {
+        let mut analyses: BTreeMap<u32, Analysis> =
+            serde_json::from_str(&r.try_get::<String, _>(2)?)?;
+        for analysis in analyses.values_mut() {
+            let findings = std::mem::take(&mut analysis.findings);
+            analysis.findings = findings.into_iter().map(|f| f.with_id()).collect();
+        }
         Ok(Snapshot {
             position: r.try_get(0)?,
             computed_at: DateTime::from_timestamp_micros(r.try_get(1)?)
                 .context("snapshot time out of range")?,
-            analyses: serde_json::from_str(&r.try_get::<String, _>(2)?)?,
+            analyses,
         })
     })
     .transpose()

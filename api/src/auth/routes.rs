@@ -49,7 +49,11 @@ pub enum AccountKind {
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     /// Compared case-insensitively and stored trimmed and lowercased.
-    #[schema(min_length = 3, max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^\s*[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\s*$"
+    )]
     pub email: String,
     #[schema(min_length = 10, max_length = 128)]
     pub password: String,

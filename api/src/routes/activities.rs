@@ -43,7 +43,10 @@ pub struct SplitBody {
 #[serde(deny_unknown_fields)]
 pub struct NewActivityBody {
     pub sport: Sport,
-    #[schema(max_length = 200)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// When it started; not in the future.
     pub start_time: DateTime<Utc>,
@@ -71,6 +74,10 @@ pub struct NewActivityBody {
     #[schema(max_items = 500)]
     pub splits: Vec<SplitBody>,
 }
+
+/// The most splits a manual activity takes: the schema's `maxItems` above. (Imported files
+/// may carry more laps; the domain's own limit is for those.)
+pub const MAX_SPLITS: usize = 500;
 
 fn ctx(caller: &Caller) -> CommandContext {
     CommandContext::athlete(caller.account_id)
@@ -108,6 +115,12 @@ pub async fn create_activity(
                 .timezone
         }
     };
+    if body.splits.len() > MAX_SPLITS {
+        return Err(Problem::invalid(
+            "splits",
+            format!("at most {MAX_SPLITS} splits, got {}", body.splits.len()),
+        ));
+    }
     let activity_id = Uuid::now_v7();
     let laps = body
         .splits
@@ -248,6 +261,11 @@ pub(crate) async fn list_for(
     params: ListParams,
     min_position: Option<i64>,
 ) -> ApiResult<ActivityPage> {
+    for (field, date) in [("from", params.from), ("to", params.to)] {
+        if let Some(d) = date {
+            domain::validation::plausible_date(field, d)?;
+        }
+    }
     for (field, value) in [
         ("min_distance_m", params.min_distance_m),
         ("max_distance_m", params.max_distance_m),
@@ -326,7 +344,10 @@ pub async fn get_activity(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchActivityBody {
-    #[schema(max_length = 200)]
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     pub sport: Option<Sport>,
     #[schema(minimum = 0, maximum = 1_000_000)]
@@ -335,7 +356,10 @@ pub struct PatchActivityBody {
     pub moving_time_s: Option<f64>,
     #[schema(minimum = 25, maximum = 250)]
     pub avg_hr_bpm: Option<f64>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
 }
 
@@ -440,7 +464,10 @@ pub struct FeedbackBody {
     #[schema(minimum = 1, maximum = 5)]
     #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub energy_after: Option<u8>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
 }
 

@@ -336,7 +336,7 @@ pub async fn training_load(
     Query(range): Query<RangeParams>,
     MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<TrainingLoad>> {
-    let w = range.window();
+    let w = range.window()?;
     let all = history(&state, caller.account_id, min).await?;
     let t = state.tables("profile").await?;
     let physiology = projections::profile::profile(state.read_pool(), &t, caller.account_id)

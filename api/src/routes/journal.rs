@@ -61,7 +61,13 @@ pub(crate) struct Window {
 }
 
 impl RangeParams {
-    pub(crate) fn window(&self) -> Window {
+    /// `from` and `to` must fall in the years dates may hold (`validation::YEARS`).
+    pub(crate) fn window(&self) -> ApiResult<Window> {
+        for (field, date) in [("from", self.from), ("to", self.to)] {
+            if let Some(d) = date {
+                domain::validation::plausible_date(field, d)?;
+            }
+        }
         let to = self.to.unwrap_or_else(|| Utc::now().date_naive());
         let from = self
             .from
@@ -69,7 +75,7 @@ impl RangeParams {
         let last = from
             .checked_add_days(chrono::Days::new(MAX_RANGE_DAYS - 1))
             .unwrap_or(NaiveDate::MAX);
-        if to > last {
+        Ok(if to > last {
             Window {
                 from,
                 to: last,
@@ -82,7 +88,7 @@ impl RangeParams {
                 to,
                 next_from: None,
             }
-        }
+        })
     }
 }
 
@@ -174,7 +180,10 @@ pub struct CheckInBody {
     #[schema(minimum = 1, maximum = 5)]
     #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub readiness: Option<u8>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
 }
 
@@ -251,7 +260,7 @@ pub(crate) async fn checkins_of(
     range: &RangeParams,
     min: Option<i64>,
 ) -> ApiResult<CheckInPage> {
-    let w = range.window();
+    let w = range.window()?;
     let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
@@ -287,7 +296,10 @@ pub struct NutritionBody {
     pub fibre_g: Option<f64>,
     #[schema(minimum = 0, maximum = 2000)]
     pub caffeine_mg: Option<f64>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
     /// When it was eaten; now when absent. Not in the future.
     pub logged_at: Option<DateTime<Utc>>,
@@ -309,6 +321,26 @@ impl NutritionBody {
     }
 }
 
+/// A nutrition entry may name only one of the caller's own live activities. Someone else's
+/// activity is refused with the same words as an unknown id, so ids cannot be probed.
+async fn check_activity_link(
+    state: &AppState,
+    athlete: Uuid,
+    activity_id: Option<Uuid>,
+) -> ApiResult<()> {
+    let Some(id) = activity_id else {
+        return Ok(());
+    };
+    if state.commands.activity_is_live_of(athlete, id).await? {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            "activity_id",
+            format!("no activity {id} of yours; log it first, or leave activity_id out"),
+        ))
+    }
+}
+
 /// Log an intake. Answers 201 with the entry's id.
 #[utoipa::path(post, path = "/v1/nutrition", tag = "journal", request_body = NutritionBody,
     params(super::activities::IdempotencyHeader),
@@ -320,6 +352,7 @@ pub async fn create_nutrition(
     Json(b): Json<NutritionBody>,
 ) -> ApiResult<Response> {
     let key = super::activities::idempotency_key(&headers)?;
+    check_activity_link(&state, caller.account_id, b.activity_id).await?;
     let entry_id = match &key {
         Some(k) => Uuid::new_v5(&caller.account_id, format!("nutrition:{k}").as_bytes()),
         None => Uuid::now_v7(),
@@ -377,7 +410,7 @@ pub(crate) async fn nutrition_of(
     range: &RangeParams,
     min: Option<i64>,
 ) -> ApiResult<NutritionPage> {
-    let w = range.window();
+    let w = range.window()?;
     let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
@@ -450,7 +483,10 @@ pub struct PatchNutritionBody {
     pub fibre_g: Option<f64>,
     #[schema(minimum = 0, maximum = 2000)]
     pub caffeine_mg: Option<f64>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
     pub logged_at: Option<DateTime<Utc>>,
 }
@@ -467,6 +503,8 @@ pub async fn patch_nutrition(
 ) -> ApiResult<axum::Json<Written>> {
     state.caught_up(&["journal"]).await?;
     let (date, e) = find_entry(&state, caller.account_id, entry_id, None).await?;
+    // Only a newly named activity is checked: an entry keeps its link if the activity goes.
+    check_activity_link(&state, caller.account_id, b.activity_id).await?;
     let executed = journal(
         &state,
         &caller,
@@ -585,7 +623,10 @@ pub struct WorkBody {
     #[schema(minimum = 1, maximum = 5)]
     #[serde(default, deserialize_with = "crate::de::opt_small")]
     pub stress: Option<u8>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
 }
 
@@ -658,7 +699,7 @@ pub(crate) async fn work_of(
     range: &RangeParams,
     min: Option<i64>,
 ) -> ApiResult<WorkPage> {
-    let w = range.window();
+    let w = range.window()?;
     let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
@@ -676,7 +717,10 @@ pub struct BodyCompositionBody {
     pub body_fat_pct: Option<f64>,
     #[schema(minimum = 0, maximum = 400)]
     pub muscle_mass_kg: Option<f64>,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
 }
 
@@ -755,7 +799,7 @@ pub(crate) async fn body_of(
     range: &RangeParams,
     min: Option<i64>,
 ) -> ApiResult<BodyPage> {
-    let w = range.window();
+    let w = range.window()?;
     let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
@@ -901,10 +945,14 @@ pub async fn patch_slot(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InsightFeedbackBody {
+    /// The `id` of a finding served by `/v1/correlations`.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub insight_id: String,
     pub helpful: bool,
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub notes: Option<String>,
     /// The local date it was given on; today (UTC) when absent.
     pub date: Option<NaiveDate>,
@@ -918,6 +966,21 @@ pub async fn post_insight_feedback(
     caller: Caller,
     Json(b): Json<InsightFeedbackBody>,
 ) -> ApiResult<Response> {
+    // Feedback rates a finding the caller was shown: one in their latest correlation snapshot,
+    // in any window. Ids are stable across recomputes (docs/correlations.md).
+    let snapshot =
+        projections::correlations::snapshot(state.read_pool(), caller.account_id).await?;
+    let known = snapshot.is_some_and(|s| {
+        s.analyses
+            .values()
+            .any(|a| a.findings.iter().any(|f| f.id == b.insight_id))
+    });
+    if !known {
+        return Err(Problem::invalid(
+            "insight_id",
+            "names no finding in your correlations; use a finding's id from /v1/correlations",
+        ));
+    }
     let executed = journal(
         &state,
         &caller,

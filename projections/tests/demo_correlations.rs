@@ -46,7 +46,11 @@ async fn the_demo_year_shows_the_planted_effects(t: TestStore) {
         domain::upcasters(),
     );
     let summary = demo::run_showcase(&bus, &config, |_| {}).await.unwrap();
-    assert!(summary.counts.nutrition_entries > 365, "{:?}", summary.counts);
+    assert!(
+        summary.counts.nutrition_entries > 365,
+        "{:?}",
+        summary.counts
+    );
     assert!(summary.counts.check_ins > 300, "{:?}", summary.counts);
     let athlete = demo::athlete_id(&config, 0);
 
@@ -63,14 +67,10 @@ async fn the_demo_year_shows_the_planted_effects(t: TestStore) {
     }
     // The worker's 365-day window on the last day of data: the same series and the same
     // analysis `correlations::compute` stores for `/v1/correlations?days=365`.
-    let data = projections::correlations::dataset(
-        &engine,
-        athlete,
-        config.first_date(),
-        config.end_date,
-    )
-    .await
-    .unwrap();
+    let data =
+        projections::correlations::dataset(&engine, athlete, config.first_date(), config.end_date)
+            .await
+            .unwrap();
     let year = analyze(&data, &Options::default());
     let found = describe(&year);
     eprintln!("{} tests, findings:\n{found}", year.tests_run);

@@ -88,7 +88,7 @@ enum Command {
         /// Days of history, ending yesterday.
         #[arg(long, default_value_t = 365)]
         days: u32,
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = commands::demo::SHOWCASE_SEED)]
         seed: u64,
         #[arg(long, env = "STRIDELOG_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -298,7 +298,7 @@ async fn demo(
             domain::DomainServices::new(Arc::new(commands::SystemClock)),
             domain::upcasters(),
         );
-        let summary = demo::run(&bus, &config, |p| {
+        let summary = demo::run_showcase(&bus, &config, |p| {
             if last.elapsed() >= std::time::Duration::from_secs(1) {
                 last = std::time::Instant::now();
                 eprintln!(
@@ -313,7 +313,7 @@ async fn demo(
             summary.events, summary.counts.runs
         );
     }
-    let email = demo::plan_athlete(&config, 0)
+    let email = demo::plan_showcase(&config)
         .into_iter()
         .find_map(|c| match c {
             demo::PlannedCommand::Athlete {
@@ -323,9 +323,24 @@ async fn demo(
             _ => None,
         })
         .context("the demo plan registers its athlete")?;
+    // The read models and the correlation snapshot, before serving: otherwise the embedded
+    // worker analyses the athlete while the projections are still catching up, and the next
+    // analysis waits out the worker's debounce, so `/v1/correlations` would show a partial year
+    // for the first ten minutes.
+    let read_db = projections::ReadDb::connect(&args.url()).await?;
+    let engine = projections::Engine::new(store.clone(), read_db.clone(), projections::all());
+    eprintln!("demo: building the read models");
+    for p in projections::all() {
+        engine
+            .catch_up(p.as_ref(), std::time::Duration::from_secs(600))
+            .await?;
+    }
+    let analysed = projections::correlations::step(&engine, "demo", 10).await?;
+    if analysed.computed > 0 {
+        eprintln!("demo: correlations analysed");
+    }
     // The generator registers the athlete through the command path; the demo gives them a
     // password so the API can be tried at once.
-    let read_db = projections::ReadDb::connect(&args.url()).await?;
     let identity = api::auth::IdentityDb::new(read_db.pool.clone());
     if identity.account(athlete).await?.is_none() {
         let hash = api::auth::Passwords::new(1)?.hash(DEMO_PASSWORD).await?;
@@ -337,6 +352,9 @@ async fn demo(
     let _ = jwt_secret;
     let position = store.last_committed().await?.position;
     let base = format!("http://{listen}");
+    let month_ago = config.end_date - chrono::Duration::days(29);
+    let end = config.end_date;
+    let bin = invocation();
     println!("demo athlete: {athlete}");
     println!("  login: {email} / {DEMO_PASSWORD}");
     println!("  API documentation: {base}/docs");
@@ -348,7 +366,7 @@ async fn demo(
     println!("  curl -s {base}/v1/me -H \"authorization: Bearer $TOKEN\"");
     println!("  curl -s '{base}/v1/activities?limit=5' -H \"authorization: Bearer $TOKEN\"");
     println!(
-        "  curl -s '{base}/v1/checkins?from=2026-01-01&to=2026-01-31' -H \"authorization: Bearer $TOKEN\""
+        "  curl -s '{base}/v1/checkins?from={month_ago}&to={end}' -H \"authorization: Bearer $TOKEN\""
     );
     println!(
         "  curl -s -X PUT {base}/v1/checkins/$(date +%F) -H \"authorization: Bearer $TOKEN\" \\"
@@ -356,21 +374,42 @@ async fn demo(
     println!("      -H 'content-type: application/json' -d '{{\"sleep_h\":7.5,\"stress\":2}}'");
     println!("  curl -s '{base}/v1/efficiency/trends?days=90' -H \"authorization: Bearer $TOKEN\"");
     println!(
-        "  curl -s \"{base}/v1/training-load?from=$(date -d -30days +%F)\" -H \"authorization: Bearer $TOKEN\""
+        "  curl -s '{base}/v1/training-load?from={month_ago}' -H \"authorization: Bearer $TOKEN\""
     );
     println!("  curl -s '{base}/v1/correlations?days=365' -H \"authorization: Bearer $TOKEN\"");
     println!(
         "  curl -s {base}/v1/activities/import -H \"authorization: Bearer $TOKEN\" -F file=@testdata/activities/run-2013-02-06.fit"
     );
     println!();
-    println!("  stridelog events athlete {athlete} | tail");
-    println!("  stridelog audit {athlete} | tail");
-    println!(
-        "  stridelog replay athlete {athlete} --as-of {}",
-        position / 2
-    );
-    println!("  stridelog projections list");
+    println!("  {bin} events athlete {athlete} | tail");
+    println!("  {bin} audit {athlete} | tail");
+    println!("  {bin} replay athlete {athlete} --as-of {}", position / 2);
+    println!("  {bin} projections list");
     Ok(())
+}
+
+/// How to run this binary again from the current directory, for the commands the demo prints:
+/// `cargo run` leaves no `stridelog` on the PATH, so the path it runs from (relative when it is
+/// under the current directory), quoted for a POSIX shell when it needs to be.
+fn invocation() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "stridelog".to_string();
+    };
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| p.to_path_buf()))
+        .map_or_else(
+            || exe.display().to_string(),
+            |relative| format!("./{}", relative.display()),
+        );
+    let plain = shown
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+    if plain {
+        shown
+    } else {
+        format!("'{}'", shown.replace('\'', "'\\''"))
+    }
 }
 
 /// The demo athlete's password: printed by `stridelog demo`, and only ever set by it.

@@ -729,3 +729,60 @@ async fn a_poison_event_is_listed_retried_and_dismissed(t: TestStore) {
             .contains("has no unresolved skipped event")
     );
 }
+
+/// From a fresh checkout nothing named `stridelog` is on the PATH: the commands the demo prints
+/// name the binary that ran, and each runs as printed, from the same directory, on the embedded
+/// default it seeded (./data, a key generated beside it).
+#[test]
+fn the_commands_the_demo_prints_run_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = |cmd: &mut Command| {
+        cmd.current_dir(dir.path())
+            .env_remove("STRIDELOG_DATABASE_URL")
+            .env_remove("STRIDELOG_MASTER_KEY")
+            .env_remove("STRIDELOG_JWT_SECRET")
+            .env_remove("RUST_LOG");
+    };
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_stridelog"));
+    clean(&mut demo);
+    let out = demo
+        .args(["demo", "--days", "14", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("data/stridelog.db").exists());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let athlete = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo athlete: "))
+        .expect("prints the athlete");
+    // The binary lives outside the scratch directory, so the demo names it by its full path.
+    let commands: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(env!("CARGO_BIN_EXE_stridelog")))
+        .collect();
+    assert_eq!(commands.len(), 4, "{stdout}");
+    for line in commands {
+        let mut shell = Command::new("bash");
+        clean(&mut shell);
+        let out = shell.args(["-o", "pipefail", "-c", line]).output().unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Every command but the projection list is about the demo athlete.
+        let expected = if line.ends_with(" projections list") {
+            "correlation_inputs"
+        } else {
+            athlete
+        };
+        assert!(printed.contains(expected), "{line}: {printed}");
+    }
+}

@@ -22,6 +22,22 @@
 //!   sessions, recovery runs for high-volume athletes) on a 4-week build/recovery volume cycle,
 //!   with a race every 5-12 weeks in place of the long run.
 //!
+//! The athlete `stridelog demo` shows ([`plan_showcase`]) is athlete 0 drawn as above, then made
+//! the user the product is for: check-ins on about 92 % of days, breakfast, lunch, dinner and
+//! pre-run fuel on about 85 % of days, four saved presets ("Oats with banana" among them) used
+//! for some of those entries, a road runner on gentle routes. Two habits move their running
+//! speed at the same heart rate, each planted so that the correlation engine sees r near 0.5
+//! once it has removed the known structure (docs/correlations.md):
+//! - **sleep debt**: each hour of sleep above the athlete's baseline on the night before last
+//!   (the previous day's check-in, so lag 1 to the engine) makes a run 4 % faster;
+//! - **carbohydrate**: the day's starchy portions vary by about a fifth from day to day
+//!   (breakfast, lunch, dinner and pre-run food alike, independently of the day before), and a
+//!   standard deviation more makes that day's run 3.5 % faster (lag 0; the logged daily total
+//!   follows the portions, so calories follow too).
+//!
+//! Neither depends on the engine: they are what a real athlete's log could hold, and the
+//! engine's calibration (domain/tests/simulation.rs) does not know about them.
+//!
 //! Time zones: [`TIMEZONES`] gives each zone its standard-time UTC offset and daylight saving
 //! time is ignored. Every local time the plan uses (run starts, meals) lies between 05:00 and
 //! 22:30, so a reader applying the real rules sees summer times one hour later, never on another
@@ -215,7 +231,19 @@ pub fn plan(config: &DemoConfig) -> Vec<PlannedCommand> {
 /// Independent of the other athletes: each has its own random stream, so athletes can be
 /// planned one at a time, in any order or in parallel.
 pub fn plan_athlete(config: &DemoConfig, index: usize) -> Vec<PlannedCommand> {
-    AthletePlanner::new(config, index).plan()
+    AthletePlanner::new(config, index, false).plan()
+}
+
+/// The seed `stridelog demo` uses unless told otherwise.
+pub const SHOWCASE_SEED: u64 = 42;
+
+/// The athlete `stridelog demo` shows: athlete 0 of `config` (same id, name and training), but
+/// a diligent logger (check-ins on most days, every meal on most days, four saved presets)
+/// whose runs respond to two habits strongly enough for the correlation engine to find them
+/// in a year: sleep on the night before last (lag 1) and the day's carbohydrate (lag 0). See
+/// the module comment. `config.athletes` is ignored.
+pub fn plan_showcase(config: &DemoConfig) -> Vec<PlannedCommand> {
+    AthletePlanner::new(config, 0, true).plan()
 }
 
 /// The id athlete `index` gets, without planning anything else.
@@ -260,11 +288,30 @@ pub async fn execute(bus: &CommandBus, command: PlannedCommand) -> Result<Execut
 pub async fn run(
     bus: &CommandBus,
     config: &DemoConfig,
+    progress: impl FnMut(&DemoProgress),
+) -> Result<DemoSummary, CommandError> {
+    run_plans(bus, config, config.athletes, plan_athlete, progress).await
+}
+
+/// [`run`] for the [`plan_showcase`] athlete alone.
+pub async fn run_showcase(
+    bus: &CommandBus,
+    config: &DemoConfig,
+    progress: impl FnMut(&DemoProgress),
+) -> Result<DemoSummary, CommandError> {
+    run_plans(bus, config, 1, |config, _| plan_showcase(config), progress).await
+}
+
+async fn run_plans(
+    bus: &CommandBus,
+    config: &DemoConfig,
+    athletes: usize,
+    plan: impl Fn(&DemoConfig, usize) -> Vec<PlannedCommand>,
     mut progress: impl FnMut(&DemoProgress),
 ) -> Result<DemoSummary, CommandError> {
     let mut summary = DemoSummary::default();
-    for index in 0..config.athletes {
-        let commands = plan_athlete(config, index);
+    for index in 0..athletes {
+        let commands = plan(config, index);
         let total = commands.len();
         summary.athletes.push(athlete_id(config, index));
         for (done, command) in commands.into_iter().enumerate() {
@@ -277,7 +324,7 @@ pub async fn run(
             summary.commands += 1;
             progress(&DemoProgress {
                 athletes_done: index + usize::from(done + 1 == total),
-                athletes_total: config.athletes,
+                athletes_total: athletes,
                 commands_done: summary.commands,
                 athlete_commands_done: done + 1,
                 athlete_commands_total: total,
@@ -707,8 +754,40 @@ const POST_RUN: &[Food] = &[
     food("Recovery smoothie", (250.0, 380.0), 0.62, 0.25, 1.5, 0.0),
 ];
 
+/// The presets the showcase athlete saves (by name, from [`PRESETS`]).
+const SHOWCASE_PRESETS: &[&str] = &[
+    "Oats with banana",
+    "Toast with honey",
+    "Usual gel",
+    "Recovery shake",
+];
+
 /// The preset an athlete saves, and where it is used in place of a drawn food.
 const PRESETS: &[(&str, NutritionEntryType, Nutrients)] = &[
+    (
+        "Oats with banana",
+        NutritionEntryType::Daily,
+        Nutrients {
+            calories_kcal: Some(450.0),
+            protein_g: Some(14.0),
+            carbohydrate_g: Some(80.0),
+            fat_g: Some(9.0),
+            fibre_g: Some(8.0),
+            caffeine_mg: None,
+        },
+    ),
+    (
+        "Toast with honey",
+        NutritionEntryType::PreActivity,
+        Nutrients {
+            calories_kcal: Some(210.0),
+            protein_g: Some(5.0),
+            carbohydrate_g: Some(42.0),
+            fat_g: Some(2.5),
+            fibre_g: Some(1.5),
+            caffeine_mg: None,
+        },
+    ),
     (
         "Usual gel",
         NutritionEntryType::DuringActivity,
@@ -823,7 +902,18 @@ struct Profile {
     check_in_rate: f64,
     nutrition_rate: f64,
     caffeine_habit_mg: f64,
-    preset: Option<(Uuid, usize)>,
+    /// Saved presets: (preset id, index into [`PRESETS`]).
+    presets: Vec<(Uuid, usize)>,
+    /// Breakfast, lunch and dinner on every day with nutrition, rather than now and then.
+    logs_every_meal: bool,
+    /// How much the day's carbohydrate portions vary (sd of a factor around 1); 0 for fixed
+    /// portions.
+    fuelling_sd: f64,
+    /// Speed change per standard deviation of the day's carbohydrate portions.
+    carbohydrate_effect: f64,
+    /// Speed change per hour of sleep above the athlete's baseline on the night before last (the
+    /// previous day's check-in).
+    sleep_debt_effect: f64,
     job: Option<Job>,
     work_log_rate: f64,
     work_stress_base: f64,
@@ -931,8 +1021,10 @@ impl Profile {
         } else {
             0.0
         };
-        let preset = (nutrition_rate > 0.0 || dice.chance(0.2))
-            .then(|| (dice.uuid(), dice.int(0, PRESETS.len() as u32 - 1) as usize));
+        let presets = (nutrition_rate > 0.0 || dice.chance(0.2))
+            .then(|| (dice.uuid(), dice.int(0, PRESETS.len() as u32 - 1) as usize))
+            .into_iter()
+            .collect();
         let job = match dice.int(0, 99) {
             0..=61 => Some(Job::Desk),
             62..=73 => Some(Job::Physical),
@@ -1032,12 +1124,48 @@ impl Profile {
             check_in_rate: dice.uniform(0.72, 0.95),
             nutrition_rate,
             caffeine_habit_mg: *dice.pick(&[0.0, 95.0, 95.0, 190.0]),
-            preset,
+            presets,
+            logs_every_meal: false,
+            fuelling_sd: 0.0,
+            carbohydrate_effect: 0.0,
+            sleep_debt_effect: 0.0,
             job,
             work_log_rate,
             work_stress_base: dice.uniform(1.8, 3.2),
             scale,
         }
+    }
+
+    /// The athlete `stridelog demo` shows (see [`plan_showcase`]): drawn like everyone else,
+    /// then made a diligent logger whose runs respond to two habits. A road runner on gentle
+    /// routes: climbs and trails slow runs at the same heart rate, which efficiency (flat pace
+    /// per beat) would otherwise carry as noise of several percent.
+    fn showcase(mut self, dice: &mut Dice) -> Self {
+        self.check_in_rate = 0.92;
+        self.nutrition_rate = 0.85;
+        self.logs_every_meal = true;
+        self.caffeine_habit_mg = 95.0;
+        self.presets = SHOWCASE_PRESETS
+            .iter()
+            .map(|name| {
+                let index = PRESETS
+                    .iter()
+                    .position(|(n, _, _)| n == name)
+                    .expect("showcase presets are in PRESETS");
+                (dice.uuid(), index)
+            })
+            .collect();
+        self.completes_onboarding = true;
+        self.trail_share = 0.0;
+        self.road_climb_m_per_km = 2.5;
+        // Portions vary by a fifth from day to day; a standard deviation more carbohydrate goes
+        // with 3.5 % faster running at the same heart rate (more glycogen for the same effort).
+        // Both sizes give r near 0.5 against the rest of the day-to-day variation in efficiency.
+        self.fuelling_sd = 0.2;
+        self.carbohydrate_effect = 0.035;
+        // Sleep debt shows with a delay: an hour more on the night before last, 4 % faster.
+        self.sleep_debt_effect = 0.04;
+        self
     }
 
     fn availability(&self) -> WeeklyAvailability {
@@ -1085,7 +1213,7 @@ impl Profile {
         if self.source == ActivitySource::Strava {
             steps.insert(OnboardingStep::ConnectStrava);
         }
-        if self.preset.is_some() {
+        if !self.presets.is_empty() {
             steps.insert(OnboardingStep::NutritionSetup);
         }
         if self.job.is_some() && self.work_log_rate > 0.0 {
@@ -1162,6 +1290,8 @@ struct AthletePlanner<'c> {
     /// Accumulated training load; decays by half a day.
     fatigue: f64,
     previous_work_stress: f64,
+    /// The previous day's check-in sleep (the night before last), logged or not.
+    previous_sleep_h: f64,
     weeks_since_race: u32,
     race_this_week: Option<RaceDistance>,
     vacation_week: bool,
@@ -1171,9 +1301,11 @@ struct AthletePlanner<'c> {
 }
 
 impl<'c> AthletePlanner<'c> {
-    fn new(config: &'c DemoConfig, index: usize) -> Self {
+    fn new(config: &'c DemoConfig, index: usize, showcase: bool) -> Self {
         let mut dice = Dice::for_athlete(config.seed, index);
         let p = Profile::draw(&mut dice, config, index);
+        let p = if showcase { p.showcase(&mut dice) } else { p };
+        let previous_sleep_h = p.sleep_baseline_h;
         let weeks_since_race = dice.int(0, p.race_every_weeks);
         // Provider ids are large and grow over time, like Garmin's and Strava's.
         let external_id = 11_000_000_000 + u64::from(dice.int(0, 4_000_000)) * 1_000;
@@ -1186,6 +1318,7 @@ impl<'c> AthletePlanner<'c> {
             out: Vec::with_capacity(capacity),
             fatigue: 0.3,
             previous_work_stress: 2.5,
+            previous_sleep_h,
             weeks_since_race,
             race_this_week: None,
             vacation_week: false,
@@ -1265,7 +1398,7 @@ impl<'c> AthletePlanner<'c> {
                 availability: p.availability(),
             });
         }
-        if let Some((preset_id, preset)) = p.preset {
+        for &(preset_id, preset) in &p.presets {
             let (name, _, nutrients) = &PRESETS[preset];
             commands.push(AthleteCommand::SaveNutritionPreset {
                 preset_id,
@@ -1306,6 +1439,13 @@ impl<'c> AthletePlanner<'c> {
             .clamp(5.0, 9.5);
         let sleep_h = round1(sleep_h);
         let fatigue = self.fatigue;
+        // The day's carbohydrate portions, in standard deviations (drawn only for an athlete
+        // whose portions vary, so everyone else's draws are unchanged).
+        let fuelling = if self.p.fuelling_sd > 0.0 {
+            self.dice.normal(0.0, 1.0)
+        } else {
+            0.0
+        };
 
         self.check_in(date, years, sleep_h, fatigue, work.as_ref());
         self.body_composition(date, day_index, weekday);
@@ -1322,6 +1462,8 @@ impl<'c> AthletePlanner<'c> {
                     volume,
                     years,
                     sleep_h,
+                    previous_sleep_h: self.previous_sleep_h,
+                    fuelling,
                     fatigue,
                 },
             );
@@ -1339,6 +1481,8 @@ impl<'c> AthletePlanner<'c> {
                         volume,
                         years,
                         sleep_h,
+                        previous_sleep_h: self.previous_sleep_h,
+                        fuelling,
                         fatigue,
                     },
                 );
@@ -1347,7 +1491,7 @@ impl<'c> AthletePlanner<'c> {
         }
         // Runs are listed in the order they happened; a double may precede the main run.
         runs.sort_by_key(|r| r.start_local_s);
-        self.nutrition(date, &runs);
+        self.nutrition(date, &runs, fuelling);
         if let Some(work) = &work
             && self.dice.chance(self.p.work_log_rate)
         {
@@ -1378,6 +1522,7 @@ impl<'c> AthletePlanner<'c> {
         self.fatigue = 0.55 * fatigue + load;
         self.previous_work_stress = work.as_ref().map_or(2.0, |w| w.stress);
         self.previous_kind = runs.last().map(|r| r.kind);
+        self.previous_sleep_h = sleep_h;
     }
 
     fn new_week(&mut self) {
@@ -1567,6 +1712,8 @@ impl<'c> AthletePlanner<'c> {
             volume,
             years,
             sleep_h,
+            previous_sleep_h,
+            fuelling,
             fatigue,
         } = plan;
         let activity_id = self.dice.uuid();
@@ -1599,7 +1746,12 @@ impl<'c> AthletePlanner<'c> {
         // reserve rising linearly, which puts easy runs near 1.3 × threshold pace and a 5K about
         // 6 % faster than threshold, as for real runners.
         let fitness = 1.0 + (p.fitness_gain_per_year * years).min(0.08);
-        let form = 1.0 + 0.01 * (sleep_h - 7.2) - 0.012 * fatigue + dice.normal(0.0, 0.012);
+        let form = 1.0
+            + 0.01 * (sleep_h - 7.2)
+            + p.sleep_debt_effect * (previous_sleep_h - p.sleep_baseline_h)
+            + p.carbohydrate_effect * fuelling
+            - 0.012 * fatigue
+            + dice.normal(0.0, 0.012);
         let speed_m_per_s = 1000.0 / p.threshold_pace_s_per_km
             * fitness
             * (0.12 + 0.88 * intensity / p.threshold_intensity)
@@ -1778,12 +1930,21 @@ impl<'c> AthletePlanner<'c> {
         }
     }
 
-    fn nutrition(&mut self, date: NaiveDate, runs: &[RunDone]) {
+    /// `fuelling`: the day's carbohydrate portions, in standard deviations.
+    fn nutrition(&mut self, date: NaiveDate, runs: &[RunDone], fuelling: f64) {
         if !self.dice.chance(self.p.nutrition_rate) {
             return;
         }
         let dice = &mut self.dice;
-        let preset = self.p.preset.map(|(_, i)| &PRESETS[i]);
+        let every_meal = self.p.logs_every_meal;
+        let presets: Vec<_> = self.p.presets.iter().map(|(_, i)| &PRESETS[*i]).collect();
+        let with_preset = |entry_type: NutritionEntryType| {
+            presets
+                .iter()
+                .copied()
+                .find(|(_, used_for, _)| *used_for == entry_type)
+        };
+        let carbohydrate_factor = (1.0 + self.p.fuelling_sd * fuelling).max(0.4);
         let mut drafts: Vec<NutritionDraft> = Vec::with_capacity(8);
         let daily = |dice: &mut Dice, foods: &'static [Food], at_local_s: u32, caffeine: f64| {
             let food = dice.pick(foods);
@@ -1791,7 +1952,7 @@ impl<'c> AthletePlanner<'c> {
                 at_local_s: at_local_s.min(LATEST_LOCAL_S),
                 entry_type: NutritionEntryType::Daily,
                 activity_id: None,
-                nutrients: nutrients(dice, food, caffeine),
+                nutrients: fuelled(&nutrients(dice, food, caffeine), carbohydrate_factor),
                 notes: food.name,
             }
         };
@@ -1807,14 +1968,21 @@ impl<'c> AthletePlanner<'c> {
             .max();
 
         let mut logged_any = false;
-        if dice.chance(0.85) {
+        if dice.chance(0.85) || every_meal {
             let at = dice
                 .int(7 * SECONDS_PER_HOUR, 9 * SECONDS_PER_HOUR)
                 .max(morning_run_end.map_or(0, |end| end + 900));
-            drafts.push(daily(dice, BREAKFASTS, at, self.p.caffeine_habit_mg));
+            let mut breakfast = daily(dice, BREAKFASTS, at, self.p.caffeine_habit_mg);
+            if let Some((name, _, n)) = with_preset(NutritionEntryType::Daily)
+                && dice.chance(0.5)
+            {
+                breakfast.nutrients = *n;
+                breakfast.notes = *name;
+            }
+            drafts.push(breakfast);
             logged_any = true;
         }
-        if dice.chance(0.65) {
+        if dice.chance(0.65) || every_meal {
             let at = dice.int(12 * SECONDS_PER_HOUR, 13 * SECONDS_PER_HOUR + 1800);
             drafts.push(daily(dice, LUNCHES, at, 0.0));
             logged_any = true;
@@ -1824,7 +1992,7 @@ impl<'c> AthletePlanner<'c> {
             drafts.push(daily(dice, SNACKS, at, 0.0));
             logged_any = true;
         }
-        if dice.chance(0.75) || !logged_any {
+        if dice.chance(0.75) || !logged_any || every_meal {
             let at = dice
                 .int(18 * SECONDS_PER_HOUR + 1800, 20 * SECONDS_PER_HOUR + 1800)
                 .max(evening_run_end.map_or(0, |end| end + 1800));
@@ -1833,16 +2001,14 @@ impl<'c> AthletePlanner<'c> {
 
         for run in runs {
             let end_s = run.start_local_s + run.moving_time_s as u32;
-            let with_preset = |entry_type: NutritionEntryType| {
-                preset.filter(|(_, used_for, _)| *used_for == entry_type)
-            };
-            if dice.chance(0.55) {
+            if dice.chance(if every_meal { 0.9 } else { 0.55 }) {
                 let at = run.start_local_s - dice.int(20 * 60, 60 * 60);
                 let (notes, nutrients) = match with_preset(NutritionEntryType::PreActivity) {
                     Some((name, _, n)) if dice.chance(0.7) => (*name, *n),
                     _ => {
                         let food = dice.pick(PRE_RUN);
-                        (food.name, nutrients(dice, food, 0.0))
+                        let drawn = nutrients(dice, food, 0.0);
+                        (food.name, fuelled(&drawn, carbohydrate_factor))
                     }
                 };
                 drafts.push(NutritionDraft {
@@ -1932,6 +2098,10 @@ struct RunPlan {
     volume: f64,
     years: f64,
     sleep_h: f64,
+    /// The night before last.
+    previous_sleep_h: f64,
+    /// The day's carbohydrate portions, in standard deviations.
+    fuelling: f64,
     fatigue: f64,
 }
 
@@ -1948,6 +2118,22 @@ fn nutrients(dice: &mut Dice, food: &Food, habit_caffeine_mg: f64) -> Nutrients 
         fat_g: Some((kcal * fat_share / 9.0).round()),
         fibre_g: Some(round1(kcal / 100.0 * food.fibre_g_per_100_kcal)),
         caffeine_mg: (caffeine > 0.0).then_some(caffeine),
+    }
+}
+
+/// `n` with its carbohydrate (and the energy it carries) scaled by `factor`: a bigger or smaller
+/// portion of the starchy part of a meal.
+fn fuelled(n: &Nutrients, factor: f64) -> Nutrients {
+    let Some(carbohydrate_g) = n.carbohydrate_g else {
+        return *n;
+    };
+    let scaled_g = (carbohydrate_g * factor).round();
+    Nutrients {
+        calories_kcal: n
+            .calories_kcal
+            .map(|kcal| kcal + 4.0 * (scaled_g - carbohydrate_g)),
+        carbohydrate_g: Some(scaled_g),
+        ..*n
     }
 }
 

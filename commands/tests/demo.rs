@@ -391,6 +391,82 @@ fn sleep_correlates_mildly_with_the_next_runs_efficiency() {
     assert!((0.15..0.6).contains(&r), "r = {r} over {n} runs");
 }
 
+/// The athlete `stridelog demo` shows is athlete 0 of the same config (the same person),
+/// logging enough for the correlation engine to have something to say: check-ins and
+/// whole days of meals on most days, four presets in use, carbohydrate that varies from day to
+/// day. (projections/tests/demo_correlations.rs checks what the engine finds in it.)
+#[test]
+fn the_showcase_athlete_logs_most_days_and_uses_presets() {
+    let config = config(demo::SHOWCASE_SEED, 1, 365);
+    let plan = demo::plan_showcase(&config);
+    assert_eq!(plan, demo::plan_showcase(&config));
+    let everyone = demo::plan_athlete(&config, 0);
+    // Registration, preferences and physiology: the same person.
+    assert_eq!(plan[..3], everyone[..3]);
+
+    let presets: BTreeMap<Uuid, String> = plan
+        .iter()
+        .filter_map(|c| match c {
+            PlannedCommand::Athlete {
+                command:
+                    AthleteCommand::SaveNutritionPreset {
+                        preset_id, name, ..
+                    },
+                ..
+            } => Some((*preset_id, name.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(presets.len(), 4, "{presets:?}");
+    assert!(presets.values().any(|n| n == "Oats with banana"));
+
+    let counts = PlanCounts::of(&plan);
+    assert!(counts.check_ins >= 320, "{counts:?}");
+    // (date, kind of entry) -> carbohydrate.
+    let mut days: BTreeMap<NaiveDate, Vec<(NutritionEntryType, String, f64)>> = BTreeMap::new();
+    for c in &plan {
+        if let PlannedCommand::Journal {
+            date,
+            command: JournalCommand::LogNutritionEntry(n),
+            ..
+        } = c
+        {
+            days.entry(*date).or_default().push((
+                n.values.entry_type,
+                n.values.notes.clone().unwrap_or_default(),
+                n.values.carbohydrate_g.unwrap_or(0.0),
+            ));
+        }
+    }
+    assert!(days.len() >= 290, "{} days with nutrition", days.len());
+    // Breakfast, lunch and dinner, every time.
+    assert!(days.values().all(|entries| {
+        entries
+            .iter()
+            .filter(|(t, _, _)| *t == NutritionEntryType::Daily)
+            .count()
+            >= 3
+    }));
+    for name in presets.values() {
+        let used = days
+            .values()
+            .flatten()
+            .filter(|(_, notes, _)| notes == name)
+            .count();
+        assert!(used >= 20, "{name}: used {used} times");
+    }
+    // Daily carbohydrate varies from day to day: the choice of meals and the planted portions.
+    let totals: Vec<f64> = days
+        .values()
+        .map(|entries| entries.iter().map(|(_, _, g)| g).sum())
+        .collect();
+    let n = totals.len() as f64;
+    let mean = totals.iter().sum::<f64>() / n;
+    let sd = (totals.iter().map(|g| (g - mean) * (g - mean)).sum::<f64>() / n).sqrt();
+    assert!((250.0..450.0).contains(&mean), "{mean} g a day");
+    assert!(sd / mean > 0.2, "sd {sd} g around {mean} g");
+}
+
 fn bus(store: store::EventStore) -> CommandBus {
     CommandBus::new(
         store,

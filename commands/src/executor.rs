@@ -105,8 +105,20 @@ impl Executed {
     }
 }
 
-/// How many times a retry-safe command is re-decided after a conflict before giving up.
-const MAX_ATTEMPTS: usize = 8;
+/// How many times a retry-safe command is decided before a conflict is reported. Partial
+/// updates (`PATCH`) are merge commands sent here, and a burst of them on one stream (measured:
+/// 100 at once on one athlete, api/tests/patch.rs) must all land, so the budget is generous
+/// and the retries back off (see [`backoff`]).
+const MAX_ATTEMPTS: usize = 40;
+
+/// The pause before deciding again after the `attempt`-th conflict: a random time below
+/// 2^attempt ms, capped at 64 ms. Without it, writers that lost together reload together and
+/// collide again; spreading them lets each round commit several of them in turn.
+fn backoff(attempt: usize) -> std::time::Duration {
+    let ceiling_ms = 1u64 << attempt.clamp(1, 6);
+    let jitter_us = rand::random::<u64>() % (ceiling_ms * 1000);
+    std::time::Duration::from_micros(jitter_us)
+}
 
 /// Executes commands against the store. Cheap to clone.
 #[derive(Clone)]
@@ -228,6 +240,7 @@ impl CommandBus {
                 }
                 Err(e) if e.is_conflict() && attempt < attempts => {
                     tracing::debug!(stream = %stream, attempt, "conflict; deciding again");
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) if e.is_conflict() => {
                     return Err(CommandError::Conflict { aggregate: A::TYPE });

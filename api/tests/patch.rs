@@ -211,6 +211,52 @@ async fn concurrent_activity_patches_all_land(t: TestStore) {
     api.stop().await;
 }
 
+/// Onboarding steps taken at once all count: each is decided against the progress in the
+/// stream, and the goals land with their step.
+async fn concurrent_onboarding_steps_all_count(t: TestStore) {
+    let api = Api::start(t).await;
+    let a = api.register("wizard@example.org", "athlete").await;
+    let steps = [
+        "basic_profile",
+        "goals",
+        "connect_strava",
+        "nutrition_setup",
+    ];
+    let _one = ONE_BURST.lock().await;
+    let requests: Vec<(String, Value)> = steps
+        .iter()
+        .map(|step| {
+            let body = if *step == "goals" {
+                json!({"action": "complete", "goals": ["run_faster"]})
+            } else {
+                json!({"action": "complete"})
+            };
+            (format!("/v1/me/onboarding/{step}"), body)
+        })
+        .collect();
+    let replies = join_all(
+        requests
+            .iter()
+            .map(|(path, body)| api.send("POST", path, Some(&a.access), Some(body.clone()))),
+    )
+    .await;
+    let mut max = 0;
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+        max = max.max(r.position());
+    }
+    let state = read(
+        &api,
+        &a.access,
+        &format!("/v1/me/onboarding?min_position={max}"),
+    )
+    .await;
+    assert_eq!(state["reached"], "work_setup", "{state}");
+    assert_eq!(state["completed"], json!(steps), "{state}");
+    assert_eq!(state["goals"], json!(["run_faster"]), "{state}");
+    api.stop().await;
+}
+
 /// `null` clears a nullable field; absent keeps it.
 async fn null_clears_and_absent_keeps(t: TestStore) {
     let api = Api::start(t).await;
@@ -313,5 +359,6 @@ store::on_both_backends!(
     concurrent_nutrition_patches_all_land,
     concurrent_slot_patches_all_land,
     concurrent_activity_patches_all_land,
+    concurrent_onboarding_steps_all_count,
     null_clears_and_absent_keeps,
 );

@@ -633,6 +633,14 @@ pub enum AthleteCommand {
         reached: OnboardingStep,
         completed: BTreeSet<OnboardingStep>,
     },
+    /// One wizard step, completed or skipped, decided against the onboarding state in the
+    /// stream (so two steps taken in quick succession both count). Goals given with a
+    /// completed `Goals` step change the profile in the same append.
+    TakeOnboardingStep {
+        step: OnboardingStep,
+        complete: bool,
+        goals: Option<BTreeSet<TrainingGoal>>,
+    },
     /// Changing to the current role is a no-op (no event).
     ChangeRole {
         to: Role,
@@ -790,8 +798,77 @@ impl Athlete {
         }
         match command {
             AthleteCommand::PatchProfile(patch) => self.patch_profile(patch, now),
+            AthleteCommand::TakeOnboardingStep {
+                step,
+                complete,
+                goals,
+            } => self.take_onboarding_step(step, complete, goals, now),
             other => Ok(self.decide(other, now)?.into_iter().collect()),
         }
+    }
+
+    fn take_onboarding_step(
+        &self,
+        step: OnboardingStep,
+        complete: bool,
+        goals: Option<BTreeSet<TrainingGoal>>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AthleteEvent>, DomainError> {
+        if step == OnboardingStep::Initial {
+            return Err(invalid(
+                "step",
+                "`initial` is where the wizard starts; it cannot be completed or skipped",
+            ));
+        }
+        if goals.is_some() && step != OnboardingStep::Goals {
+            return Err(invalid(
+                "goals",
+                "goals are only taken with the `goals` step",
+            ));
+        }
+        let (reached, mut completed) = self.onboarding_progress();
+        if reached == OnboardingStep::Complete {
+            return Err(DomainError::Conflict(
+                "Onboarding is already complete.".into(),
+            ));
+        }
+        if complete && step != OnboardingStep::Complete {
+            completed.insert(step);
+        }
+        // Completing or skipping a step reaches the one after it (the derived order is the
+        // wizard's), so the step itself is before `reached`.
+        let reached = if step == OnboardingStep::Complete {
+            OnboardingStep::Complete
+        } else {
+            reached.max(next_step(step))
+        };
+        let mut events = match goals.filter(|_| complete) {
+            Some(goals) => self.patch_profile(
+                ProfilePatch {
+                    goals: Some(goals),
+                    ..ProfilePatch::default()
+                },
+                now,
+            )?,
+            None => Vec::new(),
+        };
+        events.extend(self.decide(
+            AthleteCommand::ProgressOnboarding { reached, completed },
+            now,
+        )?);
+        Ok(events)
+    }
+
+    /// The step reached and the steps completed; `Initial` and none before the first step.
+    pub fn onboarding_progress(&self) -> (OnboardingStep, BTreeSet<OnboardingStep>) {
+        self.onboarding
+            .as_ref()
+            .map(|o| (o.reached, o.completed.clone()))
+            .unwrap_or((OnboardingStep::Initial, BTreeSet::new()))
+    }
+
+    pub fn goals(&self) -> &BTreeSet<TrainingGoal> {
+        &self.content.goals
     }
 
     /// Merges `patch` into the current values and validates the result as a whole (a resting
@@ -1009,8 +1086,8 @@ impl Athlete {
                     at: now,
                 })
             }
-            AthleteCommand::PatchProfile(_) => {
-                unreachable!("decide_all merges profile patches itself")
+            AthleteCommand::PatchProfile(_) | AthleteCommand::TakeOnboardingStep { .. } => {
+                unreachable!("decide_all decides these itself")
             }
             AthleteCommand::Erase {
                 requested_by,
@@ -1181,6 +1258,22 @@ impl Aggregate for Athlete {
             AthleteEvent::NutritionPresetSaved(_) | AthleteEvent::AdminDataInjected(_) => {}
         }
     }
+}
+
+/// The wizard step after `step`, in the wizard's order; `Complete` after the last.
+fn next_step(step: OnboardingStep) -> OnboardingStep {
+    use OnboardingStep::*;
+    [
+        BasicProfile,
+        Goals,
+        ConnectStrava,
+        NutritionSetup,
+        WorkSetup,
+        Complete,
+    ]
+    .into_iter()
+    .find(|s| *s > step)
+    .unwrap_or(Complete)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2070,6 +2163,57 @@ mod tests {
             athlete.apply(e);
         }
         assert_eq!(athlete.content, Content::default());
+    }
+
+    fn progressed(reached: OnboardingStep, completed: &[OnboardingStep]) -> AthleteEvent {
+        AthleteEvent::OnboardingProgressed(OnboardingProgressed {
+            reached,
+            completed: completed.iter().copied().collect(),
+            at: now(),
+        })
+    }
+
+    #[test]
+    fn an_onboarding_step_builds_on_the_recorded_progress() {
+        use OnboardingStep::*;
+        // The basic profile was completed earlier; completing goals keeps it, and the goals
+        // land on the profile in the same decision.
+        let goals: BTreeSet<TrainingGoal> = [TrainingGoal::BuildEndurance].into_iter().collect();
+        framework()
+            .given(vec![registered(), progressed(Goals, &[BasicProfile])])
+            .when(AthleteCommand::TakeOnboardingStep {
+                step: Goals,
+                complete: true,
+                goals: Some(goals.clone()),
+            })
+            .then_expect_events(vec![
+                AthleteEvent::ProfileUpdated(ProfileUpdated {
+                    display_name: "Ana López".into(),
+                    email: "ana.lopez@example.org".into(),
+                    goals,
+                    at: now(),
+                }),
+                progressed(ConnectStrava, &[BasicProfile, Goals]),
+            ]);
+        // Skipping an earlier step later neither completes it nor moves `reached` back.
+        framework()
+            .given(vec![registered(), progressed(WorkSetup, &[BasicProfile])])
+            .when(AthleteCommand::TakeOnboardingStep {
+                step: Goals,
+                complete: false,
+                goals: None,
+            })
+            .then_expect_events(vec![]);
+        framework()
+            .given(vec![registered(), progressed(Complete, &[])])
+            .when(AthleteCommand::TakeOnboardingStep {
+                step: Goals,
+                complete: true,
+                goals: None,
+            })
+            .then_expect_error(DomainError::Conflict(
+                "Onboarding is already complete.".into(),
+            ));
     }
 
     #[test]

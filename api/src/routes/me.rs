@@ -232,21 +232,11 @@ pub struct OnboardingState {
     pub goals: BTreeSet<TrainingGoal>,
 }
 
-fn last_position(results: &[commands::Executed]) -> Written {
-    Written {
-        position: results
-            .iter()
-            .filter_map(|e| e.outcome.as_ref().map(|o| o.cursor.position))
-            .max(),
-    }
-}
-
-fn onboarding_state(p: &Profile) -> OnboardingState {
-    let (reached, completed) = p
-        .onboarding
-        .as_ref()
-        .map(|o| (o.reached, o.completed.clone()))
-        .unwrap_or((OnboardingStep::Initial, BTreeSet::new()));
+fn onboarding_state(
+    reached: OnboardingStep,
+    completed: BTreeSet<OnboardingStep>,
+    goals: BTreeSet<TrainingGoal>,
+) -> OnboardingState {
     let skipped = STEPS
         .iter()
         .copied()
@@ -263,7 +253,7 @@ fn onboarding_state(p: &Profile) -> OnboardingState {
         completed,
         skipped,
         next_step,
-        goals: p.goals.clone(),
+        goals,
     }
 }
 
@@ -278,7 +268,11 @@ pub async fn get_onboarding(
 ) -> ApiResult<axum::Json<OnboardingState>> {
     let min = Consistency::from_parts(c.min_position, &headers)?;
     let p = load_profile(&state, caller.account_id, min).await?;
-    Ok(axum::Json(onboarding_state(&p)))
+    let (reached, completed) = p
+        .onboarding
+        .map(|o| (o.reached, o.completed))
+        .unwrap_or((OnboardingStep::Initial, BTreeSet::new()));
+    Ok(axum::Json(onboarding_state(reached, completed, p.goals)))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -319,72 +313,27 @@ pub async fn post_onboarding_step(
     Path(step): Path<OnboardingStep>,
     Json(body): Json<OnboardingBody>,
 ) -> ApiResult<axum::Json<OnboardingWritten>> {
-    if step == OnboardingStep::Initial {
-        return Err(Problem::invalid(
-            "step",
-            "`initial` is where the wizard starts; it cannot be completed or skipped",
-        ));
-    }
-    if body.goals.is_some() && step != OnboardingStep::Goals {
-        return Err(Problem::invalid(
-            "goals",
-            "goals are only taken with the `goals` step",
-        ));
-    }
-    let mut p = current_profile(&state, caller.account_id).await?;
-    let current = onboarding_state(&p);
-    if current.reached == OnboardingStep::Complete {
-        return Err(Problem::conflict("Onboarding is already complete."));
-    }
-    let mut completed = current.completed.clone();
-    if matches!(body.action, StepAction::Complete) && step != OnboardingStep::Complete {
-        completed.insert(step);
-    }
-    // Completing a step reaches the one after it, so the step itself is before `reached`.
-    let after = STEPS
-        .iter()
-        .copied()
-        .find(|s| *s > step)
-        .unwrap_or(OnboardingStep::Complete);
-    let reached = if step == OnboardingStep::Complete {
-        OnboardingStep::Complete
-    } else {
-        current.reached.max(after)
-    };
-    let mut done = Vec::new();
-    if let Some(goals) = body
-        .goals
-        .filter(|_| matches!(body.action, StepAction::Complete))
-    {
-        // Merged on the write side, so a concurrent change of the name is not undone.
-        done.push(
-            run(
-                &state,
-                &caller,
-                AthleteCommand::PatchProfile(ProfilePatch {
-                    goals: Some(goals.clone()),
-                    ..ProfilePatch::default()
-                }),
-            )
-            .await?,
-        );
-        p.goals = goals;
-    }
-    done.push(
-        run(
-            &state,
-            &caller,
-            AthleteCommand::ProgressOnboarding {
-                reached,
-                completed: completed.clone(),
-            },
-        )
-        .await?,
+    // Decided against the progress in the stream, not a read model that may not have the
+    // previous step yet; goals and progress are one append.
+    let executed = run(
+        &state,
+        &caller,
+        AthleteCommand::TakeOnboardingStep {
+            step,
+            complete: matches!(body.action, StepAction::Complete),
+            goals: body.goals,
+        },
+    )
+    .await?;
+    let stream = store::StreamId::new(
+        <Athlete as cqrs_es::Aggregate>::TYPE,
+        caller.account_id.to_string(),
     );
-    p.onboarding = Some(profile::Onboarding { reached, completed });
+    let (athlete, _) = state.commands.load::<Athlete>(&stream).await?;
+    let (reached, completed) = athlete.onboarding_progress();
     Ok(axum::Json(OnboardingWritten {
-        position: last_position(&done).position,
-        onboarding: onboarding_state(&p),
+        position: Written::of(&executed).position,
+        onboarding: onboarding_state(reached, completed, athlete.goals().clone()),
     }))
 }
 

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
@@ -106,9 +107,10 @@ impl Executed {
 }
 
 /// How many times a retry-safe command is decided before a conflict is reported. Partial
-/// updates (`PATCH`) are merge commands sent here, and a burst of them on one stream (measured:
-/// 100 at once on one athlete, api/tests/patch.rs) must all land, so the budget is generous
-/// and the retries back off (see [`backoff`]).
+/// updates (`PATCH`) are merge commands sent here, and a burst of them on one stream (tested:
+/// 100 at once on one athlete, api/tests/patch.rs) must all land. Within one process they take
+/// turns per stream (see [`CommandBus::turn`]); across processes (several `serve`s) they
+/// conflict, so the budget is generous and the retries back off (see [`backoff`]).
 const MAX_ATTEMPTS: usize = 40;
 
 /// The pause before deciding again after the `attempt`-th conflict: a random time below
@@ -120,12 +122,16 @@ fn backoff(attempt: usize) -> std::time::Duration {
     std::time::Duration::from_micros(jitter_us)
 }
 
+/// Per stream, the turn of retried commands in this process.
+type Turns = Arc<std::sync::Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>>;
+
 /// Executes commands against the store. Cheap to clone.
 #[derive(Clone)]
 pub struct CommandBus {
     store: EventStore,
     services: DomainServices,
     upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
+    turns: Turns,
 }
 
 impl CommandBus {
@@ -138,7 +144,23 @@ impl CommandBus {
             store,
             services,
             upcasters: Arc::new(upcasters),
+            turns: Turns::default(),
         }
+    }
+
+    /// Waits for this process's turn on `stream`. Retried commands on one stream would
+    /// otherwise all load the same version, all but one conflict, and all reload: a burst of n
+    /// costs about n^2/2 loads and holds that many database connections. Taking turns, each
+    /// loads once and appends once. Plain `execute` does not take turns: it reports conflicts.
+    async fn turn(&self, stream: &StreamId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget streams nobody holds or waits on: the map stays as small as the streams
+            // with commands in flight.
+            turns.retain(|_, l| Arc::strong_count(l) > 1);
+            turns.entry(stream.clone()).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     pub fn store(&self) -> &EventStore {
@@ -209,6 +231,10 @@ impl CommandBus {
             None => None,
         };
 
+        let _turn = match attempts {
+            1 => None,
+            _ => Some(self.turn(&stream).await),
+        };
         for attempt in 1..=attempts {
             let (mut aggregate, version) = self.load::<A>(&stream).await?;
             let sink = EventSink::default();

@@ -36,6 +36,20 @@ pub fn opt_u16<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error>
     }
 }
 
+/// A `PATCH` field that may be cleared: absent → `None` (with `#[serde(default)]`), `null` →
+/// `Some(None)`, a value → `Some(Some(v))`.
+pub fn patch<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn patch_u16<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>, D::Error> {
+    opt_u16(d).map(Some)
+}
+
 /// A set given as an array in which no item repeats.
 pub fn opt_unique_set<'de, D, T>(d: D) -> Result<Option<BTreeSet<T>>, D::Error>
 where
@@ -65,6 +79,23 @@ mod tests {
         b: Option<u8>,
         #[serde(default, deserialize_with = "super::opt_unique_set")]
         c: Option<std::collections::BTreeSet<u8>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    struct P {
+        #[serde(default, deserialize_with = "super::patch")]
+        a: Option<Option<f64>>,
+        #[serde(default, deserialize_with = "super::patch_u16")]
+        b: Option<Option<u16>>,
+    }
+
+    #[test]
+    fn patch_fields_tell_absent_from_null() {
+        let p: P = serde_json::from_str(r#"{"a": null, "b": 188.0}"#).unwrap();
+        assert_eq!((p.a, p.b), (Some(None), Some(Some(188))));
+        let p: P = serde_json::from_str(r#"{"b": null}"#).unwrap();
+        assert_eq!((p.a, p.b), (None, Some(None)));
+        assert!(serde_json::from_str::<P>(r#"{"b": 1.5}"#).is_err());
     }
 
     #[test]

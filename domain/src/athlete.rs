@@ -1,9 +1,14 @@
 //! The athlete aggregate: identity, profile, settings, coach access, and the audit markers that
 //! administrators leave on an athlete's history. The aggregate id is the athlete's UUID as a string.
 //!
-//! The aggregate's own state holds no personal data (ids, role, flags only). Snapshots may be
-//! stored unencrypted, and after erasure the personal events can no longer be decrypted, so every
-//! decision here must be possible from ids and the non-personal events alone.
+//! Decisions about identity, roles, coach access and impersonation use ids and flags only: after
+//! erasure the personal events can no longer be decrypted, and those decisions must not depend on
+//! which events were readable. The aggregate also keeps the profile's current values (personal),
+//! because a partial update (`PATCH`) is merged here, against the stream it appends to, rather
+//! than against a read model that may lag (docs/decisions.md, "PATCH is decided on the write
+//! side"). Nothing stores this state: there are no snapshots (store/src/repository.rs refuses
+//! them), and a snapshot added later would have to be sealed under the athlete's key like the
+//! events. Erasure clears it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +18,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::patch::Change;
 use crate::validation::{self, Checked, ValidationError};
 use crate::{CataloguedEvent, DomainError, DomainServices, EventSchema};
 
@@ -447,6 +453,80 @@ pub enum AthleteEvent {
     ImpersonationEnded(ImpersonationEnded),
 }
 
+/// A block of a day in the weekly availability grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DayBlock {
+    Morning,
+    Afternoon,
+    Evening,
+}
+
+impl WeeklyAvailability {
+    pub fn slot_mut(&mut self, day: Weekday, block: DayBlock) -> &mut SlotStatus {
+        let d = match day {
+            Weekday::Monday => &mut self.monday,
+            Weekday::Tuesday => &mut self.tuesday,
+            Weekday::Wednesday => &mut self.wednesday,
+            Weekday::Thursday => &mut self.thursday,
+            Weekday::Friday => &mut self.friday,
+            Weekday::Saturday => &mut self.saturday,
+            Weekday::Sunday => &mut self.sunday,
+        };
+        match block {
+            DayBlock::Morning => &mut d.morning,
+            DayBlock::Afternoon => &mut d.afternoon,
+            DayBlock::Evening => &mut d.evening,
+        }
+    }
+}
+
+/// A partial update of profile, preferences and physiology: `None` (or [`Change::Keep`]) keeps
+/// the current value. The aggregate merges it into its own state, so the events it produces
+/// still carry whole new states (`ProfileUpdated`, `PreferencesChanged`, `PhysiologyChanged`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfilePatch {
+    pub display_name: Option<String>,
+    pub goals: Option<BTreeSet<TrainingGoal>>,
+    pub units: Option<Units>,
+    pub timezone: Option<String>,
+    pub notifications: Option<NotificationChoices>,
+    pub digest: Option<Digest>,
+    pub physiology: PhysiologyPatch,
+}
+
+/// Per physiology field: keep, clear (now unknown) or set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhysiologyPatch {
+    pub hr_max_bpm: Change<u16>,
+    pub resting_hr_bpm: Change<u16>,
+    pub threshold_hr_bpm: Change<u16>,
+    pub threshold_pace_s_per_km: Change<f64>,
+    pub sex: Change<Sex>,
+    pub birth_date: Change<NaiveDate>,
+    pub height_cm: Change<f64>,
+}
+
+impl PhysiologyPatch {
+    pub fn is_empty(&self) -> bool {
+        *self == PhysiologyPatch::default()
+    }
+
+    pub fn apply(self, p: Physiology) -> Physiology {
+        Physiology {
+            hr_max_bpm: self.hr_max_bpm.apply(p.hr_max_bpm),
+            resting_hr_bpm: self.resting_hr_bpm.apply(p.resting_hr_bpm),
+            threshold_hr_bpm: self.threshold_hr_bpm.apply(p.threshold_hr_bpm),
+            threshold_pace_s_per_km: self
+                .threshold_pace_s_per_km
+                .apply(p.threshold_pace_s_per_km),
+            sex: self.sex.apply(p.sex),
+            birth_date: self.birth_date.apply(p.birth_date),
+            height_cm: self.height_cm.apply(p.height_cm),
+        }
+    }
+}
+
 /// Every athlete event type, in the order of [`AthleteEvent`].
 pub const CATALOGUE: &[EventSchema] = &[
     AthleteRegistered::SCHEMA,
@@ -538,11 +618,28 @@ pub enum AthleteCommand {
     },
     /// Replaces the whole physiology set.
     ChangePhysiology(Physiology),
+    /// Merges a partial update into the current profile, preferences and physiology. Emits one
+    /// event per part that changed, in one append; nothing when nothing changed.
+    PatchProfile(ProfilePatch),
+    /// Sets one slot of the weekly grid, keeping the others as they are now.
+    SetAvailabilitySlot {
+        day: Weekday,
+        block: DayBlock,
+        status: SlotStatus,
+    },
     /// Going back to an earlier step is allowed until `Complete` has been reached. Sending the
     /// state already recorded is a no-op (no event).
     ProgressOnboarding {
         reached: OnboardingStep,
         completed: BTreeSet<OnboardingStep>,
+    },
+    /// One wizard step, completed or skipped, decided against the onboarding state in the
+    /// stream (so two steps taken in quick succession both count). Goals given with a
+    /// completed `Goals` step change the profile in the same append.
+    TakeOnboardingStep {
+        step: OnboardingStep,
+        complete: bool,
+        goals: Option<BTreeSet<TrainingGoal>>,
     },
     /// Changing to the current role is a no-op (no event).
     ChangeRole {
@@ -619,7 +716,39 @@ struct Onboarding {
     completed: BTreeSet<OnboardingStep>,
 }
 
-/// Decision state only; see the module comment for why nothing personal is kept here.
+/// The current values partial updates are merged into: what the last registration, profile,
+/// preferences, physiology and availability events said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Content {
+    display_name: String,
+    email: String,
+    goals: BTreeSet<TrainingGoal>,
+    units: Units,
+    timezone: String,
+    notifications: NotificationChoices,
+    digest: Digest,
+    physiology: Physiology,
+    availability: WeeklyAvailability,
+}
+
+impl Default for Content {
+    /// The documented state before the first `PreferencesChanged` (see that event).
+    fn default() -> Self {
+        Content {
+            display_name: String::new(),
+            email: String::new(),
+            goals: BTreeSet::new(),
+            units: Units::Metric,
+            timezone: "UTC".into(),
+            notifications: NotificationChoices::default(),
+            digest: Digest::Off,
+            physiology: Physiology::default(),
+            availability: WeeklyAvailability::default(),
+        }
+    }
+}
+
+/// Decision state; see the module comment for what is personal in it and why.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Athlete {
     athlete_id: Option<Uuid>,
@@ -628,6 +757,7 @@ pub struct Athlete {
     coaches: BTreeMap<Uuid, CoachAccessScope>,
     onboarding: Option<Onboarding>,
     impersonation: Option<OpenImpersonation>,
+    content: Content,
 }
 
 impl Athlete {
@@ -647,12 +777,12 @@ impl Athlete {
         self.coaches.get(&coach_id).copied()
     }
 
-    /// The single event a command produces, `None` for a no-op.
-    fn decide(
+    /// The events a command produces, in order; empty for a no-op.
+    fn decide_all(
         &self,
         command: AthleteCommand,
         now: DateTime<Utc>,
-    ) -> Result<Option<AthleteEvent>, DomainError> {
+    ) -> Result<Vec<AthleteEvent>, DomainError> {
         // Erasure is checked first: after it, replay may only see non-personal events, and the
         // answer must not depend on which ones were readable.
         if self.erased {
@@ -666,7 +796,153 @@ impl Athlete {
             (false, None) => return Err(DomainError::NotFound { what: "athlete" }),
             _ => {}
         }
+        match command {
+            AthleteCommand::PatchProfile(patch) => self.patch_profile(patch, now),
+            AthleteCommand::TakeOnboardingStep {
+                step,
+                complete,
+                goals,
+            } => self.take_onboarding_step(step, complete, goals, now),
+            other => Ok(self.decide(other, now)?.into_iter().collect()),
+        }
+    }
 
+    fn take_onboarding_step(
+        &self,
+        step: OnboardingStep,
+        complete: bool,
+        goals: Option<BTreeSet<TrainingGoal>>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AthleteEvent>, DomainError> {
+        if step == OnboardingStep::Initial {
+            return Err(invalid(
+                "step",
+                "`initial` is where the wizard starts; it cannot be completed or skipped",
+            ));
+        }
+        if goals.is_some() && step != OnboardingStep::Goals {
+            return Err(invalid(
+                "goals",
+                "goals are only taken with the `goals` step",
+            ));
+        }
+        let (reached, mut completed) = self.onboarding_progress();
+        if reached == OnboardingStep::Complete {
+            return Err(DomainError::Conflict(
+                "Onboarding is already complete.".into(),
+            ));
+        }
+        if complete && step != OnboardingStep::Complete {
+            completed.insert(step);
+        }
+        // Completing or skipping a step reaches the one after it (the derived order is the
+        // wizard's), so the step itself is before `reached`.
+        let reached = if step == OnboardingStep::Complete {
+            OnboardingStep::Complete
+        } else {
+            reached.max(next_step(step))
+        };
+        let mut events = match goals.filter(|_| complete) {
+            Some(goals) => self.patch_profile(
+                ProfilePatch {
+                    goals: Some(goals),
+                    ..ProfilePatch::default()
+                },
+                now,
+            )?,
+            None => Vec::new(),
+        };
+        events.extend(self.decide(
+            AthleteCommand::ProgressOnboarding { reached, completed },
+            now,
+        )?);
+        Ok(events)
+    }
+
+    /// The step reached and the steps completed; `Initial` and none before the first step.
+    pub fn onboarding_progress(&self) -> (OnboardingStep, BTreeSet<OnboardingStep>) {
+        self.onboarding
+            .as_ref()
+            .map(|o| (o.reached, o.completed.clone()))
+            .unwrap_or((OnboardingStep::Initial, BTreeSet::new()))
+    }
+
+    pub fn goals(&self) -> &BTreeSet<TrainingGoal> {
+        &self.content.goals
+    }
+
+    /// Merges `patch` into the current values and validates the result as a whole (a resting
+    /// HR set alone must still sit below the maximum already recorded).
+    fn patch_profile(
+        &self,
+        patch: ProfilePatch,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AthleteEvent>, DomainError> {
+        let c = &self.content;
+        let mut events = Vec::new();
+        if patch.display_name.is_some() || patch.goals.is_some() {
+            let display_name = match patch.display_name {
+                Some(name) => check_name("display_name", &name)?,
+                None => c.display_name.clone(),
+            };
+            let goals = patch.goals.unwrap_or_else(|| c.goals.clone());
+            if display_name != c.display_name || goals != c.goals {
+                events.push(AthleteEvent::ProfileUpdated(ProfileUpdated {
+                    display_name,
+                    email: c.email.clone(),
+                    goals,
+                    at: now,
+                }));
+            }
+        }
+        let preferences = patch.units.is_some()
+            || patch.timezone.is_some()
+            || patch.notifications.is_some()
+            || patch.digest.is_some();
+        if preferences {
+            let timezone = patch.timezone.unwrap_or_else(|| c.timezone.clone());
+            check_timezone(&timezone)?;
+            let next = PreferencesChanged {
+                units: patch.units.unwrap_or(c.units),
+                timezone,
+                notifications: patch.notifications.unwrap_or(c.notifications),
+                digest: patch.digest.unwrap_or(c.digest),
+                at: now,
+            };
+            let same = next.units == c.units
+                && next.timezone == c.timezone
+                && next.notifications == c.notifications
+                && next.digest == c.digest;
+            if !same {
+                events.push(AthleteEvent::PreferencesChanged(next));
+            }
+        }
+        if !patch.physiology.is_empty() {
+            let p = patch.physiology.apply(c.physiology);
+            check_physiology(&p, now)?;
+            if p != c.physiology {
+                events.push(AthleteEvent::PhysiologyChanged(PhysiologyChanged {
+                    hr_max_bpm: p.hr_max_bpm,
+                    resting_hr_bpm: p.resting_hr_bpm,
+                    threshold_hr_bpm: p.threshold_hr_bpm,
+                    threshold_pace_s_per_km: p.threshold_pace_s_per_km,
+                    sex: p.sex,
+                    birth_date: p.birth_date,
+                    height_cm: p.height_cm,
+                    at: now,
+                }));
+            }
+        }
+        Ok(events)
+    }
+
+    /// The single event a command produces, `None` for a no-op. Called by
+    /// [`Athlete::decide_all`] after the erasure and registration checks.
+    fn decide(
+        &self,
+        command: AthleteCommand,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AthleteEvent>, DomainError> {
         let event = match command {
             AthleteCommand::Register {
                 athlete_id,
@@ -802,6 +1078,17 @@ impl Athlete {
                     at: now,
                 })
             }
+            AthleteCommand::SetAvailabilitySlot { day, block, status } => {
+                let mut availability = self.content.availability;
+                *availability.slot_mut(day, block) = status;
+                AthleteEvent::TrainingAvailabilitySet(TrainingAvailabilitySet {
+                    availability,
+                    at: now,
+                })
+            }
+            AthleteCommand::PatchProfile(_) | AthleteCommand::TakeOnboardingStep { .. } => {
+                unreachable!("decide_all decides these itself")
+            }
             AthleteCommand::Erase {
                 requested_by,
                 reason,
@@ -910,7 +1197,7 @@ impl Aggregate for Athlete {
         services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command, services.now())? {
+        for event in self.decide_all(command, services.now())? {
             sink.write(event, self).await;
         }
         Ok(())
@@ -921,6 +1208,23 @@ impl Aggregate for Athlete {
             AthleteEvent::AthleteRegistered(e) => {
                 self.athlete_id = Some(e.athlete_id);
                 self.role = e.role;
+                self.content.display_name = e.display_name;
+                self.content.email = e.email;
+            }
+            AthleteEvent::ProfileUpdated(e) => {
+                self.content.display_name = e.display_name;
+                self.content.email = e.email;
+                self.content.goals = e.goals;
+            }
+            AthleteEvent::PreferencesChanged(e) => {
+                self.content.units = e.units;
+                self.content.timezone = e.timezone;
+                self.content.notifications = e.notifications;
+                self.content.digest = e.digest;
+            }
+            AthleteEvent::PhysiologyChanged(e) => self.content.physiology = e.physiology(),
+            AthleteEvent::TrainingAvailabilitySet(e) => {
+                self.content.availability = e.availability;
             }
             AthleteEvent::OnboardingProgressed(e) => {
                 self.onboarding = Some(Onboarding {
@@ -951,14 +1255,25 @@ impl Aggregate for Athlete {
             }
             AthleteEvent::ImpersonationEnded(_) => self.impersonation = None,
             // Content the aggregate never decides on; projections read it.
-            AthleteEvent::ProfileUpdated(_)
-            | AthleteEvent::PreferencesChanged(_)
-            | AthleteEvent::PhysiologyChanged(_)
-            | AthleteEvent::NutritionPresetSaved(_)
-            | AthleteEvent::TrainingAvailabilitySet(_)
-            | AthleteEvent::AdminDataInjected(_) => {}
+            AthleteEvent::NutritionPresetSaved(_) | AthleteEvent::AdminDataInjected(_) => {}
         }
     }
+}
+
+/// The wizard step after `step`, in the wizard's order; `Complete` after the last.
+fn next_step(step: OnboardingStep) -> OnboardingStep {
+    use OnboardingStep::*;
+    [
+        BasicProfile,
+        Goals,
+        ConnectStrava,
+        NutritionSetup,
+        WorkSetup,
+        Complete,
+    ]
+    .into_iter()
+    .find(|s| *s > step)
+    .unwrap_or(Complete)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1695,6 +2010,208 @@ mod tests {
                 .inspect_result();
             assert_eq!(invalid_field(result), "timezone", "{zone:?}");
         }
+    }
+
+    fn physiology_changed(p: Physiology) -> AthleteEvent {
+        AthleteEvent::PhysiologyChanged(PhysiologyChanged {
+            hr_max_bpm: p.hr_max_bpm,
+            resting_hr_bpm: p.resting_hr_bpm,
+            threshold_hr_bpm: p.threshold_hr_bpm,
+            threshold_pace_s_per_km: p.threshold_pace_s_per_km,
+            sex: p.sex,
+            birth_date: p.birth_date,
+            height_cm: p.height_cm,
+            at: earlier(),
+        })
+    }
+
+    fn profile_updated(display_name: &str, goals: &[TrainingGoal]) -> AthleteEvent {
+        AthleteEvent::ProfileUpdated(ProfileUpdated {
+            display_name: display_name.into(),
+            email: "ana.lopez@example.org".into(),
+            goals: goals.iter().copied().collect(),
+            at: earlier(),
+        })
+    }
+
+    #[test]
+    fn a_profile_patch_merges_into_the_current_values_in_one_decision() {
+        // Goals set by an earlier update, and the physiology, must survive a patch of the name,
+        // the timezone and one physiology field.
+        let given = vec![
+            registered(),
+            profile_updated("Ana López", &[TrainingGoal::RunFaster]),
+            physiology_changed(physiology()),
+        ];
+        let patch = ProfilePatch {
+            display_name: Some("  Ana L.  ".into()),
+            timezone: Some("Europe/Madrid".into()),
+            physiology: PhysiologyPatch {
+                resting_hr_bpm: Change::Set(45),
+                height_cm: Change::Clear,
+                ..PhysiologyPatch::default()
+            },
+            ..ProfilePatch::default()
+        };
+        framework()
+            .given(given)
+            .when(AthleteCommand::PatchProfile(patch))
+            .then_expect_events(vec![
+                AthleteEvent::ProfileUpdated(ProfileUpdated {
+                    display_name: "Ana L.".into(),
+                    email: "ana.lopez@example.org".into(),
+                    goals: [TrainingGoal::RunFaster].into_iter().collect(),
+                    at: now(),
+                }),
+                AthleteEvent::PreferencesChanged(PreferencesChanged {
+                    units: Units::Metric,
+                    timezone: "Europe/Madrid".into(),
+                    notifications: NotificationChoices::default(),
+                    digest: Digest::Off,
+                    at: now(),
+                }),
+                AthleteEvent::PhysiologyChanged(PhysiologyChanged {
+                    resting_hr_bpm: Some(45),
+                    height_cm: None,
+                    at: now(),
+                    ..match physiology_changed(physiology()) {
+                        AthleteEvent::PhysiologyChanged(e) => e,
+                        _ => unreachable!(),
+                    }
+                }),
+            ]);
+    }
+
+    #[test]
+    fn a_profile_patch_that_changes_nothing_appends_nothing() {
+        framework()
+            .given(vec![
+                registered(),
+                profile_updated("Ana López", &[TrainingGoal::RunFaster]),
+            ])
+            .when(AthleteCommand::PatchProfile(ProfilePatch {
+                display_name: Some("Ana López".into()),
+                timezone: Some("UTC".into()),
+                ..ProfilePatch::default()
+            }))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_physiology_patch_is_validated_against_the_merged_set() {
+        // 190 alone is a fine resting HR reading, but not above the recorded maximum of 188.
+        let result = framework()
+            .given(vec![registered(), physiology_changed(physiology())])
+            .when(AthleteCommand::PatchProfile(ProfilePatch {
+                physiology: PhysiologyPatch {
+                    resting_hr_bpm: Change::Set(190),
+                    ..PhysiologyPatch::default()
+                },
+                ..ProfilePatch::default()
+            }))
+            .inspect_result();
+        assert!(matches!(result, Err(DomainError::Invalid(_))), "{result:?}");
+        let result = framework()
+            .given(vec![registered()])
+            .when(AthleteCommand::PatchProfile(ProfilePatch {
+                timezone: Some("Mars/Olympus".into()),
+                ..ProfilePatch::default()
+            }))
+            .inspect_result();
+        assert_eq!(invalid_field(result), "timezone");
+    }
+
+    #[test]
+    fn a_slot_change_keeps_the_rest_of_the_grid() {
+        let mut grid = WeeklyAvailability::default();
+        grid.monday.morning = SlotStatus::Preferred;
+        grid.sunday.evening = SlotStatus::Available;
+        let mut expected = grid;
+        expected.wednesday.afternoon = SlotStatus::Available;
+        framework()
+            .given(vec![
+                registered(),
+                AthleteEvent::TrainingAvailabilitySet(TrainingAvailabilitySet {
+                    availability: grid,
+                    at: earlier(),
+                }),
+            ])
+            .when(AthleteCommand::SetAvailabilitySlot {
+                day: Weekday::Wednesday,
+                block: DayBlock::Afternoon,
+                status: SlotStatus::Available,
+            })
+            .then_expect_events(vec![AthleteEvent::TrainingAvailabilitySet(
+                TrainingAvailabilitySet {
+                    availability: expected,
+                    at: now(),
+                },
+            )]);
+    }
+
+    #[test]
+    fn erasure_forgets_the_profile_values() {
+        let mut athlete = Athlete::default();
+        for e in [
+            registered(),
+            profile_updated("Ana López", &[TrainingGoal::RunFaster]),
+            physiology_changed(physiology()),
+            erased(),
+        ] {
+            athlete.apply(e);
+        }
+        assert_eq!(athlete.content, Content::default());
+    }
+
+    fn progressed(reached: OnboardingStep, completed: &[OnboardingStep]) -> AthleteEvent {
+        AthleteEvent::OnboardingProgressed(OnboardingProgressed {
+            reached,
+            completed: completed.iter().copied().collect(),
+            at: now(),
+        })
+    }
+
+    #[test]
+    fn an_onboarding_step_builds_on_the_recorded_progress() {
+        use OnboardingStep::*;
+        // The basic profile was completed earlier; completing goals keeps it, and the goals
+        // land on the profile in the same decision.
+        let goals: BTreeSet<TrainingGoal> = [TrainingGoal::BuildEndurance].into_iter().collect();
+        framework()
+            .given(vec![registered(), progressed(Goals, &[BasicProfile])])
+            .when(AthleteCommand::TakeOnboardingStep {
+                step: Goals,
+                complete: true,
+                goals: Some(goals.clone()),
+            })
+            .then_expect_events(vec![
+                AthleteEvent::ProfileUpdated(ProfileUpdated {
+                    display_name: "Ana López".into(),
+                    email: "ana.lopez@example.org".into(),
+                    goals,
+                    at: now(),
+                }),
+                progressed(ConnectStrava, &[BasicProfile, Goals]),
+            ]);
+        // Skipping an earlier step later neither completes it nor moves `reached` back.
+        framework()
+            .given(vec![registered(), progressed(WorkSetup, &[BasicProfile])])
+            .when(AthleteCommand::TakeOnboardingStep {
+                step: Goals,
+                complete: false,
+                goals: None,
+            })
+            .then_expect_events(vec![]);
+        framework()
+            .given(vec![registered(), progressed(Complete, &[])])
+            .when(AthleteCommand::TakeOnboardingStep {
+                step: Goals,
+                complete: true,
+                goals: None,
+            })
+            .then_expect_error(DomainError::Conflict(
+                "Onboarding is already complete.".into(),
+            ));
     }
 
     #[test]

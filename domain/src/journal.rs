@@ -10,7 +10,7 @@
 //! event and the latest one wins, replacing the earlier values entirely (fields it leaves out are
 //! absent, not inherited). Nutrition entries and insight feedback accumulate.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -18,6 +18,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::patch::Change;
 use crate::validation::{self, Checked, ValidationError};
 use crate::{DomainError, DomainServices, EventSchema};
 
@@ -275,6 +276,31 @@ pub struct UpdateNutritionEntry {
     pub logged_at: DateTime<Utc>,
 }
 
+/// A partial correction, merged by the journal into the entry's current values (so two
+/// corrections of different fields both land). `None`/[`Change::Keep`] keeps a value;
+/// [`Change::Clear`] removes an optional one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatchNutritionEntry {
+    pub athlete_id: Uuid,
+    pub date: NaiveDate,
+    pub entry_id: Uuid,
+    pub patch: NutritionPatch,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NutritionPatch {
+    pub entry_type: Option<NutritionEntryType>,
+    pub activity_id: Change<Uuid>,
+    pub calories_kcal: Change<f64>,
+    pub protein_g: Change<f64>,
+    pub carbohydrate_g: Change<f64>,
+    pub fat_g: Change<f64>,
+    pub fibre_g: Change<f64>,
+    pub caffeine_mg: Change<f64>,
+    pub notes: Change<String>,
+    pub logged_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeleteNutritionEntry {
     pub athlete_id: Uuid,
@@ -319,6 +345,7 @@ pub enum JournalCommand {
     LogDailyCheckIn(LogDailyCheckIn),
     LogNutritionEntry(LogNutritionEntry),
     UpdateNutritionEntry(UpdateNutritionEntry),
+    PatchNutritionEntry(PatchNutritionEntry),
     DeleteNutritionEntry(DeleteNutritionEntry),
     LogWorkPattern(LogWorkPattern),
     LogBodyComposition(LogBodyComposition),
@@ -332,6 +359,7 @@ impl JournalCommand {
             Self::LogDailyCheckIn(c) => (c.athlete_id, c.date),
             Self::LogNutritionEntry(c) => (c.athlete_id, c.date),
             Self::UpdateNutritionEntry(c) => (c.athlete_id, c.date),
+            Self::PatchNutritionEntry(c) => (c.athlete_id, c.date),
             Self::DeleteNutritionEntry(c) => (c.athlete_id, c.date),
             Self::LogWorkPattern(c) => (c.athlete_id, c.date),
             Self::LogBodyComposition(c) => (c.athlete_id, c.date),
@@ -349,12 +377,60 @@ impl JournalCommand {
 // Aggregate
 // ---------------------------------------------------------------------------------------------
 
-/// Only what decisions read: whose day this is, and which nutrition entry ids are taken.
+/// A nutrition entry's current values, which a partial correction is merged into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EntryValues {
+    entry_type: NutritionEntryType,
+    activity_id: Option<Uuid>,
+    calories_kcal: Option<f64>,
+    protein_g: Option<f64>,
+    carbohydrate_g: Option<f64>,
+    fat_g: Option<f64>,
+    fibre_g: Option<f64>,
+    caffeine_mg: Option<f64>,
+    notes: Option<String>,
+    logged_at: DateTime<Utc>,
+}
+
+impl EntryValues {
+    fn merged(&self, p: NutritionPatch) -> (NutritionValues, DateTime<Utc>) {
+        let values = NutritionValues {
+            entry_type: p.entry_type.unwrap_or(self.entry_type),
+            activity_id: p.activity_id.apply(self.activity_id),
+            calories_kcal: p.calories_kcal.apply(self.calories_kcal),
+            protein_g: p.protein_g.apply(self.protein_g),
+            carbohydrate_g: p.carbohydrate_g.apply(self.carbohydrate_g),
+            fat_g: p.fat_g.apply(self.fat_g),
+            fibre_g: p.fibre_g.apply(self.fibre_g),
+            caffeine_mg: p.caffeine_mg.apply(self.caffeine_mg),
+            notes: p.notes.apply(self.notes.clone()),
+        };
+        (values, p.logged_at.unwrap_or(self.logged_at))
+    }
+
+    fn of(values: NutritionValues, logged_at: DateTime<Utc>) -> Self {
+        EntryValues {
+            entry_type: values.entry_type,
+            activity_id: values.activity_id,
+            calories_kcal: values.calories_kcal,
+            protein_g: values.protein_g,
+            carbohydrate_g: values.carbohydrate_g,
+            fat_g: values.fat_g,
+            fibre_g: values.fibre_g,
+            caffeine_mg: values.caffeine_mg,
+            notes: values.notes,
+            logged_at,
+        }
+    }
+}
+
+/// What decisions read: whose day this is, which nutrition entry ids are taken, and each live
+/// entry's values (for partial corrections).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     owner: Option<Uuid>,
     date: Option<NaiveDate>,
-    nutrition_entries: BTreeSet<Uuid>,
+    nutrition_entries: BTreeMap<Uuid, EntryValues>,
     /// Kept so a retried "log" of a deleted entry cannot bring it back.
     deleted_nutrition_entries: BTreeSet<Uuid>,
 }
@@ -376,7 +452,7 @@ impl Journal {
     }
 
     fn existing_entry(&self, entry_id: Uuid) -> Result<(), DomainError> {
-        if self.nutrition_entries.contains(&entry_id) {
+        if self.nutrition_entries.contains_key(&entry_id) {
             Ok(())
         } else {
             Err(ENTRY_NOT_FOUND)
@@ -419,7 +495,7 @@ impl Aggregate for Journal {
                 })
             }
             JournalCommand::LogNutritionEntry(c) => {
-                if self.nutrition_entries.contains(&c.entry_id) {
+                if self.nutrition_entries.contains_key(&c.entry_id) {
                     return Err(DomainError::Conflict(format!(
                         "nutrition entry {} already exists",
                         c.entry_id
@@ -468,6 +544,32 @@ impl Aggregate for Journal {
                     caffeine_mg: v.caffeine_mg,
                     notes: v.notes,
                     logged_at: c.logged_at,
+                })
+            }
+            JournalCommand::PatchNutritionEntry(c) => {
+                let current = self
+                    .nutrition_entries
+                    .get(&c.entry_id)
+                    .ok_or(ENTRY_NOT_FOUND)?;
+                let (v, logged_at) = current.merged(c.patch);
+                nutrition(&v, logged_at, now)?;
+                if EntryValues::of(v.clone(), logged_at) == *current {
+                    return Ok(());
+                }
+                JournalEvent::NutritionEntryUpdated(NutritionEntryUpdated {
+                    athlete_id,
+                    date,
+                    entry_id: c.entry_id,
+                    entry_type: v.entry_type,
+                    activity_id: v.activity_id,
+                    calories_kcal: v.calories_kcal,
+                    protein_g: v.protein_g,
+                    carbohydrate_g: v.carbohydrate_g,
+                    fat_g: v.fat_g,
+                    fibre_g: v.fibre_g,
+                    caffeine_mg: v.caffeine_mg,
+                    notes: v.notes,
+                    logged_at,
                 })
             }
             JournalCommand::DeleteNutritionEntry(c) => {
@@ -525,14 +627,44 @@ impl Aggregate for Journal {
         self.date.get_or_insert(date);
         match event {
             JournalEvent::NutritionEntryLogged(e) => {
-                self.nutrition_entries.insert(e.entry_id);
+                self.nutrition_entries.insert(
+                    e.entry_id,
+                    EntryValues {
+                        entry_type: e.entry_type,
+                        activity_id: e.activity_id,
+                        calories_kcal: e.calories_kcal,
+                        protein_g: e.protein_g,
+                        carbohydrate_g: e.carbohydrate_g,
+                        fat_g: e.fat_g,
+                        fibre_g: e.fibre_g,
+                        caffeine_mg: e.caffeine_mg,
+                        notes: e.notes,
+                        logged_at: e.logged_at,
+                    },
+                );
+            }
+            JournalEvent::NutritionEntryUpdated(e) => {
+                self.nutrition_entries.insert(
+                    e.entry_id,
+                    EntryValues {
+                        entry_type: e.entry_type,
+                        activity_id: e.activity_id,
+                        calories_kcal: e.calories_kcal,
+                        protein_g: e.protein_g,
+                        carbohydrate_g: e.carbohydrate_g,
+                        fat_g: e.fat_g,
+                        fibre_g: e.fibre_g,
+                        caffeine_mg: e.caffeine_mg,
+                        notes: e.notes,
+                        logged_at: e.logged_at,
+                    },
+                );
             }
             JournalEvent::NutritionEntryDeleted(e) => {
                 self.nutrition_entries.remove(&e.entry_id);
                 self.deleted_nutrition_entries.insert(e.entry_id);
             }
             JournalEvent::DailyCheckInLogged(_)
-            | JournalEvent::NutritionEntryUpdated(_)
             | JournalEvent::WorkPatternLogged(_)
             | JournalEvent::BodyCompositionLogged(_)
             | JournalEvent::InsightFeedbackGiven(_) => {}
@@ -1248,6 +1380,110 @@ mod tests {
                     logged_at: breakfast_at(),
                 },
             )]);
+    }
+
+    fn patch(p: NutritionPatch) -> JournalCommand {
+        JournalCommand::PatchNutritionEntry(PatchNutritionEntry {
+            athlete_id: athlete(),
+            date: day(),
+            entry_id: entry_id(),
+            patch: p,
+        })
+    }
+
+    #[test]
+    fn a_patch_merges_into_the_entrys_current_values() {
+        // The previous correction (calories) must survive a patch of another field.
+        let corrected = NutritionEntryUpdated {
+            athlete_id: athlete(),
+            date: day(),
+            entry_id: entry_id(),
+            entry_type: NutritionEntryType::PreActivity,
+            activity_id: Some(run_id()),
+            calories_kcal: Some(510.0),
+            protein_g: Some(14.0),
+            carbohydrate_g: Some(68.0),
+            fat_g: Some(9.5),
+            fibre_g: Some(8.0),
+            caffeine_mg: Some(95.0),
+            notes: Some("Porridge, banana, coffee".to_string()),
+            logged_at: breakfast_at(),
+        };
+        let mut given = with_breakfast();
+        given.push(JournalEvent::NutritionEntryUpdated(corrected.clone()));
+        framework()
+            .given(given)
+            .when(patch(NutritionPatch {
+                protein_g: Change::Set(20.0),
+                caffeine_mg: Change::Clear,
+                ..NutritionPatch::default()
+            }))
+            .then_expect_events(vec![JournalEvent::NutritionEntryUpdated(
+                NutritionEntryUpdated {
+                    protein_g: Some(20.0),
+                    caffeine_mg: None,
+                    ..corrected
+                },
+            )]);
+    }
+
+    #[test]
+    fn a_patch_that_changes_nothing_appends_nothing() {
+        framework()
+            .given(with_breakfast())
+            .when(patch(NutritionPatch {
+                protein_g: Change::Set(14.0),
+                ..NutritionPatch::default()
+            }))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_patch_is_validated_as_merged() {
+        // Clearing every amount and the notes leaves an empty entry.
+        let result = framework()
+            .given(with_breakfast())
+            .when(patch(NutritionPatch {
+                calories_kcal: Change::Clear,
+                protein_g: Change::Clear,
+                carbohydrate_g: Change::Clear,
+                fat_g: Change::Clear,
+                fibre_g: Change::Clear,
+                caffeine_mg: Change::Clear,
+                notes: Change::Clear,
+                ..NutritionPatch::default()
+            }))
+            .inspect_result();
+        assert_eq!(invalid_field(result), "nutrition");
+        let result = framework()
+            .given(with_breakfast())
+            .when(patch(NutritionPatch {
+                entry_type: Some(NutritionEntryType::Daily),
+                ..NutritionPatch::default()
+            }))
+            .inspect_result();
+        assert_eq!(invalid_field(result), "activity_id");
+    }
+
+    #[test]
+    fn patching_an_unknown_or_deleted_entry_is_not_found() {
+        framework()
+            .given_no_previous_events()
+            .when(patch(NutritionPatch::default()))
+            .then_expect_error(ENTRY_NOT_FOUND);
+        let mut given = with_breakfast();
+        given.push(JournalEvent::NutritionEntryDeleted(NutritionEntryDeleted {
+            athlete_id: athlete(),
+            date: day(),
+            entry_id: entry_id(),
+        }));
+        framework()
+            .given(given)
+            .when(patch(NutritionPatch {
+                protein_g: Change::Set(20.0),
+                ..NutritionPatch::default()
+            }))
+            .then_expect_error(ENTRY_NOT_FOUND);
     }
 
     #[test]

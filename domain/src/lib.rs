@@ -12,6 +12,7 @@ pub mod efficiency;
 pub mod error;
 pub mod journal;
 pub mod load;
+pub mod patch;
 pub mod services;
 pub mod simulate;
 pub mod stats;

@@ -22,6 +22,8 @@ pub struct Account {
     pub password_hash: String,
     pub role: Role,
     pub active: bool,
+    /// When the row was inserted: how long a `pending` row has waited for its registration.
+    pub created_at_us: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +138,16 @@ impl IdentityDb {
         }
     }
 
-    pub async fn activate(&self, account_id: Uuid) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE auth_accounts SET status = 'active' WHERE account_id = $1")
-            .bind(account_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Marks the account active once its `AthleteRegistered` is in the log. False when the row
+    /// is gone: a registration that stalled past [`crate::auth::routes::PENDING_GRACE`] had its
+    /// row reclaimed. Activating an active row is harmless (two completions may race).
+    pub async fn activate(&self, account_id: Uuid) -> Result<bool, sqlx::Error> {
+        let updated =
+            sqlx::query("UPDATE auth_accounts SET status = 'active' WHERE account_id = $1")
+                .bind(account_id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(updated.rows_affected() > 0)
     }
 
     /// Undoes [`IdentityDb::insert_pending`] when the registration event could not be appended.
@@ -151,6 +157,24 @@ impl IdentityDb {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Deletes an abandoned `pending` row, only if it is still the row that was inspected
+    /// (same insert time, still pending): of two registrations reclaiming it, one deletes it.
+    pub async fn reclaim_pending(
+        &self,
+        account_id: Uuid,
+        created_at_us: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let deleted = sqlx::query(
+            "DELETE FROM auth_accounts \
+             WHERE account_id = $1 AND status = 'pending' AND created_at_us = $2",
+        )
+        .bind(account_id.to_string())
+        .bind(created_at_us)
+        .execute(&self.pool)
+        .await?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     fn account_from_row(r: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
@@ -163,13 +187,14 @@ impl IdentityDb {
             password_hash: r.try_get("password_hash")?,
             role: parse_role(&role).unwrap_or(Role::Athlete),
             active: status == "active",
+            created_at_us: r.try_get("created_at_us")?,
         })
     }
 
     pub async fn account_by_email(&self, email: &str) -> Result<Option<Account>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT account_id, email, password_hash, role, status FROM auth_accounts \
-             WHERE email = $1",
+            "SELECT account_id, email, password_hash, role, status, created_at_us \
+             FROM auth_accounts WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(&self.pool)
@@ -179,8 +204,8 @@ impl IdentityDb {
 
     pub async fn account(&self, account_id: Uuid) -> Result<Option<Account>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT account_id, email, password_hash, role, status FROM auth_accounts \
-             WHERE account_id = $1",
+            "SELECT account_id, email, password_hash, role, status, created_at_us \
+             FROM auth_accounts WHERE account_id = $1",
         )
         .bind(account_id.to_string())
         .fetch_optional(&self.pool)

@@ -6,8 +6,8 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use commands::CommandContext;
-use domain::athlete::{Athlete, AthleteCommand, Role};
+use commands::{CommandContext, CommandError};
+use domain::athlete::{Athlete, AthleteCommand, ErasureReason, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -192,17 +192,43 @@ pub async fn register(
         AccountKind::Coach => Role::Coach,
     };
     let hash = state.auth.passwords.hash(&body.password).await?;
-    let account_id = Uuid::now_v7();
-    if !state
-        .auth
-        .db
-        .insert_pending(account_id, &email, &hash, role)
-        .await?
-    {
-        return Err(Problem::conflict(
-            "An account with this email already exists; log in instead.",
-        ));
+    let client = state.auth.client_tag(addr);
+    let mut account_id = None;
+    // Two rounds: an abandoned row reclaimed in the first frees the email for the second.
+    for _ in 0..2 {
+        let id = Uuid::now_v7();
+        if state
+            .auth
+            .db
+            .insert_pending(id, &email, &hash, role)
+            .await?
+        {
+            account_id = Some(id);
+            break;
+        }
+        match settle_pending(&state, &email, &client).await? {
+            Pending::Active => {
+                return Err(Problem::conflict(
+                    "An account with this email already exists; log in instead.",
+                ));
+            }
+            Pending::InFlight { retry_after_s } => {
+                return Err(Problem::conflict(
+                    "A registration for this email is in progress; try again shortly.",
+                )
+                .retry_after(retry_after_s));
+            }
+            Pending::Reclaimed => {}
+        }
     }
+    let Some(account_id) = account_id else {
+        // Someone else took the email between our reclaim and our insert.
+        return Err(Problem::conflict(
+            "A registration for this email is in progress; try again shortly.",
+        )
+        .retry_after(1));
+    };
+    failpoint("register-after-account");
     let ctx = CommandContext::athlete(account_id).with_idempotency_key("register");
     let executed = state
         .commands
@@ -219,13 +245,45 @@ pub async fn register(
         .await;
     let executed = match executed {
         Ok(e) => e,
-        Err(e) => {
+        // Refused before anything was written: the row goes with it.
+        Err(e @ CommandError::Domain(_)) => {
             state.auth.db.delete_pending(account_id).await?;
             return Err(e.into());
         }
+        // The append may or may not have committed: the row stays pending, and the next
+        // register or login of this email settles it from the log (`settle_pending`).
+        Err(e) => return Err(e.into()),
     };
-    state.auth.db.activate(account_id).await?;
-    let client = state.auth.client_tag(addr);
+    failpoint("register-after-event");
+    if !state.auth.db.activate(account_id).await? {
+        // This request stalled past PENDING_GRACE and another registration reclaimed the row
+        // (and may own the email now): withdraw the account the log just gained.
+        let ctx = CommandContext::athlete(account_id);
+        state
+            .commands
+            .execute_with_retry::<Athlete>(
+                &ctx,
+                &account_id.to_string(),
+                AthleteCommand::Erase {
+                    requested_by: account_id,
+                    reason: ErasureReason::AthleteRequest,
+                },
+            )
+            .await?;
+        state
+            .auth
+            .db
+            .log(
+                "registration_withdrawn",
+                Some(account_id),
+                Some(&client),
+                None,
+            )
+            .await?;
+        return Err(Problem::conflict(
+            "This registration took too long and was withdrawn; register again.",
+        ));
+    }
     state
         .auth
         .remember_client_quietly(account_id, &client)
@@ -285,8 +343,26 @@ pub async fn login(
                 account.as_ref().map(|a| a.password_hash.as_str()),
             )
             .await?;
+    // A registration cut off after its event was written is completed by its owner's login.
+    let completed = match &account {
+        Some(a) if ok && !a.active && registered_in_log(&state, a.account_id).await? => {
+            state.auth.db.activate(a.account_id).await?;
+            state
+                .auth
+                .db
+                .log(
+                    "registration_completed",
+                    Some(a.account_id),
+                    Some(&client),
+                    None,
+                )
+                .await?;
+            true
+        }
+        _ => false,
+    };
     let account = match account {
-        Some(a) if ok && a.active => a,
+        Some(a) if ok && (a.active || completed) => a,
         _ => {
             state.auth.record_login_failure(account_id, &client).await?;
             state
@@ -469,6 +545,103 @@ pub async fn change_password(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long a `pending` account row is presumed to belong to a registration still in flight.
+/// A registration takes milliseconds between its row and its event; a row older than this
+/// whose event is not in the log was left by a crash, and a new registration may reclaim it.
+pub const PENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+enum Pending {
+    /// The email belongs to an account (completed here if its event was already in the log).
+    Active,
+    /// Another registration of this email has its row but not yet its event.
+    InFlight { retry_after_s: u64 },
+    /// The row was abandoned and is gone: the email is free again.
+    Reclaimed,
+}
+
+/// Whether the athlete stream has its `AthleteRegistered`: the log, not the row, says whether
+/// a registration happened (the event is appended with expected version 0, so there is at most
+/// one per account id).
+async fn registered_in_log(state: &AppState, account_id: Uuid) -> ApiResult<bool> {
+    let stream = store::StreamId::new(
+        <Athlete as cqrs_es::Aggregate>::TYPE,
+        account_id.to_string(),
+    );
+    let version = state
+        .commands
+        .store()
+        .stream_version(&stream)
+        .await
+        .map_err(CommandError::from)?;
+    Ok(version > 0)
+}
+
+/// Decides what the existing row for `email` means after an insert found the email taken.
+/// See docs/decisions.md ("Registration cannot strand an account") for the interleavings.
+async fn settle_pending(state: &AppState, email: &str, client: &str) -> ApiResult<Pending> {
+    let Some(row) = state.auth.db.account_by_email(email).await? else {
+        // Reclaimed by someone else since our insert failed.
+        return Ok(Pending::Reclaimed);
+    };
+    if row.active {
+        return Ok(Pending::Active);
+    }
+    if registered_in_log(state, row.account_id).await? {
+        state.auth.db.activate(row.account_id).await?;
+        state
+            .auth
+            .db
+            .log(
+                "registration_completed",
+                Some(row.account_id),
+                Some(client),
+                None,
+            )
+            .await?;
+        return Ok(Pending::Active);
+    }
+    let age_us = chrono::Utc::now().timestamp_micros() - row.created_at_us;
+    let grace_us = i64::try_from(PENDING_GRACE.as_micros()).unwrap_or(i64::MAX);
+    if age_us < grace_us {
+        let left_s = u64::try_from((grace_us - age_us) / 1_000_000).unwrap_or(0);
+        return Ok(Pending::InFlight {
+            retry_after_s: left_s + 1,
+        });
+    }
+    if state
+        .auth
+        .db
+        .reclaim_pending(row.account_id, row.created_at_us)
+        .await?
+    {
+        state
+            .auth
+            .db
+            .log(
+                "registration_reclaimed",
+                Some(row.account_id),
+                Some(client),
+                None,
+            )
+            .await?;
+    }
+    Ok(Pending::Reclaimed)
+}
+
+/// Test-only crash points (feature `failpoints`): when `STRIDELOG_FAILPOINT` names this step,
+/// the request stops here for good, so a test can SIGKILL the process between two steps.
+fn failpoint(name: &str) {
+    #[cfg(feature = "failpoints")]
+    if std::env::var("STRIDELOG_FAILPOINT").is_ok_and(|f| f == name) {
+        eprintln!("failpoint {name} reached");
+        loop {
+            std::thread::park();
+        }
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
 }
 
 impl super::Auth {

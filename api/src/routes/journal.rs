@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use commands::CommandContext;
 use domain::athlete::{
-    Athlete, AthleteCommand, DayAvailability, Nutrients, SlotStatus, WeeklyAvailability,
+    Athlete, AthleteCommand, DayBlock, Nutrients, SlotStatus, Weekday, WeeklyAvailability,
 };
 use domain::journal::{
     DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
-    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionValues,
-    UpdateNutritionEntry, WorkType,
+    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionPatch,
+    NutritionValues, PatchNutritionEntry, WorkType,
 };
 use projections::journal::{
     self as rm, BodyComposition, CheckIn, InsightFeedbackCount, InsightFeedbackTotals,
@@ -465,33 +465,61 @@ pub async fn get_nutrition(
     Ok(axum::Json(DatedNutritionEntry { date, entry }))
 }
 
-/// Fields present are changed; absent ones keep their value. The date cannot change.
+/// Fields present are changed, `null` clears an optional one, absent ones keep their value.
+/// The date cannot change. The change is merged into the entry's current values when it is
+/// written, so concurrent corrections of different fields all land.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchNutritionBody {
     pub entry_type: Option<NutritionEntryType>,
-    pub activity_id: Option<Uuid>,
-    #[schema(minimum = 0, maximum = 10000)]
-    pub calories_kcal: Option<f64>,
-    #[schema(minimum = 0, maximum = 1000)]
-    pub protein_g: Option<f64>,
-    #[schema(minimum = 0, maximum = 1000)]
-    pub carbohydrate_g: Option<f64>,
-    #[schema(minimum = 0, maximum = 1000)]
-    pub fat_g: Option<f64>,
-    #[schema(minimum = 0, maximum = 1000)]
-    pub fibre_g: Option<f64>,
-    #[schema(minimum = 0, maximum = 2000)]
-    pub caffeine_mg: Option<f64>,
+    #[schema(value_type = Option<Uuid>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub activity_id: Option<Option<Uuid>>,
+    #[schema(minimum = 0, maximum = 10000, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub calories_kcal: Option<Option<f64>>,
+    #[schema(minimum = 0, maximum = 1000, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub protein_g: Option<Option<f64>>,
+    #[schema(minimum = 0, maximum = 1000, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub carbohydrate_g: Option<Option<f64>>,
+    #[schema(minimum = 0, maximum = 1000, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub fat_g: Option<Option<f64>>,
+    #[schema(minimum = 0, maximum = 1000, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub fibre_g: Option<Option<f64>>,
+    #[schema(minimum = 0, maximum = 2000, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub caffeine_mg: Option<Option<f64>>,
     #[schema(
         max_length = 2000,
-        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$",
+        value_type = Option<String>
     )]
-    pub notes: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub notes: Option<Option<String>>,
     pub logged_at: Option<DateTime<Utc>>,
 }
 
-/// Correct an intake.
+/// The date of an entry: it never changes, so any read model that has the entry knows it, and
+/// a correction need not wait for the read model to catch up with the entry's latest values.
+async fn entry_date(state: &AppState, athlete: Uuid, entry_id: Uuid) -> ApiResult<NaiveDate> {
+    let t = state.tables("journal").await?;
+    let pool = state.read_pool();
+    if let Some((date, _)) = rm::nutrition_entry(pool, &t, athlete, entry_id).await? {
+        return Ok(date);
+    }
+    // Perhaps logged a moment ago: wait for what is committed, then look again.
+    state.caught_up(&["journal"]).await?;
+    rm::nutrition_entry(pool, &t, athlete, entry_id)
+        .await?
+        .map(|(date, _)| date)
+        .ok_or_else(|| Problem::not_found("nutrition entry"))
+}
+
+/// Correct an intake. `position` is `null` when nothing changed.
 #[utoipa::path(patch, path = "/v1/nutrition/{entry_id}", tag = "journal",
     params(("entry_id" = Uuid, Path)), request_body = PatchNutritionBody,
     responses((status = 200, body = Written)))]
@@ -501,29 +529,28 @@ pub async fn patch_nutrition(
     Path(entry_id): Path<Uuid>,
     Json(b): Json<PatchNutritionBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    state.caught_up(&["journal"]).await?;
-    let (date, e) = find_entry(&state, caller.account_id, entry_id, None).await?;
+    let date = entry_date(&state, caller.account_id, entry_id).await?;
     // Only a newly named activity is checked: an entry keeps its link if the activity goes.
-    check_activity_link(&state, caller.account_id, b.activity_id).await?;
+    check_activity_link(&state, caller.account_id, b.activity_id.flatten()).await?;
     let executed = journal(
         &state,
         &caller,
-        JournalCommand::UpdateNutritionEntry(UpdateNutritionEntry {
+        JournalCommand::PatchNutritionEntry(PatchNutritionEntry {
             athlete_id: caller.account_id,
             date,
             entry_id,
-            values: NutritionValues {
-                entry_type: b.entry_type.unwrap_or(e.entry_type),
-                activity_id: b.activity_id.or(e.activity_id),
-                calories_kcal: b.calories_kcal.or(e.calories_kcal),
-                protein_g: b.protein_g.or(e.protein_g),
-                carbohydrate_g: b.carbohydrate_g.or(e.carbohydrate_g),
-                fat_g: b.fat_g.or(e.fat_g),
-                fibre_g: b.fibre_g.or(e.fibre_g),
-                caffeine_mg: b.caffeine_mg.or(e.caffeine_mg),
-                notes: b.notes.or(e.notes),
+            patch: NutritionPatch {
+                entry_type: b.entry_type,
+                activity_id: b.activity_id.into(),
+                calories_kcal: b.calories_kcal.into(),
+                protein_g: b.protein_g.into(),
+                carbohydrate_g: b.carbohydrate_g.into(),
+                fat_g: b.fat_g.into(),
+                fibre_g: b.fibre_g.into(),
+                caffeine_mg: b.caffeine_mg.into(),
+                notes: b.notes.into(),
+                logged_at: b.logged_at,
             },
-            logged_at: b.logged_at.unwrap_or(e.logged_at),
         }),
     )
     .await?;
@@ -538,8 +565,7 @@ pub async fn delete_nutrition(
     caller: Caller,
     Path(entry_id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Written>> {
-    state.caught_up(&["journal"]).await?;
-    let (date, _) = find_entry(&state, caller.account_id, entry_id, None).await?;
+    let date = entry_date(&state, caller.account_id, entry_id).await?;
     let executed = journal(
         &state,
         &caller,
@@ -909,7 +935,8 @@ pub struct SlotBody {
     pub status: SlotStatus,
 }
 
-/// Change one slot of the grid.
+/// Change one slot of the grid. The other slots keep the values they have when the change is
+/// written, so concurrent changes of different slots all land.
 #[utoipa::path(patch, path = "/v1/availability/{day}/{block}", tag = "journal",
     params(("day" = Day, Path), ("block" = Block, Path)), request_body = SlotBody,
     responses((status = 200, body = Written)))]
@@ -919,25 +946,34 @@ pub async fn patch_slot(
     Path((day, block)): Path<(Day, Block)>,
     Json(b): Json<SlotBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    state.caught_up(&["profile"]).await?;
-    let mut grid = availability_of(&state, caller.account_id, None)
-        .await?
-        .weekly;
-    let d: &mut DayAvailability = match day {
-        Day::Monday => &mut grid.monday,
-        Day::Tuesday => &mut grid.tuesday,
-        Day::Wednesday => &mut grid.wednesday,
-        Day::Thursday => &mut grid.thursday,
-        Day::Friday => &mut grid.friday,
-        Day::Saturday => &mut grid.saturday,
-        Day::Sunday => &mut grid.sunday,
+    let day = match day {
+        Day::Monday => Weekday::Monday,
+        Day::Tuesday => Weekday::Tuesday,
+        Day::Wednesday => Weekday::Wednesday,
+        Day::Thursday => Weekday::Thursday,
+        Day::Friday => Weekday::Friday,
+        Day::Saturday => Weekday::Saturday,
+        Day::Sunday => Weekday::Sunday,
     };
-    match block {
-        Block::Morning => d.morning = b.status,
-        Block::Afternoon => d.afternoon = b.status,
-        Block::Evening => d.evening = b.status,
-    }
-    Ok(axum::Json(set_availability(&state, &caller, grid).await?))
+    let block = match block {
+        Block::Morning => DayBlock::Morning,
+        Block::Afternoon => DayBlock::Afternoon,
+        Block::Evening => DayBlock::Evening,
+    };
+    let ctx = CommandContext::athlete(caller.account_id);
+    let executed = state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &ctx,
+            &caller.account_id.to_string(),
+            AthleteCommand::SetAvailabilitySlot {
+                day,
+                block,
+                status: b.status,
+            },
+        )
+        .await?;
+    Ok(axum::Json(Written::of(&executed)))
 }
 
 // --- insight feedback ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use axum::extract::State;
 use commands::CommandContext;
 use domain::athlete::{
     Athlete, AthleteCommand, CoachAccessScope, Digest, NotificationChoices, OnboardingStep,
-    Physiology, Role, TrainingGoal, Units,
+    PhysiologyPatch, ProfilePatch, Role, TrainingGoal, Units,
 };
 use projections::profile::{self, CoachAccess, Profile};
 use serde::{Deserialize, Serialize};
@@ -55,45 +55,54 @@ pub async fn get_me(
     ))
 }
 
-/// Physiology as the API takes it: every field optional, `null` = not known.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+/// Physiology as `PATCH /v1/me` takes it: a field present is set, `null` clears it (the value
+/// becomes unknown), an absent field keeps its value.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhysiologyBody {
-    /// 25-250; resting < threshold <= maximum when several are given.
-    #[schema(minimum = 25, maximum = 250)]
-    #[serde(default, deserialize_with = "crate::de::opt_u16")]
-    pub hr_max_bpm: Option<u16>,
-    #[schema(minimum = 25, maximum = 250)]
-    #[serde(default, deserialize_with = "crate::de::opt_u16")]
-    pub resting_hr_bpm: Option<u16>,
-    #[schema(minimum = 25, maximum = 250)]
-    #[serde(default, deserialize_with = "crate::de::opt_u16")]
-    pub threshold_hr_bpm: Option<u16>,
-    #[schema(minimum = 120, maximum = 1200)]
-    pub threshold_pace_s_per_km: Option<f64>,
-    pub sex: Option<domain::athlete::Sex>,
+    /// 25-250; resting < threshold <= maximum, checked on the values after the change.
+    #[schema(minimum = 25, maximum = 250, value_type = Option<u16>)]
+    #[serde(default, deserialize_with = "crate::de::patch_u16")]
+    pub hr_max_bpm: Option<Option<u16>>,
+    #[schema(minimum = 25, maximum = 250, value_type = Option<u16>)]
+    #[serde(default, deserialize_with = "crate::de::patch_u16")]
+    pub resting_hr_bpm: Option<Option<u16>>,
+    #[schema(minimum = 25, maximum = 250, value_type = Option<u16>)]
+    #[serde(default, deserialize_with = "crate::de::patch_u16")]
+    pub threshold_hr_bpm: Option<Option<u16>>,
+    #[schema(minimum = 120, maximum = 1200, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub threshold_pace_s_per_km: Option<Option<f64>>,
+    #[schema(value_type = Option<domain::athlete::Sex>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub sex: Option<Option<domain::athlete::Sex>>,
     /// An age of 5-120 years.
-    pub birth_date: Option<chrono::NaiveDate>,
-    #[schema(minimum = 50, maximum = 272)]
-    pub height_cm: Option<f64>,
+    #[schema(value_type = Option<chrono::NaiveDate>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub birth_date: Option<Option<chrono::NaiveDate>>,
+    #[schema(minimum = 50, maximum = 272, value_type = Option<f64>)]
+    #[serde(default, deserialize_with = "crate::de::patch")]
+    pub height_cm: Option<Option<f64>>,
 }
 
-impl From<PhysiologyBody> for Physiology {
+impl From<PhysiologyBody> for PhysiologyPatch {
     fn from(b: PhysiologyBody) -> Self {
-        Physiology {
-            hr_max_bpm: b.hr_max_bpm,
-            resting_hr_bpm: b.resting_hr_bpm,
-            threshold_hr_bpm: b.threshold_hr_bpm,
-            threshold_pace_s_per_km: b.threshold_pace_s_per_km,
-            sex: b.sex,
-            birth_date: b.birth_date,
-            height_cm: b.height_cm,
+        PhysiologyPatch {
+            hr_max_bpm: b.hr_max_bpm.into(),
+            resting_hr_bpm: b.resting_hr_bpm.into(),
+            threshold_hr_bpm: b.threshold_hr_bpm.into(),
+            threshold_pace_s_per_km: b.threshold_pace_s_per_km.into(),
+            sex: b.sex.into(),
+            birth_date: b.birth_date.into(),
+            height_cm: b.height_cm.into(),
         }
     }
 }
 
-/// Fields present are changed; absent ones keep their value. `physiology`, when present,
-/// replaces the whole set. The email is changed through a verified flow, not here.
+/// Fields present are changed; absent ones keep their value. Within `physiology`, a field
+/// present is set, `null` clears it and an absent one keeps its value. The email is changed
+/// through a verified flow, not here. The change is merged into the account's current values
+/// when it is written, so concurrent updates of different fields all land.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMeBody {
@@ -127,16 +136,8 @@ async fn run(
         .await?)
 }
 
-fn last_position(results: &[commands::Executed]) -> Written {
-    Written {
-        position: results
-            .iter()
-            .filter_map(|e| e.outcome.as_ref().map(|o| o.cursor.position))
-            .max(),
-    }
-}
-
-/// Change profile fields, physiology, units or timezone.
+/// Change profile fields, physiology, units or timezone: one append, whatever the fields.
+/// `position` is `null` when nothing changed.
 #[utoipa::path(patch, path = "/v1/me", tag = "me", request_body = PatchMeBody,
     responses((status = 200, body = Written)))]
 pub async fn patch_me(
@@ -144,42 +145,16 @@ pub async fn patch_me(
     caller: Caller,
     Json(body): Json<PatchMeBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    let current = current_profile(&state, caller.account_id).await?;
-    let mut done = Vec::new();
-    if body.display_name.is_some() || body.goals.is_some() {
-        done.push(
-            run(
-                &state,
-                &caller,
-                AthleteCommand::UpdateProfile {
-                    display_name: body.display_name.unwrap_or(current.display_name),
-                    email: current.email,
-                    goals: body.goals.unwrap_or(current.goals),
-                },
-            )
-            .await?,
-        );
-    }
-    if let Some(p) = body.physiology {
-        done.push(run(&state, &caller, AthleteCommand::ChangePhysiology(p.into())).await?);
-    }
-    if body.units.is_some() || body.timezone.is_some() {
-        let prefs = current.preferences;
-        done.push(
-            run(
-                &state,
-                &caller,
-                AthleteCommand::ChangePreferences {
-                    units: body.units.unwrap_or(prefs.units),
-                    timezone: body.timezone.unwrap_or(prefs.timezone),
-                    notifications: prefs.notifications,
-                    digest: prefs.digest,
-                },
-            )
-            .await?,
-        );
-    }
-    Ok(axum::Json(last_position(&done)))
+    let patch = ProfilePatch {
+        display_name: body.display_name,
+        goals: body.goals,
+        units: body.units,
+        timezone: body.timezone,
+        physiology: body.physiology.unwrap_or_default().into(),
+        ..ProfilePatch::default()
+    };
+    let executed = run(&state, &caller, AthleteCommand::PatchProfile(patch)).await?;
+    Ok(axum::Json(Written::of(&executed)))
 }
 
 /// Units, timezone, notifications and the digest.
@@ -210,7 +185,8 @@ pub struct PatchPreferencesBody {
     pub digest: Option<Digest>,
 }
 
-/// Change any of the preferences; absent fields keep their value.
+/// Change any of the preferences; absent fields keep their value (merged when written, like
+/// `PATCH /v1/me`). `position` is `null` when nothing changed.
 #[utoipa::path(patch, path = "/v1/me/preferences", tag = "me",
     request_body = PatchPreferencesBody, responses((status = 200, body = Written)))]
 pub async fn patch_preferences(
@@ -218,20 +194,14 @@ pub async fn patch_preferences(
     caller: Caller,
     Json(body): Json<PatchPreferencesBody>,
 ) -> ApiResult<axum::Json<Written>> {
-    let prefs = current_profile(&state, caller.account_id)
-        .await?
-        .preferences;
-    let executed = run(
-        &state,
-        &caller,
-        AthleteCommand::ChangePreferences {
-            units: body.units.unwrap_or(prefs.units),
-            timezone: body.timezone.unwrap_or(prefs.timezone),
-            notifications: body.notifications.unwrap_or(prefs.notifications),
-            digest: body.digest.unwrap_or(prefs.digest),
-        },
-    )
-    .await?;
+    let patch = ProfilePatch {
+        units: body.units,
+        timezone: body.timezone,
+        notifications: body.notifications,
+        digest: body.digest,
+        ..ProfilePatch::default()
+    };
+    let executed = run(&state, &caller, AthleteCommand::PatchProfile(patch)).await?;
     Ok(axum::Json(Written::of(&executed)))
 }
 
@@ -257,12 +227,11 @@ pub struct OnboardingState {
     pub goals: BTreeSet<TrainingGoal>,
 }
 
-fn onboarding_state(p: &Profile) -> OnboardingState {
-    let (reached, completed) = p
-        .onboarding
-        .as_ref()
-        .map(|o| (o.reached, o.completed.clone()))
-        .unwrap_or((OnboardingStep::Initial, BTreeSet::new()));
+fn onboarding_state(
+    reached: OnboardingStep,
+    completed: BTreeSet<OnboardingStep>,
+    goals: BTreeSet<TrainingGoal>,
+) -> OnboardingState {
     let skipped = STEPS
         .iter()
         .copied()
@@ -279,7 +248,7 @@ fn onboarding_state(p: &Profile) -> OnboardingState {
         completed,
         skipped,
         next_step,
-        goals: p.goals.clone(),
+        goals,
     }
 }
 
@@ -292,7 +261,11 @@ pub async fn get_onboarding(
     MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<OnboardingState>> {
     let p = load_profile(&state, caller.account_id, min).await?;
-    Ok(axum::Json(onboarding_state(&p)))
+    let (reached, completed) = p
+        .onboarding
+        .map(|o| (o.reached, o.completed))
+        .unwrap_or((OnboardingStep::Initial, BTreeSet::new()));
+    Ok(axum::Json(onboarding_state(reached, completed, p.goals)))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -333,72 +306,27 @@ pub async fn post_onboarding_step(
     Path(step): Path<OnboardingStep>,
     Json(body): Json<OnboardingBody>,
 ) -> ApiResult<axum::Json<OnboardingWritten>> {
-    if step == OnboardingStep::Initial {
-        return Err(Problem::invalid(
-            "step",
-            "`initial` is where the wizard starts; it cannot be completed or skipped",
-        ));
-    }
-    if body.goals.is_some() && step != OnboardingStep::Goals {
-        return Err(Problem::invalid(
-            "goals",
-            "goals are only taken with the `goals` step",
-        ));
-    }
-    let mut p = current_profile(&state, caller.account_id).await?;
-    let current = onboarding_state(&p);
-    if current.reached == OnboardingStep::Complete {
-        return Err(Problem::conflict("Onboarding is already complete."));
-    }
-    let mut completed = current.completed.clone();
-    if matches!(body.action, StepAction::Complete) && step != OnboardingStep::Complete {
-        completed.insert(step);
-    }
-    // Completing a step reaches the one after it, so the step itself is before `reached`.
-    let after = STEPS
-        .iter()
-        .copied()
-        .find(|s| *s > step)
-        .unwrap_or(OnboardingStep::Complete);
-    let reached = if step == OnboardingStep::Complete {
-        OnboardingStep::Complete
-    } else {
-        current.reached.max(after)
-    };
-    let mut done = Vec::new();
-    if let Some(goals) = body
-        .goals
-        .filter(|_| matches!(body.action, StepAction::Complete))
-    {
-        done.push(
-            run(
-                &state,
-                &caller,
-                AthleteCommand::UpdateProfile {
-                    display_name: p.display_name.clone(),
-                    email: p.email.clone(),
-                    goals: goals.clone(),
-                },
-            )
-            .await?,
-        );
-        p.goals = goals;
-    }
-    done.push(
-        run(
-            &state,
-            &caller,
-            AthleteCommand::ProgressOnboarding {
-                reached,
-                completed: completed.clone(),
-            },
-        )
-        .await?,
+    // Decided against the progress in the stream, not a read model that may not have the
+    // previous step yet; goals and progress are one append.
+    let executed = run(
+        &state,
+        &caller,
+        AthleteCommand::TakeOnboardingStep {
+            step,
+            complete: matches!(body.action, StepAction::Complete),
+            goals: body.goals,
+        },
+    )
+    .await?;
+    let stream = store::StreamId::new(
+        <Athlete as cqrs_es::Aggregate>::TYPE,
+        caller.account_id.to_string(),
     );
-    p.onboarding = Some(profile::Onboarding { reached, completed });
+    let (athlete, _) = state.commands.load::<Athlete>(&stream).await?;
+    let (reached, completed) = athlete.onboarding_progress();
     Ok(axum::Json(OnboardingWritten {
-        position: last_position(&done).position,
-        onboarding: onboarding_state(&p),
+        position: Written::of(&executed).position,
+        onboarding: onboarding_state(reached, completed, athlete.goals().clone()),
     }))
 }
 

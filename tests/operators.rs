@@ -1,7 +1,7 @@
 //! Operators' commands beside a running `serve` on the same store: while an athlete keeps
-//! writing through the API, `projections rebuild --all`, `import`, `events athlete` and
-//! `events tail` run as separate processes, then `projections verify` of every read model. All
-//! exit 0, verify finds the rebuilt models equal, and every acknowledged write is in the log and
+//! writing through the API, `projections rebuild --all`, `projections verify` of every read
+//! model, `import`, `events athlete` and `events tail` run as separate processes at the same
+//! time, then every verify again. All exit 0, verify finds the rebuilt models equal, and every acknowledged write is in the log and
 //! in the read model. On SQLite this is several processes writing one file.
 
 use std::io::{Read, Write};
@@ -179,7 +179,8 @@ async fn operators_run_beside_serve(t: TestStore) {
         "/testdata/activities/run-2013-02-06.fit"
     );
     let athlete_arg = athlete.to_string();
-    let waits = vec![
+    let names: Vec<&str> = projections::all().iter().map(|p| p.name()).collect();
+    let mut waits = vec![
         finish(
             spawn(&t, &["projections", "rebuild", "--all", "--json"]),
             "rebuild --all",
@@ -194,16 +195,19 @@ async fn operators_run_beside_serve(t: TestStore) {
         ),
         finish(tail, "events tail"),
     ];
-    let mut outputs = Vec::new();
-    for w in waits {
-        outputs.push(succeeded(w));
+    // Every read model verified at the same time, while the rebuild switches them.
+    for name in &names {
+        waits.push(finish(
+            spawn(&t, &["projections", "verify", name]),
+            "verify",
+        ));
     }
+    let outputs: Vec<(&str, Vec<String>)> = waits.into_iter().map(succeeded).collect();
     let rebuilt: Vec<Value> = outputs[0]
         .1
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let names: Vec<&str> = projections::all().iter().map(|p| p.name()).collect();
     assert_eq!(rebuilt.len(), names.len(), "{rebuilt:?}");
     for r in &rebuilt {
         assert!(r["generation"].as_i64().unwrap() >= 2, "{r}");
@@ -218,8 +222,11 @@ async fn operators_run_beside_serve(t: TestStore) {
         .collect();
     assert_eq!(own[0]["event_type"], "AthleteRegistered");
     assert_eq!(outputs[3].1.len(), 3, "{:?}", outputs[3].1);
+    for (name, (_, lines)) in names.iter().zip(&outputs[4..]) {
+        assert_eq!(lines, &["equal"], "{name}");
+    }
 
-    // Every read model, verified while the writes go on.
+    // And once more after the switches, still beside the writes.
     let verifies: Vec<_> = names
         .iter()
         .map(|name| finish(spawn(&t, &["projections", "verify", name]), "verify"))

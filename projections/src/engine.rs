@@ -801,21 +801,38 @@ impl Engine {
     /// checkpoint. Returns the differing rows (empty: equal). The shadow is dropped after.
     pub async fn verify(&self, name: &str) -> anyhow::Result<Vec<String>> {
         let p = self.projection(name)?.clone();
-        let state = self.ensure_state(p.as_ref()).await?;
+        // A rebuild may switch reads to a new generation (and drop the one being compared)
+        // while this runs: then compare with the new one.
+        for _ in 0..3 {
+            let state = self.ensure_state(p.as_ref()).await?;
+            let result = self
+                .verify_generation(p.as_ref(), state.active_generation)
+                .await;
+            let now = self.ensure_state(p.as_ref()).await?;
+            if result.is_ok() || now.active_generation == state.active_generation {
+                return result;
+            }
+        }
+        bail!("{name} kept switching generations; verify again when its rebuild has finished")
+    }
+
+    async fn verify_generation(
+        &self,
+        p: &dyn Projection,
+        live: i64,
+    ) -> anyhow::Result<Vec<String>> {
         let shadow: i64 = sqlx::query_scalar(
             "SELECT CAST(coalesce(max(generation), 0) + 1000 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
         )
-        .bind(name)
+        .bind(p.name())
         .fetch_one(&self.db.pool)
         .await?;
         let head = self.log.head().await?;
         let mut tx = self.db.begin_write().await?;
-        create_generation(&mut tx, p.as_ref(), shadow, head).await?;
+        create_generation(&mut tx, p, shadow, head).await?;
         tx.commit().await?;
-        let result = self
-            .compare(p.as_ref(), state.active_generation, shadow)
-            .await;
-        drop_generation(&self.db, p.as_ref(), shadow).await?;
+        let result = self.compare(p, live, shadow).await;
+        drop_generation(&self.db, p, shadow).await?;
         result
     }
 

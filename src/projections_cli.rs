@@ -102,7 +102,10 @@ pub async fn run(engine: &Engine, cmd: ProjectionsCommand) -> anyhow::Result<boo
             let secs = started.elapsed().as_secs_f64();
             let status = engine.status().await?;
             for name in &names {
-                let s = status.iter().find(|s| &s.name == name).expect("known");
+                let s = status
+                    .iter()
+                    .find(|s| s.name == name.as_str())
+                    .expect("known");
                 if json {
                     println!(
                         "{}",

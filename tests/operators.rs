@@ -33,6 +33,16 @@ fn stridelog(t: &TestStore) -> Command {
     cmd
 }
 
+/// A child process ended when the test ends, also when an assertion fails first.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection: status and body.
 fn http(
     port: u16,
@@ -120,13 +130,15 @@ async fn operators_run_beside_serve(t: TestStore) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut serve = stridelog(&t)
-        .args(["serve"])
-        .env("STRIDELOG_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _serve = Stopped(
+        stridelog(&t)
+            .args(["serve"])
+            .env("STRIDELOG_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + BOUND;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(std::time::Instant::now() < deadline, "serve did not listen");
@@ -271,9 +283,6 @@ async fn operators_run_beside_serve(t: TestStore) {
         let date = item["date"].as_str().unwrap();
         assert_eq!(item["sleep_h"], expected[date], "{date}");
     }
-
-    let _ = serve.kill();
-    let _ = serve.wait();
 }
 
 on_both_backends!(operators_run_beside_serve);

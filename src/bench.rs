@@ -45,7 +45,8 @@ pub enum BenchCommand {
     },
     /// Rebuild throughput of every read model over generated athletes, beside a baseline that
     /// reads and decrypts the same events with no projection work; then follower lag under a
-    /// steady append rate. Needs PostgreSQL; creates and drops its own database.
+    /// steady append rate. PostgreSQL with --database-url postgres://… (a scratch database is
+    /// created and dropped), else a scratch SQLite file.
     Rebuild {
         #[arg(long, default_value_t = 500)]
         athletes: usize,
@@ -186,27 +187,24 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             lag_seconds,
             json,
         } => {
+            let options = crate::bench_rebuild::Options {
+                athletes,
+                days,
+                seed,
+                rate,
+                lag_seconds,
+                json,
+            };
             let url = args.url();
-            if !url.starts_with("postgres") {
-                bail!(
-                    "bench rebuild measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
-                );
+            if url.starts_with("postgres") {
+                let scratch = ScratchDb::create(&url).await?;
+                let result = crate::bench_rebuild::measure(&scratch.url, options).await;
+                scratch.drop_db().await;
+                return result;
             }
-            let scratch = ScratchDb::create(&url).await?;
-            let result = crate::bench_rebuild::measure(
-                &scratch.url,
-                crate::bench_rebuild::Options {
-                    athletes,
-                    days,
-                    seed,
-                    rate,
-                    lag_seconds,
-                    json,
-                },
-            )
-            .await;
-            scratch.drop_db().await;
-            return result;
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}/bench.db", dir.path().display());
+            return crate::bench_rebuild::measure(&url, options).await;
         }
     };
     let url = args.url();

@@ -108,6 +108,19 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
                "events_per_s": round(all), "baseline_events_per_s": round(baseline),
                "ratio": round3(all / baseline)}),
     );
+    // What `projections rebuild --all` runs: every read model in one pass over the log.
+    progress("rebuilding all in one pass");
+    let names = engine.names();
+    let started = Instant::now();
+    engine.rebuild_all(&names, |_, _, _| {}).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let rate = read as f64 / secs;
+    report(
+        o.json,
+        json!({"bench": "rebuild", "projection": "all (one pass)", "events": read,
+               "events_per_s": round(rate), "baseline_events_per_s": round(baseline),
+               "ratio": round3(rate / baseline)}),
+    );
 
     // Lag: the projector runs while appends arrive at a steady rate; every 10th append measures
     // how long until every read model has applied it.

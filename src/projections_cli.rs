@@ -15,7 +15,8 @@ pub enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Rebuild beside the live tables from position 0, then switch (one projection or all).
+    /// Rebuild beside the live tables from position 0, then switch (one projection, or all in
+    /// one pass over the log).
     Rebuild {
         name: Option<String>,
         #[arg(long, conflicts_with = "name")]
@@ -86,30 +87,36 @@ pub async fn run(engine: &Engine, cmd: ProjectionsCommand) -> anyhow::Result<boo
                 (None, true) => engine.names().iter().map(|s| s.to_string()).collect(),
                 _ => bail!("name a projection or pass --all"),
             };
-            for name in names {
-                let started = Instant::now();
-                let mut last = Instant::now() - Duration::from_secs(10);
-                engine
-                    .rebuild(&name, |position, head| {
-                        if last.elapsed() >= Duration::from_secs(1) {
-                            last = Instant::now();
-                            let secs = started.elapsed().as_secs_f64().max(0.001);
-                            let rate = position as f64 / secs;
-                            let eta = if rate > 0.0 {
-                                (head - position).max(0) as f64 / rate
-                            } else {
-                                f64::NAN
-                            };
-                            eprintln!(
-                                "rebuild {name}: position {position} of {head} ({:.0} %), {rate:.0} positions/s, ETA {eta:.0} s",
-                                100.0 * position as f64 / head.max(1) as f64
-                            );
-                        }
-                    })
-                    .await?;
-                let status = engine.status().await?;
-                let s = status.iter().find(|s| s.name == name).expect("known");
-                let secs = started.elapsed().as_secs_f64();
+            // One pass over the log for all of them: each batch is read once and applied to
+            // every generation being built.
+            let started = Instant::now();
+            let mut last = Instant::now() - Duration::from_secs(10);
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            engine
+                .rebuild_all(&refs, |name, position, head| {
+                    if last.elapsed() >= Duration::from_secs(1) {
+                        last = Instant::now();
+                        let secs = started.elapsed().as_secs_f64().max(0.001);
+                        let rate = position as f64 / secs;
+                        let eta = if rate > 0.0 {
+                            (head - position).max(0) as f64 / rate
+                        } else {
+                            f64::NAN
+                        };
+                        eprintln!(
+                            "rebuild {name}: position {position} of {head} ({:.0} %), {rate:.0} positions/s, ETA {eta:.0} s",
+                            100.0 * position as f64 / head.max(1) as f64
+                        );
+                    }
+                })
+                .await?;
+            let secs = started.elapsed().as_secs_f64();
+            let status = engine.status().await?;
+            for name in &names {
+                let s = status
+                    .iter()
+                    .find(|s| s.name == name.as_str())
+                    .expect("known");
                 if json {
                     println!(
                         "{}",

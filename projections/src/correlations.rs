@@ -7,7 +7,7 @@
 //! activities, physiology) and nothing else. A snapshot reflecting an older position is stale;
 //! the worker recomputes it at most once per athlete per [`DEBOUNCE`], and at once on request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -117,6 +117,62 @@ impl Projection for CorrelationInputsProjection {
         .await?;
         Ok(())
     }
+
+    /// Only the last input-changing event of each athlete in the batch counts (positions grow
+    /// along the log), so the batch collapses to one row per athlete, written many per
+    /// statement. An erasure writes what came before it first, then deletes.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        let mut last: HashMap<Uuid, i64> = HashMap::new();
+        for e in events {
+            let Some(athlete) = e.recorded.metadata.athlete_id else {
+                continue;
+            };
+            if let DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) = e.event {
+                write_changed(conn, t, &mut last).await?;
+                self.apply(conn, t, e).await?;
+            } else if changes_inputs(e.event) {
+                last.insert(athlete, e.recorded.position);
+            }
+        }
+        write_changed(conn, t, &mut last).await
+    }
+}
+
+/// Rows per multi-row upsert (2 parameters each).
+const CHUNK: usize = 400;
+
+/// Upserts the athletes' latest positions; one row per athlete, so no statement touches a row
+/// twice (PostgreSQL refuses that in one `INSERT … ON CONFLICT`).
+async fn write_changed(
+    conn: &mut AnyConnection,
+    t: &Tables,
+    last: &mut HashMap<Uuid, i64>,
+) -> anyhow::Result<()> {
+    let rows: Vec<(Uuid, i64)> = last.drain().collect();
+    for chunk in rows.chunks(CHUNK) {
+        let values = (0..chunk.len())
+            .map(|r| format!("(${}, ${})", 2 * r + 1, 2 * r + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Unprepared: the text changes with the number of rows, and a cached statement per
+        // row count would only crowd the connection's statement cache.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (athlete_id, position) VALUES {values} \
+             ON CONFLICT (athlete_id) DO UPDATE SET position = excluded.position",
+            t.table("changed")
+        )))
+        .persistent(false);
+        for (athlete, position) in chunk {
+            q = q.bind(athlete.to_string()).bind(*position);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn profile_of(

@@ -6,10 +6,14 @@
 //! heart rate, which can change at any time. Each row keeps the activity's time at each heart
 //! rate instead, and readers weight it with the athlete's current values.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::activity::WorkoutType;
-use domain::activity::{ActivityEvent, ActivityRecorded, Lap, SampleStreamRef, Sport};
+use domain::activity::{
+    ActivityEvent, ActivityRecorded, ActivityUpdated, Lap, SampleStreamRef, Sport,
+};
 use domain::athlete::AthleteEvent;
 use domain::efficiency::{Efficiency, analyze_manual_with_load, analyze_with_load};
 use domain::load::LoadInput;
@@ -64,6 +68,17 @@ impl Input {
             avg_hr_bpm: r.avg_hr_bpm,
             laps: r.laps.clone(),
             samples: r.samples.clone(),
+        }
+    }
+
+    /// A corrected summary. A file's metrics come from its samples; a correction changes only
+    /// what a manual activity is computed from (and the sport of either).
+    fn correct(&mut self, u: &ActivityUpdated) {
+        self.sport = u.sport.unwrap_or(self.sport);
+        if self.samples.is_none() {
+            self.distance_m = u.distance_m.or(self.distance_m);
+            self.moving_time_s = u.moving_time_s.unwrap_or(self.moving_time_s);
+            self.avg_hr_bpm = u.avg_hr_bpm.or(self.avg_hr_bpm);
         }
     }
 
@@ -211,14 +226,7 @@ impl Projection for EfficiencyProjection {
                     return Ok(());
                 };
                 let mut input: Input = serde_json::from_str(&stored)?;
-                input.sport = u.sport.unwrap_or(input.sport);
-                // A file's metrics come from its samples; a corrected summary changes only
-                // what a manual activity is computed from.
-                if input.samples.is_none() {
-                    input.distance_m = u.distance_m.or(input.distance_m);
-                    input.moving_time_s = u.moving_time_s.unwrap_or(input.moving_time_s);
-                    input.avg_hr_bpm = u.avg_hr_bpm.or(input.avg_hr_bpm);
-                }
+                input.correct(u);
                 input
             }
             _ => return Ok(()),
@@ -237,6 +245,137 @@ impl Projection for EfficiencyProjection {
         .await?;
         Ok(())
     }
+
+    /// Folds the batch per activity: a recording and the workout type and corrections that
+    /// follow it in the same batch become one row, computed once from the final input and
+    /// written many rows per statement. Events on activities recorded in earlier batches go
+    /// through [`Projection::apply`]; they touch no pending row. A deletion of a pending row
+    /// drops it; an erasure writes the pending rows first, then deletes.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        let mut pending: Vec<Option<Pending>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for e in events {
+            let Some(athlete) = e.recorded.metadata.athlete_id else {
+                continue;
+            };
+            let event = match e.event {
+                DomainEvent::Activity(event) => event,
+                DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) => {
+                    write_pending(conn, t, e, &mut pending, &mut index).await?;
+                    self.apply(conn, t, e).await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            let activity_id = e.recorded.stream.stream_id.as_str();
+            if let ActivityEvent::ActivityRecorded(r) = event {
+                if index.contains_key(activity_id) {
+                    // A second recording is a broken log: let the per-event retry skip it.
+                    anyhow::bail!("activity {activity_id} recorded twice");
+                }
+                index.insert(activity_id, pending.len());
+                pending.push(Some(Pending {
+                    activity_id: activity_id.to_string(),
+                    athlete_id: athlete.to_string(),
+                    start_time_us: r.start_time.timestamp_micros(),
+                    local_date: domain::time::local_date(r.start_time, &r.timezone).to_string(),
+                    workout_type: None,
+                    input: Input::of(r),
+                    // The file is looked up as the last event that computed the metrics would.
+                    metrics_athlete: athlete,
+                }));
+                continue;
+            }
+            let Some(&i) = index.get(activity_id) else {
+                self.apply(conn, t, e).await?;
+                continue;
+            };
+            match event {
+                ActivityEvent::ActivityDeleted(_) => {
+                    index.remove(activity_id);
+                    pending[i] = None;
+                }
+                ActivityEvent::WorkoutTypeSet(w) => {
+                    if let Some(row) = &mut pending[i] {
+                        row.workout_type = Some(enum_text(&w.workout_type)?);
+                    }
+                }
+                ActivityEvent::ActivityUpdated(u) => {
+                    if let Some(row) = &mut pending[i] {
+                        row.input.correct(u);
+                        row.metrics_athlete = athlete;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let last = events.last().expect("a batch is not empty");
+        write_pending(conn, t, last, &mut pending, &mut index).await
+    }
+}
+
+/// An activity recorded in this batch, not yet written.
+struct Pending {
+    activity_id: String,
+    athlete_id: String,
+    start_time_us: i64,
+    local_date: String,
+    workout_type: Option<String>,
+    input: Input,
+    metrics_athlete: Uuid,
+}
+
+/// Rows per multi-row INSERT (9 parameters each).
+const CHUNK: usize = 400;
+
+/// Computes the pending rows' metrics and inserts them, [`CHUNK`] per statement. `e` only
+/// lends its store for reading kept files. A row whose id already exists fails the batch, as
+/// the per-event INSERT would fail the event.
+async fn write_pending(
+    conn: &mut AnyConnection,
+    t: &Tables,
+    e: &Projected<'_>,
+    pending: &mut Vec<Option<Pending>>,
+    index: &mut HashMap<&str, usize>,
+) -> anyhow::Result<()> {
+    index.clear();
+    let rows: Vec<Pending> = pending.drain(..).flatten().collect();
+    let table = t.table("metrics");
+    for chunk in rows.chunks(CHUNK) {
+        let values = (0..chunk.len())
+            .map(|r| {
+                let cells: Vec<String> = (1..=9).map(|c| format!("${}", r * 9 + c)).collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Unprepared: the text changes with the number of rows.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (activity_id, athlete_id, start_time_us, local_date, sport, \
+               workout_type, input_json, metrics_json, load_json) VALUES {values}"
+        )))
+        .persistent(false);
+        for row in chunk {
+            let (metrics, load) = row.input.metrics(e, row.metrics_athlete).await?;
+            q = q
+                .bind(row.activity_id.clone())
+                .bind(row.athlete_id.clone())
+                .bind(row.start_time_us)
+                .bind(row.local_date.clone())
+                .bind(enum_text(&row.input.sport)?)
+                .bind(row.workout_type.clone())
+                .bind(serde_json::to_string(&row.input)?)
+                .bind(serde_json::to_string(&metrics)?)
+                .bind(serde_json::to_string(&load)?);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// One activity's metrics, if it is the athlete's and not deleted.

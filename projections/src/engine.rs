@@ -22,17 +22,57 @@ use crate::fault::{Backoff, ErrorClass, TransientFailure, classify};
 #[derive(Clone)]
 pub struct ReadDb {
     pub pool: AnyPool,
+    sqlite: bool,
 }
+
+/// How long a SQLite connection waits for another process's write lock before failing with
+/// "database is locked": the same bound as the event store's pool.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 
 impl ReadDb {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(8)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // The embedded file is shared with `serve`, workers and operators'
+                        // commands in other processes: readers must not block writers (WAL),
+                        // and a writer waits its turn instead of failing at once.
+                        for pragma in [
+                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
+                            "PRAGMA journal_mode = WAL".to_string(),
+                        ] {
+                            sqlx::query(sqlx::AssertSqlSafe(pragma))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .context("cannot open the read-model database")?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later cannot wait for
+    /// the lock (in WAL mode its snapshot may be stale, SQLITE_BUSY_SNAPSHOT) and fails at once
+    /// with "database is locked" whenever another process wrote in between.
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        }
     }
 }
 
@@ -243,11 +283,39 @@ pub struct Engine {
     db: ReadDb,
     log: EventStore,
     projections: Vec<Arc<dyn Projection>>,
-    decoder: Decoder,
     owner: String,
     batch: i64,
     backoff: Backoff,
+    decoder: Arc<Decoder>,
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<(LogCursor, BatchCell)>>>,
 }
+
+/// Events read from the log after a cursor, decoded once for every projection that reads them.
+struct ReadBatch {
+    events: Vec<RecordedEvent>,
+    decoded: Vec<Result<DomainEvent, serde_json::Error>>,
+}
+
+/// One batch, read once however many generations ask for it at the same time.
+type BatchCell = Arc<tokio::sync::OnceCell<Arc<ReadBatch>>>;
+
+/// Batches kept for projections reading from the same cursor: generations built side by side
+/// (`rebuild --all`, a version bump of several projections) read and decrypt the log once.
+const RECENT_BATCHES: usize = 32;
+
+async fn read_decoded(
+    log: &EventStore,
+    decoder: &Decoder,
+    after: LogCursor,
+    limit: i64,
+) -> anyhow::Result<Arc<ReadBatch>> {
+    let events = log.read_log(after, limit).await?;
+    let decoded = events.iter().map(|e| decoder.decode(e)).collect();
+    Ok(Arc::new(ReadBatch { events, decoded }))
+}
+
+/// What a projection that reads only metadata gets for a payload this build cannot decode.
+static FOREIGN: DomainEvent = DomainEvent::Foreign;
 
 /// What one pass over a projection did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -262,10 +330,11 @@ impl Engine {
             db,
             log,
             projections,
-            decoder: Decoder::default(),
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             batch: 500,
             backoff: Backoff::default(),
+            decoder: Arc::new(Decoder::default()),
+            recent: Default::default(),
         }
     }
 
@@ -333,7 +402,7 @@ impl Engine {
             return Ok(s);
         }
         let head = self.log.head().await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO projection_state (name, active_generation, active_version, updated_at_us) \
              VALUES ($1, 1, $2, $3) ON CONFLICT (name) DO NOTHING",
@@ -434,7 +503,7 @@ impl Engine {
     /// Creates the next generation (of `version`) beside the live one; `step` fills it.
     async fn start_build(&self, p: &dyn Projection, version: i64) -> anyhow::Result<i64> {
         let head = self.log.head().await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let generation: i64 = sqlx::query_scalar(
             "SELECT CAST(coalesce(max(generation), 0) + 1 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
         )
@@ -493,9 +562,59 @@ impl Engine {
                 generation,
                 "switched reads to the new generation"
             );
-            drop_generation(&self.db.pool, p, old).await?;
+            drop_generation(&self.db, p, old).await?;
         }
         Ok(())
+    }
+
+    /// The batch after `after`, from the recent ones when another generation read it already
+    /// (or is reading it now). A kept batch may be shorter than a fresh read would be (events
+    /// committed since), never different: the log never changes behind a cursor a reader has
+    /// passed (gap-safe reading). Only full batches stay kept, so a projection at the head sees
+    /// new events on its next read; after a full batch the next one is read ahead, overlapping
+    /// the log read with the projections' writes while history is being built.
+    async fn read_batch(&self, after: LogCursor) -> anyhow::Result<Arc<ReadBatch>> {
+        let cell = self.batch_cell(after).0;
+        let batch = cell
+            .get_or_try_init(|| read_decoded(&self.log, &self.decoder, after, self.batch))
+            .await?
+            .clone();
+        let full = batch.events.len() as i64 == self.batch;
+        if !full {
+            let mut recent = self.recent.lock().expect("not poisoned");
+            recent.retain(|(c, kept)| !(*c == after && Arc::ptr_eq(kept, &cell)));
+        } else if let Some(last) = batch.events.last() {
+            let (next, new) = self.batch_cell(last.cursor);
+            if new {
+                let (log, decoder, after, limit) = (
+                    self.log.clone(),
+                    self.decoder.clone(),
+                    last.cursor,
+                    self.batch,
+                );
+                tokio::spawn(async move {
+                    // A failed read ahead leaves the cell empty: the next reader reads it.
+                    let _ = next
+                        .get_or_try_init(|| read_decoded(&log, &decoder, after, limit))
+                        .await;
+                });
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The kept cell for `after`, and whether it was just made.
+    fn batch_cell(&self, after: LogCursor) -> (BatchCell, bool) {
+        let mut recent = self.recent.lock().expect("not poisoned");
+        if let Some((_, cell)) = recent.iter().find(|(c, _)| *c == after) {
+            return (cell.clone(), false);
+        }
+        if recent.len() == RECENT_BATCHES {
+            recent.pop_front();
+        }
+        let cell = BatchCell::default();
+        recent.push_back((after, cell.clone()));
+        (cell, true)
     }
 
     /// Applies up to one batch to `generation`, rows and checkpoint in one transaction.
@@ -512,29 +631,29 @@ impl Engine {
         until: Option<LogCursor>,
     ) -> anyhow::Result<usize> {
         let cp = self.checkpoint(p.name(), generation).await?;
-        let mut events = self.log.read_log(cp.cursor, self.batch).await?;
-        if let Some(until) = until {
-            events.retain(|e| e.cursor <= until);
-        }
+        let batch = self.read_batch(cp.cursor).await?;
+        // Cursors grow along the batch, so what `until` allows is a prefix.
+        let n = match until {
+            Some(until) => batch.events.partition_point(|e| e.cursor <= until),
+            None => batch.events.len(),
+        };
+        let events = &batch.events[..n];
         if events.is_empty() {
             return Ok(0);
         }
-        let decoded: Vec<_> = events
+        let decoded: Vec<Result<&DomainEvent, &serde_json::Error>> = batch.decoded[..n]
             .iter()
-            .map(|e| match self.decoder.decode(e) {
-                Err(_) if !p.needs_payload() => Ok(DomainEvent::Foreign),
-                other => other,
+            .map(|d| match d {
+                Ok(event) => Ok(event),
+                Err(_) if !p.needs_payload() => Ok(&FOREIGN),
+                Err(err) => Err(err),
             })
             .collect();
         let t = Tables::new(p.name(), generation);
         let first = events[0].position;
 
-        let mut tx = self.db.pool.begin().await?;
-        let failed = match decoded
-            .iter()
-            .map(|d| d.as_ref())
-            .collect::<Result<Vec<_>, _>>()
-        {
+        let mut tx = self.db.begin_write().await?;
+        let failed = match decoded.iter().copied().collect::<Result<Vec<_>, _>>() {
             Err(_) => true,
             Ok(events_ok) => {
                 let projected: Vec<Projected> = events
@@ -586,8 +705,8 @@ impl Engine {
 
         let mut current = cp;
         for (e, d) in events.iter().zip(&decoded) {
-            let mut tx = self.db.pool.begin().await?;
-            let result = match d {
+            let mut tx = self.db.begin_write().await?;
+            let result = match *d {
                 Ok(event) => {
                     let projected = Projected {
                         recorded: e,
@@ -612,7 +731,7 @@ impl Engine {
                         }
                         .into());
                     }
-                    tx = self.db.pool.begin().await?;
+                    tx = self.db.begin_write().await?;
                     tracing::warn!(projection = p.name(), generation, position = e.position, event_type = %e.event_type, "skipping an event the projection cannot apply (poison)");
                     sqlx::query(
                         "INSERT INTO projection_skipped (name, generation, position, event_id, event_type, error, skipped_at_us) \
@@ -751,62 +870,145 @@ impl Engine {
         name: &str,
         mut progress: impl FnMut(i64, i64),
     ) -> anyhow::Result<()> {
-        let p = self.projection(name)?.clone();
-        let state = self.ensure_state(p.as_ref()).await?;
-        let generation = match state.building {
-            Some((g, _)) => g,
-            None => self.start_build(p.as_ref(), p.version()).await?,
-        };
+        self.rebuild_all(&[name], |_, position, head| progress(position, head))
+            .await
+    }
+
+    /// Rebuilds several projections in one pass over the log: their new generations are built
+    /// side by side, a batch at a time each, so every batch is read and decrypted once (the
+    /// recent-batch cache) and applied to each. Each generation keeps its own transactions and
+    /// checkpoint, so a runner holding some of the leases (`serve`) builds those and this call
+    /// follows them. `progress(name, position, head)` reports each building generation.
+    pub async fn rebuild_all(
+        &self,
+        names: &[&str],
+        mut progress: impl FnMut(&str, i64, i64),
+    ) -> anyhow::Result<()> {
+        let mut building = Vec::new();
+        for name in names {
+            let p = self.projection(name)?.clone();
+            let state = self.ensure_state(p.as_ref()).await?;
+            let generation = match state.building {
+                Some((g, _)) => g,
+                None => self.start_build(p.as_ref(), p.version()).await?,
+            };
+            building.push((p, generation));
+        }
         let head = self.log.head().await?;
+        let mut done = vec![false; building.len()];
         // Transient failures are waited out for as long as an operator would wait at a prompt.
         let deadline = Instant::now() + Duration::from_secs(600);
-        let mut failures = 0;
-        loop {
-            let state = self.load_state(name).await?.context("no state")?;
-            if state.active_generation == generation {
-                // Include everything committed before the rebuild was asked for, even what the
-                // follower horizon held back at the moment of the switch.
-                if self.try_lease(name).await? {
-                    return self.catch_up(p.as_ref(), Duration::from_secs(600)).await;
+        let mut failures = vec![0u32; building.len()];
+        while done.contains(&false) {
+            // On PostgreSQL the generations apply a batch each at the same time, on connections
+            // of their own; SQLite has one writer at a time, so there they take turns.
+            let passes = building
+                .iter()
+                .zip(&done)
+                .filter(|(_, done)| !**done)
+                .map(|((p, generation), _)| self.rebuild_pass(p.as_ref(), *generation));
+            let outcomes = if self.db.is_sqlite() {
+                let mut outcomes = Vec::new();
+                for pass in passes {
+                    outcomes.push(pass.await);
                 }
-                return Ok(());
-            }
-            if self.try_lease(name).await? {
-                match self.step(p.as_ref()).await {
-                    Ok(_) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        self.wait_out(p.name(), e, failures, deadline).await?;
-                    }
-                }
+                outcomes
             } else {
+                futures::future::join_all(passes).await
+            };
+            let mut stepped = false;
+            let pending = done.iter_mut().enumerate().filter(|(_, d)| !**d);
+            for ((i, done), outcome) in pending.zip(outcomes) {
+                let (finished, ran, position) = match outcome {
+                    Ok(o) => {
+                        failures[i] = 0;
+                        o
+                    }
+                    Err(e) => {
+                        failures[i] += 1;
+                        self.wait_out(building[i].0.name(), e, failures[i], deadline)
+                            .await?;
+                        continue;
+                    }
+                };
+                *done = finished;
+                stepped |= ran;
+                if let Some(position) = position {
+                    progress(building[i].0.name(), position, head.position);
+                }
+            }
+            if !stepped && done.contains(&false) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            if let Ok(cp) = self.checkpoint(name, generation).await {
-                progress(cp.cursor.position, head.position);
-            }
         }
+        Ok(())
+    }
+
+    /// One turn of a rebuild for one projection: whether its new generation serves reads now
+    /// (and has caught up), whether this process stepped it, and its position.
+    async fn rebuild_pass(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+    ) -> anyhow::Result<(bool, bool, Option<i64>)> {
+        let name = p.name();
+        let state = self.load_state(name).await?.context("no state")?;
+        if state.active_generation == generation {
+            // Include everything committed before the rebuild was asked for, even what the
+            // follower horizon held back at the moment of the switch.
+            if self.try_lease(name).await? {
+                self.catch_up(p, Duration::from_secs(600)).await?;
+            }
+            return Ok((true, false, None));
+        }
+        let ran = self.try_lease(name).await?;
+        if ran {
+            self.step(p).await?;
+        }
+        let position = self
+            .checkpoint(name, generation)
+            .await
+            .ok()
+            .map(|cp| cp.cursor.position);
+        Ok((false, ran, position))
     }
 
     /// Builds a shadow copy from the log and compares it with the live generation at the same
     /// checkpoint. Returns the differing rows (empty: equal). The shadow is dropped after.
     pub async fn verify(&self, name: &str) -> anyhow::Result<Vec<String>> {
         let p = self.projection(name)?.clone();
-        let state = self.ensure_state(p.as_ref()).await?;
+        // A rebuild may switch reads to a new generation (and drop the one being compared)
+        // while this runs: then compare with the new one.
+        for _ in 0..3 {
+            let state = self.ensure_state(p.as_ref()).await?;
+            let result = self
+                .verify_generation(p.as_ref(), state.active_generation)
+                .await;
+            let now = self.ensure_state(p.as_ref()).await?;
+            if result.is_ok() || now.active_generation == state.active_generation {
+                return result;
+            }
+        }
+        bail!("{name} kept switching generations; verify again when its rebuild has finished")
+    }
+
+    async fn verify_generation(
+        &self,
+        p: &dyn Projection,
+        live: i64,
+    ) -> anyhow::Result<Vec<String>> {
         let shadow: i64 = sqlx::query_scalar(
             "SELECT CAST(coalesce(max(generation), 0) + 1000 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
         )
-        .bind(name)
+        .bind(p.name())
         .fetch_one(&self.db.pool)
         .await?;
         let head = self.log.head().await?;
-        let mut tx = self.db.pool.begin().await?;
-        create_generation(&mut tx, p.as_ref(), shadow, head).await?;
+        let mut tx = self.db.begin_write().await?;
+        create_generation(&mut tx, p, shadow, head).await?;
         tx.commit().await?;
-        let result = self
-            .compare(p.as_ref(), state.active_generation, shadow)
-            .await;
-        drop_generation(&self.db.pool, p.as_ref(), shadow).await?;
+        let result = self.compare(p, live, shadow).await;
+        drop_generation(&self.db, p, shadow).await?;
         result
     }
 
@@ -995,7 +1197,7 @@ impl Engine {
             .with_context(|| format!("the event at position {position} is not readable yet"))?;
         let cp = self.checkpoint(name, generation).await?;
         let t = Tables::new(p.name(), generation);
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Taken first: runners write this row last in every batch, so on PostgreSQL the retry
         // and a batch of the same generation serialize instead of interleaving.
         let still_live = sqlx::query(
@@ -1060,7 +1262,7 @@ impl Engine {
     pub async fn dismiss_skipped(&self, name: &str, position: i64) -> anyhow::Result<()> {
         self.projection(name)?;
         let generation = self.unresolved_at(name, position).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         self.resolve(&mut tx, name, generation, position, Resolution::Dismissed)
             .await?;
         tx.commit().await?;
@@ -1187,13 +1389,9 @@ async fn create_generation(
     Ok(())
 }
 
-async fn drop_generation(
-    pool: &AnyPool,
-    p: &dyn Projection,
-    generation: i64,
-) -> anyhow::Result<()> {
+async fn drop_generation(db: &ReadDb, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
     let t = Tables::new(p.name(), generation);
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for base in p.tables() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP TABLE IF EXISTS {}",

@@ -90,6 +90,16 @@ impl TableDef {
             .join(", ")
     }
 
+    /// The column list with each column taken from the table aliased `alias` in a join (and
+    /// named as declared, so the row struct reads it).
+    pub fn column_list_of(&self, alias: &str) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{alias}.{} AS {}", c.name, c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `SELECT <every column> FROM <table> <rest>`: `rest` holds the WHERE and ORDER BY.
     pub fn select_sql(&self, t: &Tables, rest: &str) -> String {
         format!(
@@ -402,7 +412,11 @@ impl Pending {
 /// Keys per multi-row DELETE (deletions are rare).
 const DELETE_CHUNK: usize = 100;
 
-/// Statements built per batch size are not worth a prepared-statement cache entry each.
+/// Statements built per batch size are not worth a prepared-statement cache entry each. And
+/// sqlx 0.9.0's `Any` driver declares a NULL `f64` as `float4` (transact-rs/sqlx#4284), while a
+/// cached PostgreSQL statement keeps the parameter types of its first execution: after a NULL,
+/// a non-NULL `f64` in the same statement would be refused ("incorrect binary data format").
+/// Unprepared, each execution declares its own types.
 fn uncached<'q>(sql: String) -> Query<'q, Any, AnyArguments> {
     sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false)
 }
@@ -474,6 +488,10 @@ mod tests {
                  WHERE athlete_id = $1",
                 t.table("samples")
             )
+        );
+        assert_eq!(
+            Counter::DEF.column_list_of("c"),
+            "c.id AS id, c.helpful_count AS helpful_count"
         );
     }
 

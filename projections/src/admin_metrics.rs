@@ -17,11 +17,75 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::engine::{Projected, Projection, Tables};
+use crate::read_model_table;
+use crate::table::Table;
 
 pub struct AdminMetricsProjection;
+
+read_model_table! {
+    /// Events appended per UTC day and type.
+    pub struct EventCountRow in "event_counts", key 2, Add {
+        day: String,
+        event_type: String,
+        events: i64,
+    }
+}
+
+read_model_table! {
+    /// Distinct athletes per day, counted as their first sighting of the day is recorded.
+    pub struct ActiveDayRow in "active_days", key 1, Add {
+        day: String,
+        athletes: i64,
+    }
+}
+
+read_model_table! {
+    pub struct ActiveWeekRow in "active_weeks", key 1, Add {
+        iso_week: String,
+        week_start: String,
+        athletes: i64,
+    }
+}
+
+read_model_table! {
+    /// Registered and not erased: the denominator of the logging shares. The first
+    /// registration's day stays.
+    pub struct AthleteRow in "athletes", key 1, Keep {
+        athlete_id: String,
+        registered_day: String,
+    }
+}
+
+read_model_table! {
+    /// First sighting of an athlete in a day or week: what makes the counters distinct.
+    pub struct AthleteDayRow in "athlete_days", key 2, Keep {
+        athlete_id: String,
+        day: String,
+    }
+}
+
+read_model_table! {
+    pub struct AthleteWeekRow in "athlete_weeks", key 2, Keep {
+        athlete_id: String,
+        iso_week: String,
+    }
+}
+
+read_model_table! {
+    pub struct AthleteKindRow in "athlete_kinds", key 2, Keep {
+        athlete_id: String,
+        kind: String,
+    }
+}
+
+read_model_table! {
+    pub struct ErasedAthleteRow in "erased_athletes", key 1, Keep {
+        athlete_id: String,
+    }
+}
 
 /// The kinds of data whose adoption [`logging_shares`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -97,91 +161,29 @@ impl Projection for AdminMetricsProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[
-            "event_counts",
-            "active_days",
-            "active_weeks",
-            "athletes",
-            "athlete_days",
-            "athlete_weeks",
-            "athlete_kinds",
-            "erased_athletes",
+            EventCountRow::DEF.base,
+            ActiveDayRow::DEF.base,
+            ActiveWeekRow::DEF.base,
+            AthleteRow::DEF.base,
+            AthleteDayRow::DEF.base,
+            AthleteWeekRow::DEF.base,
+            AthleteKindRow::DEF.base,
+            ErasedAthleteRow::DEF.base,
         ]
     }
 
     fn schema(&self, t: &Tables) -> Vec<String> {
-        let [
-            event_counts,
-            active_days,
-            active_weeks,
-            athletes,
-            athlete_days,
-            athlete_weeks,
-            athlete_kinds,
-            erased,
-        ] = [
-            "event_counts",
-            "active_days",
-            "active_weeks",
-            "athletes",
-            "athlete_days",
-            "athlete_weeks",
-            "athlete_kinds",
-            "erased_athletes",
-        ]
-        .map(|base| t.table(base));
+        let active_weeks = t.table(ActiveWeekRow::DEF.base);
         vec![
-            format!(
-                "CREATE TABLE {event_counts} (
-                    day        TEXT   NOT NULL,
-                    event_type TEXT   NOT NULL,
-                    events     BIGINT NOT NULL,
-                    PRIMARY KEY (day, event_type)
-                )"
-            ),
-            format!(
-                "CREATE TABLE {active_days} (
-                    day      TEXT PRIMARY KEY,
-                    athletes BIGINT NOT NULL
-                )"
-            ),
-            format!(
-                "CREATE TABLE {active_weeks} (
-                    iso_week   TEXT PRIMARY KEY,
-                    week_start TEXT   NOT NULL,
-                    athletes   BIGINT NOT NULL
-                )"
-            ),
+            EventCountRow::DEF.create_sql(t),
+            ActiveDayRow::DEF.create_sql(t),
+            ActiveWeekRow::DEF.create_sql(t),
             format!("CREATE INDEX {active_weeks}_start ON {active_weeks} (week_start)"),
-            // Registered and not erased: the denominator of the logging shares.
-            format!(
-                "CREATE TABLE {athletes} (
-                    athlete_id     TEXT PRIMARY KEY,
-                    registered_day TEXT NOT NULL
-                )"
-            ),
-            // First sighting of an athlete in a day or week: what makes the counters distinct.
-            format!(
-                "CREATE TABLE {athlete_days} (
-                    athlete_id TEXT NOT NULL,
-                    day        TEXT NOT NULL,
-                    PRIMARY KEY (athlete_id, day)
-                )"
-            ),
-            format!(
-                "CREATE TABLE {athlete_weeks} (
-                    athlete_id TEXT NOT NULL,
-                    iso_week   TEXT NOT NULL,
-                    PRIMARY KEY (athlete_id, iso_week)
-                )"
-            ),
-            format!(
-                "CREATE TABLE {athlete_kinds} (
-                    athlete_id TEXT NOT NULL,
-                    kind       TEXT NOT NULL,
-                    PRIMARY KEY (athlete_id, kind)
-                )"
-            ),
-            format!("CREATE TABLE {erased} (athlete_id TEXT PRIMARY KEY)"),
+            AthleteRow::DEF.create_sql(t),
+            AthleteDayRow::DEF.create_sql(t),
+            AthleteWeekRow::DEF.create_sql(t),
+            AthleteKindRow::DEF.create_sql(t),
+            ErasedAthleteRow::DEF.create_sql(t),
         ]
     }
 
@@ -604,20 +606,20 @@ pub async fn signups(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<DailySignups>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT day, events FROM {} WHERE event_type = 'AthleteRegistered' AND day >= $1 AND day <= $2 \
-         ORDER BY day",
-        t.table("event_counts")
-    )))
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = EventCountRow::DEF.select_sql(
+        t,
+        "WHERE event_type = 'AthleteRegistered' AND day >= $1 AND day <= $2 ORDER BY day",
+    );
+    let rows = sqlx::query_as::<_, EventCountRow>(sqlx::AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(DailySignups {
-                date: r.try_get::<String, _>(0)?.parse()?,
-                signups: r.try_get(1)?,
+                date: r.day.parse()?,
+                signups: r.events,
             })
         })
         .collect()
@@ -630,19 +632,17 @@ pub async fn active_athletes_daily(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<DailyActiveAthletes>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT day, athletes FROM {} WHERE day >= $1 AND day <= $2 ORDER BY day",
-        t.table("active_days")
-    )))
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = ActiveDayRow::DEF.select_sql(t, "WHERE day >= $1 AND day <= $2 ORDER BY day");
+    let rows = sqlx::query_as::<_, ActiveDayRow>(sqlx::AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(DailyActiveAthletes {
-                date: r.try_get::<String, _>(0)?.parse()?,
-                active_athletes: r.try_get(1)?,
+                date: r.day.parse()?,
+                active_athletes: r.athletes,
             })
         })
         .collect()
@@ -656,21 +656,21 @@ pub async fn active_athletes_weekly(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<WeeklyActiveAthletes>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT iso_week, week_start, athletes FROM {} WHERE week_start >= $1 AND week_start <= $2 \
-         ORDER BY week_start",
-        t.table("active_weeks")
-    )))
-    .bind(monday_of(from).to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = ActiveWeekRow::DEF.select_sql(
+        t,
+        "WHERE week_start >= $1 AND week_start <= $2 ORDER BY week_start",
+    );
+    let rows = sqlx::query_as::<_, ActiveWeekRow>(sqlx::AssertSqlSafe(sql))
+        .bind(monday_of(from).to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(WeeklyActiveAthletes {
-                iso_week: r.try_get(0)?,
-                week_start: r.try_get::<String, _>(1)?.parse()?,
-                active_athletes: r.try_get(2)?,
+                week_start: r.week_start.parse()?,
+                iso_week: r.iso_week,
+                active_athletes: r.athletes,
             })
         })
         .collect()
@@ -683,46 +683,49 @@ pub async fn events_per_type(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<DailyEventCount>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT day, event_type, events FROM {} WHERE day >= $1 AND day <= $2 \
-         ORDER BY day, event_type",
-        t.table("event_counts")
-    )))
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql =
+        EventCountRow::DEF.select_sql(t, "WHERE day >= $1 AND day <= $2 ORDER BY day, event_type");
+    let rows = sqlx::query_as::<_, EventCountRow>(sqlx::AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(DailyEventCount {
-                date: r.try_get::<String, _>(0)?.parse()?,
-                event_type: r.try_get(1)?,
-                events: r.try_get(2)?,
+                date: r.day.parse()?,
+                event_type: r.event_type,
+                events: r.events,
             })
         })
         .collect()
 }
 
+/// Athletes per kind of data, as [`logging_shares`] counts them.
+#[derive(sqlx::FromRow)]
+struct KindCount {
+    kind: String,
+    athletes: i64,
+}
+
 /// For each kind of data, the share of registered, not erased athletes who ever logged it.
 /// Athletes whose events carry no registration (imports, tests) are in neither count.
 pub async fn logging_shares(pool: &AnyPool, t: &Tables) -> anyhow::Result<LoggingShares> {
-    let athletes = t.table("athletes");
+    let athletes = t.table(AthleteRow::DEF.base);
     let registered: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT CAST(count(*) AS BIGINT) FROM {athletes}"
     )))
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT k.kind, CAST(count(*) AS BIGINT) FROM {} k JOIN {athletes} a ON a.athlete_id = k.athlete_id \
-         GROUP BY k.kind",
-        t.table("athlete_kinds")
+    let rows = sqlx::query_as::<_, KindCount>(sqlx::AssertSqlSafe(format!(
+        "SELECT k.kind AS kind, CAST(count(*) AS BIGINT) AS athletes \
+         FROM {} k JOIN {athletes} a ON a.athlete_id = k.athlete_id GROUP BY k.kind",
+        t.table(AthleteKindRow::DEF.base)
     )))
     .fetch_all(pool)
     .await?;
-    let mut counts = std::collections::HashMap::new();
-    for r in &rows {
-        counts.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
-    }
+    let counts: std::collections::HashMap<String, i64> =
+        rows.into_iter().map(|r| (r.kind, r.athletes)).collect();
     let shares = DataKind::ALL
         .iter()
         .map(|&kind| {

@@ -47,7 +47,7 @@ pub enum Write {
     Replace,
     /// Plain INSERT: a key twice fails the batch, as a second per-event INSERT would fail.
     Insert,
-    /// The non-key number columns are counters: pending rows of a key are summed, then added
+    /// The non-key `i64` columns are counters: pending rows of a key are summed, then added
     /// to the stored row. A non-key text column is an attribute of the key (the same in every
     /// row of it, like a week's first day): the first one written stays.
     Add,

@@ -17,11 +17,75 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::engine::{Projected, Projection, Tables};
+use crate::read_model_table;
+use crate::table::{Pending, Table};
 
 pub struct AdminMetricsProjection;
+
+read_model_table! {
+    /// Events appended per UTC day and type.
+    pub struct EventCountRow in "event_counts", key 2, Add {
+        day: String,
+        event_type: String,
+        events: i64,
+    }
+}
+
+read_model_table! {
+    /// Distinct athletes per day, counted as their first sighting of the day is recorded.
+    pub struct ActiveDayRow in "active_days", key 1, Add {
+        day: String,
+        athletes: i64,
+    }
+}
+
+read_model_table! {
+    pub struct ActiveWeekRow in "active_weeks", key 1, Add {
+        iso_week: String,
+        week_start: String,
+        athletes: i64,
+    }
+}
+
+read_model_table! {
+    /// Registered and not erased: the denominator of the logging shares. The first
+    /// registration's day stays.
+    pub struct AthleteRow in "athletes", key 1, Keep {
+        athlete_id: String,
+        registered_day: String,
+    }
+}
+
+read_model_table! {
+    /// First sighting of an athlete in a day or week: what makes the counters distinct.
+    pub struct AthleteDayRow in "athlete_days", key 2, Keep {
+        athlete_id: String,
+        day: String,
+    }
+}
+
+read_model_table! {
+    pub struct AthleteWeekRow in "athlete_weeks", key 2, Keep {
+        athlete_id: String,
+        iso_week: String,
+    }
+}
+
+read_model_table! {
+    pub struct AthleteKindRow in "athlete_kinds", key 2, Keep {
+        athlete_id: String,
+        kind: String,
+    }
+}
+
+read_model_table! {
+    pub struct ErasedAthleteRow in "erased_athletes", key 1, Keep {
+        athlete_id: String,
+    }
+}
 
 /// The kinds of data whose adoption [`logging_shares`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -97,91 +161,29 @@ impl Projection for AdminMetricsProjection {
 
     fn tables(&self) -> &'static [&'static str] {
         &[
-            "event_counts",
-            "active_days",
-            "active_weeks",
-            "athletes",
-            "athlete_days",
-            "athlete_weeks",
-            "athlete_kinds",
-            "erased_athletes",
+            EventCountRow::DEF.base,
+            ActiveDayRow::DEF.base,
+            ActiveWeekRow::DEF.base,
+            AthleteRow::DEF.base,
+            AthleteDayRow::DEF.base,
+            AthleteWeekRow::DEF.base,
+            AthleteKindRow::DEF.base,
+            ErasedAthleteRow::DEF.base,
         ]
     }
 
     fn schema(&self, t: &Tables) -> Vec<String> {
-        let [
-            event_counts,
-            active_days,
-            active_weeks,
-            athletes,
-            athlete_days,
-            athlete_weeks,
-            athlete_kinds,
-            erased,
-        ] = [
-            "event_counts",
-            "active_days",
-            "active_weeks",
-            "athletes",
-            "athlete_days",
-            "athlete_weeks",
-            "athlete_kinds",
-            "erased_athletes",
-        ]
-        .map(|base| t.table(base));
+        let active_weeks = t.table(ActiveWeekRow::DEF.base);
         vec![
-            format!(
-                "CREATE TABLE {event_counts} (
-                    day        TEXT   NOT NULL,
-                    event_type TEXT   NOT NULL,
-                    events     BIGINT NOT NULL,
-                    PRIMARY KEY (day, event_type)
-                )"
-            ),
-            format!(
-                "CREATE TABLE {active_days} (
-                    day      TEXT PRIMARY KEY,
-                    athletes BIGINT NOT NULL
-                )"
-            ),
-            format!(
-                "CREATE TABLE {active_weeks} (
-                    iso_week   TEXT PRIMARY KEY,
-                    week_start TEXT   NOT NULL,
-                    athletes   BIGINT NOT NULL
-                )"
-            ),
+            EventCountRow::DEF.create_sql(t),
+            ActiveDayRow::DEF.create_sql(t),
+            ActiveWeekRow::DEF.create_sql(t),
             format!("CREATE INDEX {active_weeks}_start ON {active_weeks} (week_start)"),
-            // Registered and not erased: the denominator of the logging shares.
-            format!(
-                "CREATE TABLE {athletes} (
-                    athlete_id     TEXT PRIMARY KEY,
-                    registered_day TEXT NOT NULL
-                )"
-            ),
-            // First sighting of an athlete in a day or week: what makes the counters distinct.
-            format!(
-                "CREATE TABLE {athlete_days} (
-                    athlete_id TEXT NOT NULL,
-                    day        TEXT NOT NULL,
-                    PRIMARY KEY (athlete_id, day)
-                )"
-            ),
-            format!(
-                "CREATE TABLE {athlete_weeks} (
-                    athlete_id TEXT NOT NULL,
-                    iso_week   TEXT NOT NULL,
-                    PRIMARY KEY (athlete_id, iso_week)
-                )"
-            ),
-            format!(
-                "CREATE TABLE {athlete_kinds} (
-                    athlete_id TEXT NOT NULL,
-                    kind       TEXT NOT NULL,
-                    PRIMARY KEY (athlete_id, kind)
-                )"
-            ),
-            format!("CREATE TABLE {erased} (athlete_id TEXT PRIMARY KEY)"),
+            AthleteRow::DEF.create_sql(t),
+            AthleteDayRow::DEF.create_sql(t),
+            AthleteWeekRow::DEF.create_sql(t),
+            AthleteKindRow::DEF.create_sql(t),
+            ErasedAthleteRow::DEF.create_sql(t),
         ]
     }
 
@@ -191,175 +193,30 @@ impl Projection for AdminMetricsProjection {
         t: &Tables,
         e: &Projected<'_>,
     ) -> anyhow::Result<()> {
-        let r = e.recorded;
-        let day = r.recorded_at.date_naive();
-        let event_counts = t.table("event_counts");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {event_counts} (day, event_type, events) VALUES ($1, $2, 1) \
-             ON CONFLICT (day, event_type) DO UPDATE SET events = {event_counts}.events + 1"
-        )))
-        .bind(day.to_string())
-        .bind(r.event_type.clone())
-        .execute(&mut *conn)
-        .await?;
-
-        let Some(athlete) = r.metadata.athlete_id else {
-            return Ok(());
-        };
-        let athlete = athlete.to_string();
-        let erased: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(1 AS BIGINT) FROM {} WHERE athlete_id = $1",
-            t.table("erased_athletes")
-        )))
-        .bind(athlete.clone())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if erased.is_some() {
-            return Ok(());
-        }
-
-        let stream_type = r.stream.stream_type.as_str();
-        if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteRegistered") {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id, registered_day) VALUES ($1, $2) \
-                 ON CONFLICT (athlete_id) DO NOTHING",
-                t.table("athletes")
-            )))
-            .bind(athlete.clone())
-            .bind(day.to_string())
-            .execute(&mut *conn)
-            .await?;
-        }
-
-        let first_today = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (athlete_id, day) VALUES ($1, $2) ON CONFLICT (athlete_id, day) DO NOTHING",
-            t.table("athlete_days")
-        )))
-        .bind(athlete.clone())
-        .bind(day.to_string())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if first_today {
-            let active_days = t.table("active_days");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {active_days} (day, athletes) VALUES ($1, 1) \
-                 ON CONFLICT (day) DO UPDATE SET athletes = {active_days}.athletes + 1"
-            )))
-            .bind(day.to_string())
-            .execute(&mut *conn)
-            .await?;
-        }
-
-        let (week, week_start) = iso_week(day);
-        let first_this_week = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (athlete_id, iso_week) VALUES ($1, $2) \
-             ON CONFLICT (athlete_id, iso_week) DO NOTHING",
-            t.table("athlete_weeks")
-        )))
-        .bind(athlete.clone())
-        .bind(week.clone())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if first_this_week {
-            let active_weeks = t.table("active_weeks");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {active_weeks} (iso_week, week_start, athletes) VALUES ($1, $2, 1) \
-                 ON CONFLICT (iso_week) DO UPDATE SET athletes = {active_weeks}.athletes + 1"
-            )))
-            .bind(week)
-            .bind(week_start.to_string())
-            .execute(&mut *conn)
-            .await?;
-        }
-
-        if let Some(kind) = DataKind::of(stream_type, &r.event_type) {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id, kind) VALUES ($1, $2) \
-                 ON CONFLICT (athlete_id, kind) DO NOTHING",
-                t.table("athlete_kinds")
-            )))
-            .bind(athlete.clone())
-            .bind(kind.code())
-            .execute(&mut *conn)
-            .await?;
-        }
-
-        // Matched by type, not by decoding: this projection must not depend on payloads.
-        if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteErased") {
-            for base in ["athletes", "athlete_days", "athlete_weeks", "athlete_kinds"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {} WHERE athlete_id = $1",
-                    t.table(base)
-                )))
-                .bind(athlete.clone())
-                .execute(&mut *conn)
-                .await?;
-            }
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id) VALUES ($1) ON CONFLICT (athlete_id) DO NOTHING",
-                t.table("erased_athletes")
-            )))
-            .bind(athlete)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
+        self.apply_batch(conn, t, std::slice::from_ref(e)).await
     }
 
     /// Pre-aggregates the batch in memory: counters become one delta per key, "first
     /// sighting" rows become insert-if-absent multi-row statements whose `RETURNING` tells
     /// which sightings were new, and those become the active-day and -week deltas. Only an
     /// erasure depends on order (it deletes what came before and blocks what comes after), so
-    /// it flushes the pending work and goes through [`Projection::apply`].
+    /// it writes the pending work first.
     async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
         t: &Tables,
         events: &[Projected<'_>],
     ) -> anyhow::Result<()> {
-        // Erased athletes among this batch's (the table only grows, and may grow large).
-        let athletes: Vec<String> = events
-            .iter()
-            .filter_map(|e| e.recorded.metadata.athlete_id.map(|a| a.to_string()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut erased: HashSet<String> = HashSet::new();
-        for chunk in athletes.chunks(CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-                "SELECT athlete_id FROM {} WHERE athlete_id IN ({})",
-                t.table("erased_athletes"),
-                placeholders.join(", ")
-            )));
-            for athlete in chunk {
-                q = q.bind(athlete.clone());
-            }
-            erased.extend(q.fetch_all(&mut *conn).await?);
-        }
-        let mut pending = Pending::default();
+        let mut erased = erased_among(conn, t, events).await?;
+        let mut pending = Batch::default();
         for e in events {
             let r = e.recorded;
-            let stream_type = r.stream.stream_type.as_str();
-            if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteErased")
-                && r.metadata.athlete_id.is_some()
-            {
-                pending.flush(conn, t).await?;
-                self.apply(conn, t, e).await?;
-                if let Some(athlete) = r.metadata.athlete_id {
-                    erased.insert(athlete.to_string());
-                }
-                continue;
-            }
             let day = r.recorded_at.date_naive();
-            *pending
-                .counts
-                .entry((day.to_string(), r.event_type.clone()))
-                .or_default() += 1;
+            pending.rows.put(&EventCountRow {
+                day: day.to_string(),
+                event_type: r.event_type.clone(),
+                events: 1,
+            })?;
             let Some(athlete) = r.metadata.athlete_id else {
                 continue;
             };
@@ -367,12 +224,12 @@ impl Projection for AdminMetricsProjection {
             if erased.contains(&athlete) {
                 continue;
             }
+            let stream_type = r.stream.stream_type.as_str();
             if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteRegistered") {
-                // Insert-if-absent: the first registration wins, in the batch as in the table.
-                pending
-                    .registrations
-                    .entry(athlete.clone())
-                    .or_insert_with(|| day.to_string());
+                pending.rows.put(&AthleteRow {
+                    athlete_id: athlete.clone(),
+                    registered_day: day.to_string(),
+                })?;
             }
             let (week, week_start) = iso_week(day);
             pending.days.insert((athlete.clone(), day.to_string()));
@@ -380,7 +237,20 @@ impl Projection for AdminMetricsProjection {
                 .weeks
                 .insert((athlete.clone(), week), week_start.to_string());
             if let Some(kind) = DataKind::of(stream_type, &r.event_type) {
-                pending.kinds.insert((athlete, kind.code()));
+                pending.rows.put(&AthleteKindRow {
+                    athlete_id: athlete.clone(),
+                    kind: kind.code().to_string(),
+                })?;
+            }
+            // Matched by type, not by decoding: this projection must not depend on payloads.
+            // The erasure is itself a sighting of the athlete, counted before their rows go.
+            if (stream_type, r.event_type.as_str()) == ("athlete", "AthleteErased") {
+                pending.flush(conn, t).await?;
+                erase(conn, t, &athlete).await?;
+                pending.rows.put(&ErasedAthleteRow {
+                    athlete_id: athlete.clone(),
+                })?;
+                erased.insert(athlete);
             }
         }
         pending.flush(conn, t).await
@@ -407,133 +277,110 @@ impl Projection for AdminMetricsProjection {
 /// Rows per multi-row statement: well inside both stores' parameter limits.
 const CHUNK: usize = 400;
 
-/// What a batch has seen since the last flush, folded to one row per key (PostgreSQL refuses a
-/// multi-row `ON CONFLICT DO UPDATE` that touches a key twice).
+/// The erased athletes among the batch's (the table only grows, and may grow large).
+async fn erased_among(
+    conn: &mut AnyConnection,
+    t: &Tables,
+    events: &[Projected<'_>],
+) -> anyhow::Result<HashSet<String>> {
+    let athletes: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.recorded.metadata.athlete_id.map(|a| a.to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut erased = HashSet::new();
+    for chunk in athletes.chunks(CHUNK) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+            "SELECT athlete_id FROM {} WHERE athlete_id IN ({})",
+            t.table(ErasedAthleteRow::DEF.base),
+            placeholders.join(", ")
+        )));
+        for athlete in chunk {
+            q = q.bind(athlete.clone());
+        }
+        erased.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(erased)
+}
+
+/// Drops the athlete's per-athlete rows; the aggregate counts stay (see the module comment).
+async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: &str) -> anyhow::Result<()> {
+    for base in [
+        AthleteRow::DEF.base,
+        AthleteDayRow::DEF.base,
+        AthleteWeekRow::DEF.base,
+        AthleteKindRow::DEF.base,
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE athlete_id = $1",
+            t.table(base)
+        )))
+        .bind(athlete)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a batch has seen since the last flush. Counters, registrations and kinds are pending
+/// rows, one per key; the day and week sightings are kept apart, because whether each was new
+/// (and so counts as an active athlete) is known only once it is inserted.
 #[derive(Default)]
-struct Pending {
-    /// (day, event type) -> events.
-    counts: BTreeMap<(String, String), i64>,
-    /// athlete -> registered day (the first in the batch).
-    registrations: BTreeMap<String, String>,
+struct Batch {
+    rows: Pending,
     /// (athlete, day).
     days: BTreeSet<(String, String)>,
     /// (athlete, ISO week) -> week start.
     weeks: BTreeMap<(String, String), String>,
-    /// (athlete, kind).
-    kinds: BTreeSet<(String, &'static str)>,
 }
 
-impl Pending {
+impl Batch {
     async fn flush(&mut self, conn: &mut AnyConnection, t: &Tables) -> anyhow::Result<()> {
-        let event_counts = t.table("event_counts");
-        let counts: Vec<_> = std::mem::take(&mut self.counts).into_iter().collect();
-        for chunk in counts.chunks(CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {event_counts} (day, event_type, events) VALUES {} \
-                 ON CONFLICT (day, event_type) DO UPDATE SET events = {event_counts}.events + excluded.events",
-                values(chunk.len(), 3)
-            )));
-            for ((day, event_type), n) in chunk {
-                q = q.bind(day.clone()).bind(event_type.clone()).bind(*n);
-            }
-            q.execute(&mut *conn).await?;
-        }
-
-        let registrations: Vec<_> = std::mem::take(&mut self.registrations)
-            .into_iter()
-            .collect();
-        for chunk in registrations.chunks(CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id, registered_day) VALUES {} \
-                 ON CONFLICT (athlete_id) DO NOTHING",
-                t.table("athletes"),
-                values(chunk.len(), 2)
-            )));
-            for (athlete, day) in chunk {
-                q = q.bind(athlete.clone()).bind(day.clone());
-            }
-            q.execute(&mut *conn).await?;
-        }
-
         // First sightings: `RETURNING` yields only the rows actually inserted, i.e. the
         // athletes not yet counted for that day.
         let days: Vec<_> = std::mem::take(&mut self.days).into_iter().collect();
-        let mut new_days: BTreeMap<String, i64> = BTreeMap::new();
         for chunk in days.chunks(CHUNK) {
             let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id, day) VALUES {} \
-                 ON CONFLICT (athlete_id, day) DO NOTHING RETURNING day",
-                t.table("athlete_days"),
-                values(chunk.len(), 2)
+                "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING day",
+                t.table(AthleteDayRow::DEF.base),
+                AthleteDayRow::DEF.column_list(),
+                values(chunk.len(), 2),
+                AthleteDayRow::DEF.key_columns().join(", "),
             )));
             for (athlete, day) in chunk {
                 q = q.bind(athlete.clone()).bind(day.clone());
             }
             for day in q.fetch_all(&mut *conn).await? {
-                *new_days.entry(day).or_default() += 1;
+                self.rows.put(&ActiveDayRow { day, athletes: 1 })?;
             }
-        }
-        let active_days = t.table("active_days");
-        let new_days: Vec<_> = new_days.into_iter().collect();
-        for chunk in new_days.chunks(CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {active_days} (day, athletes) VALUES {} \
-                 ON CONFLICT (day) DO UPDATE SET athletes = {active_days}.athletes + excluded.athletes",
-                values(chunk.len(), 2)
-            )));
-            for (day, n) in chunk {
-                q = q.bind(day.clone()).bind(*n);
-            }
-            q.execute(&mut *conn).await?;
         }
 
         let weeks: Vec<_> = std::mem::take(&mut self.weeks).into_iter().collect();
-        let mut new_weeks: BTreeMap<String, i64> = BTreeMap::new();
         let mut starts: BTreeMap<String, String> = BTreeMap::new();
         for chunk in weeks.chunks(CHUNK) {
             let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id, iso_week) VALUES {} \
-                 ON CONFLICT (athlete_id, iso_week) DO NOTHING RETURNING iso_week",
-                t.table("athlete_weeks"),
-                values(chunk.len(), 2)
+                "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING iso_week",
+                t.table(AthleteWeekRow::DEF.base),
+                AthleteWeekRow::DEF.column_list(),
+                values(chunk.len(), 2),
+                AthleteWeekRow::DEF.key_columns().join(", "),
             )));
             for ((athlete, week), start) in chunk {
                 q = q.bind(athlete.clone()).bind(week.clone());
                 starts.insert(week.clone(), start.clone());
             }
-            for week in q.fetch_all(&mut *conn).await? {
-                *new_weeks.entry(week).or_default() += 1;
+            for iso_week in q.fetch_all(&mut *conn).await? {
+                let week_start = starts.get(&iso_week).cloned().unwrap_or_default();
+                self.rows.put(&ActiveWeekRow {
+                    iso_week,
+                    week_start,
+                    athletes: 1,
+                })?;
             }
         }
-        let active_weeks = t.table("active_weeks");
-        let new_weeks: Vec<_> = new_weeks.into_iter().collect();
-        for chunk in new_weeks.chunks(CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {active_weeks} (iso_week, week_start, athletes) VALUES {} \
-                 ON CONFLICT (iso_week) DO UPDATE SET athletes = {active_weeks}.athletes + excluded.athletes",
-                values(chunk.len(), 3)
-            )));
-            for (week, n) in chunk {
-                let start = starts.get(week).cloned().unwrap_or_default();
-                q = q.bind(week.clone()).bind(start).bind(*n);
-            }
-            q.execute(&mut *conn).await?;
-        }
-
-        let kinds: Vec<_> = std::mem::take(&mut self.kinds).into_iter().collect();
-        for chunk in kinds.chunks(CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {} (athlete_id, kind) VALUES {} \
-                 ON CONFLICT (athlete_id, kind) DO NOTHING",
-                t.table("athlete_kinds"),
-                values(chunk.len(), 2)
-            )));
-            for (athlete, kind) in chunk {
-                q = q.bind(athlete.clone()).bind(*kind);
-            }
-            q.execute(&mut *conn).await?;
-        }
-        Ok(())
+        self.rows.flush(conn, t).await
     }
 }
 
@@ -604,20 +451,20 @@ pub async fn signups(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<DailySignups>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT day, events FROM {} WHERE event_type = 'AthleteRegistered' AND day >= $1 AND day <= $2 \
-         ORDER BY day",
-        t.table("event_counts")
-    )))
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = EventCountRow::DEF.select_sql(
+        t,
+        "WHERE event_type = 'AthleteRegistered' AND day >= $1 AND day <= $2 ORDER BY day",
+    );
+    let rows = sqlx::query_as::<_, EventCountRow>(sqlx::AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(DailySignups {
-                date: r.try_get::<String, _>(0)?.parse()?,
-                signups: r.try_get(1)?,
+                date: r.day.parse()?,
+                signups: r.events,
             })
         })
         .collect()
@@ -630,19 +477,17 @@ pub async fn active_athletes_daily(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<DailyActiveAthletes>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT day, athletes FROM {} WHERE day >= $1 AND day <= $2 ORDER BY day",
-        t.table("active_days")
-    )))
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = ActiveDayRow::DEF.select_sql(t, "WHERE day >= $1 AND day <= $2 ORDER BY day");
+    let rows = sqlx::query_as::<_, ActiveDayRow>(sqlx::AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(DailyActiveAthletes {
-                date: r.try_get::<String, _>(0)?.parse()?,
-                active_athletes: r.try_get(1)?,
+                date: r.day.parse()?,
+                active_athletes: r.athletes,
             })
         })
         .collect()
@@ -656,21 +501,21 @@ pub async fn active_athletes_weekly(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<WeeklyActiveAthletes>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT iso_week, week_start, athletes FROM {} WHERE week_start >= $1 AND week_start <= $2 \
-         ORDER BY week_start",
-        t.table("active_weeks")
-    )))
-    .bind(monday_of(from).to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = ActiveWeekRow::DEF.select_sql(
+        t,
+        "WHERE week_start >= $1 AND week_start <= $2 ORDER BY week_start",
+    );
+    let rows = sqlx::query_as::<_, ActiveWeekRow>(sqlx::AssertSqlSafe(sql))
+        .bind(monday_of(from).to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(WeeklyActiveAthletes {
-                iso_week: r.try_get(0)?,
-                week_start: r.try_get::<String, _>(1)?.parse()?,
-                active_athletes: r.try_get(2)?,
+                week_start: r.week_start.parse()?,
+                iso_week: r.iso_week,
+                active_athletes: r.athletes,
             })
         })
         .collect()
@@ -683,46 +528,49 @@ pub async fn events_per_type(
     from: NaiveDate,
     to: NaiveDate,
 ) -> anyhow::Result<Vec<DailyEventCount>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT day, event_type, events FROM {} WHERE day >= $1 AND day <= $2 \
-         ORDER BY day, event_type",
-        t.table("event_counts")
-    )))
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql =
+        EventCountRow::DEF.select_sql(t, "WHERE day >= $1 AND day <= $2 ORDER BY day, event_type");
+    let rows = sqlx::query_as::<_, EventCountRow>(sqlx::AssertSqlSafe(sql))
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(DailyEventCount {
-                date: r.try_get::<String, _>(0)?.parse()?,
-                event_type: r.try_get(1)?,
-                events: r.try_get(2)?,
+                date: r.day.parse()?,
+                event_type: r.event_type,
+                events: r.events,
             })
         })
         .collect()
 }
 
+/// Athletes per kind of data, as [`logging_shares`] counts them.
+#[derive(sqlx::FromRow)]
+struct KindCount {
+    kind: String,
+    athletes: i64,
+}
+
 /// For each kind of data, the share of registered, not erased athletes who ever logged it.
 /// Athletes whose events carry no registration (imports, tests) are in neither count.
 pub async fn logging_shares(pool: &AnyPool, t: &Tables) -> anyhow::Result<LoggingShares> {
-    let athletes = t.table("athletes");
+    let athletes = t.table(AthleteRow::DEF.base);
     let registered: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT CAST(count(*) AS BIGINT) FROM {athletes}"
     )))
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT k.kind, CAST(count(*) AS BIGINT) FROM {} k JOIN {athletes} a ON a.athlete_id = k.athlete_id \
-         GROUP BY k.kind",
-        t.table("athlete_kinds")
+    let rows = sqlx::query_as::<_, KindCount>(sqlx::AssertSqlSafe(format!(
+        "SELECT k.kind AS kind, CAST(count(*) AS BIGINT) AS athletes \
+         FROM {} k JOIN {athletes} a ON a.athlete_id = k.athlete_id GROUP BY k.kind",
+        t.table(AthleteKindRow::DEF.base)
     )))
     .fetch_all(pool)
     .await?;
-    let mut counts = std::collections::HashMap::new();
-    for r in &rows {
-        counts.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
-    }
+    let counts: std::collections::HashMap<String, i64> =
+        rows.into_iter().map(|r| (r.kind, r.athletes)).collect();
     let shares = DataKind::ALL
         .iter()
         .map(|&kind| {

@@ -2,7 +2,7 @@
 //! physiology, onboarding, coach access, training availability and nutrition presets. Every
 //! value is personal, so an erasure deletes every row of the athlete.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,17 +12,83 @@ use domain::athlete::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use uuid::Uuid;
 
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
+use crate::read_model_table;
+use crate::table::{Cell, Pending, Table};
 
 pub struct ProfileProjection;
 
-const TABLES: &[&str] = &["profiles", "coaches", "presets"];
+read_model_table! {
+    /// One row per athlete. Preferences and physiology are replaced whole by their events, so
+    /// they live here as columns rather than in tables of their own. Each event is folded into
+    /// the stored row, which is written back whole.
+    pub struct ProfileRow in "profiles", key 1, Replace {
+        athlete_id: String,
+        display_name: String,
+        email: String,
+        role: String,
+        registered_at_us: i64,
+        goals: String,
+        units: String,
+        timezone: String,
+        notify_new_insights: i64,
+        notify_sync_problems: i64,
+        notify_coach_messages: i64,
+        digest_frequency: String,
+        digest_weekday: Option<String>,
+        hr_max_bpm: Option<i64>,
+        resting_hr_bpm: Option<i64>,
+        threshold_hr_bpm: Option<i64>,
+        threshold_pace_s_per_km: Option<f64>,
+        sex: Option<String>,
+        birth_date: Option<String>,
+        height_cm: Option<f64>,
+        onboarding_reached: Option<String>,
+        onboarding_completed: Option<String>,
+        availability: Option<String>,
+        availability_set_at_us: Option<i64>,
+    }
+}
+
+read_model_table! {
+    /// One row per current grant; a revocation deletes it.
+    pub struct CoachRow in "coaches", key 2, Replace {
+        athlete_id: String,
+        coach_id: String,
+        scope: String,
+        granted_at_us: i64,
+    }
+}
+
+read_model_table! {
+    /// Keyed by athlete too: preset ids come from clients, and one athlete's id must never
+    /// overwrite another athlete's preset.
+    pub struct PresetRow in "presets", key 2, Replace {
+        athlete_id: String,
+        preset_id: String,
+        name: String,
+        calories_kcal: Option<f64>,
+        protein_g: Option<f64>,
+        carbohydrate_g: Option<f64>,
+        fat_g: Option<f64>,
+        fibre_g: Option<f64>,
+        caffeine_mg: Option<f64>,
+        saved_at_us: i64,
+    }
+}
+
+const TABLES: &[&str] = &[
+    ProfileRow::DEF.base,
+    CoachRow::DEF.base,
+    PresetRow::DEF.base,
+];
+
+/// Profile rows loaded per `IN (…)` statement.
+const LOAD_CHUNK: usize = 500;
 
 #[async_trait::async_trait]
 impl Projection for ProfileProjection {
@@ -39,66 +105,10 @@ impl Projection for ProfileProjection {
     }
 
     fn schema(&self, t: &Tables) -> Vec<String> {
-        let profiles = t.table("profiles");
-        let coaches = t.table("coaches");
-        let presets = t.table("presets");
         vec![
-            // One row per athlete. Preferences and physiology are replaced whole by their
-            // events, so they live here as columns rather than in tables of their own.
-            format!(
-                "CREATE TABLE {profiles} (
-                    athlete_id              TEXT   PRIMARY KEY,
-                    display_name            TEXT   NOT NULL,
-                    email                   TEXT   NOT NULL,
-                    role                    TEXT   NOT NULL,
-                    registered_at_us        BIGINT NOT NULL,
-                    goals                   TEXT   NOT NULL,
-                    units                   TEXT   NOT NULL,
-                    timezone                TEXT   NOT NULL,
-                    notify_new_insights     BIGINT NOT NULL,
-                    notify_sync_problems    BIGINT NOT NULL,
-                    notify_coach_messages   BIGINT NOT NULL,
-                    digest_frequency        TEXT   NOT NULL,
-                    digest_weekday          TEXT,
-                    hr_max_bpm              BIGINT,
-                    resting_hr_bpm          BIGINT,
-                    threshold_hr_bpm        BIGINT,
-                    threshold_pace_s_per_km DOUBLE PRECISION,
-                    sex                     TEXT,
-                    birth_date              TEXT,
-                    height_cm               DOUBLE PRECISION,
-                    onboarding_reached      TEXT,
-                    onboarding_completed    TEXT,
-                    availability            TEXT,
-                    availability_set_at_us  BIGINT
-                )"
-            ),
-            format!(
-                "CREATE TABLE {coaches} (
-                    athlete_id    TEXT   NOT NULL,
-                    coach_id      TEXT   NOT NULL,
-                    scope         TEXT   NOT NULL,
-                    granted_at_us BIGINT NOT NULL,
-                    PRIMARY KEY (athlete_id, coach_id)
-                )"
-            ),
-            // Keyed by athlete too: preset ids come from clients, and one athlete's id must
-            // never overwrite another athlete's preset.
-            format!(
-                "CREATE TABLE {presets} (
-                    athlete_id     TEXT   NOT NULL,
-                    preset_id      TEXT   NOT NULL,
-                    name           TEXT   NOT NULL,
-                    calories_kcal  DOUBLE PRECISION,
-                    protein_g      DOUBLE PRECISION,
-                    carbohydrate_g DOUBLE PRECISION,
-                    fat_g          DOUBLE PRECISION,
-                    fibre_g        DOUBLE PRECISION,
-                    caffeine_mg    DOUBLE PRECISION,
-                    saved_at_us    BIGINT NOT NULL,
-                    PRIMARY KEY (athlete_id, preset_id)
-                )"
-            ),
+            ProfileRow::DEF.create_sql(t),
+            CoachRow::DEF.create_sql(t),
+            PresetRow::DEF.create_sql(t),
         ]
     }
 
@@ -108,191 +118,40 @@ impl Projection for ProfileProjection {
         t: &Tables,
         e: &Projected<'_>,
     ) -> anyhow::Result<()> {
-        let DomainEvent::Athlete(event) = e.event else {
-            return Ok(());
-        };
-        let Some(athlete) = e.recorded.metadata.athlete_id else {
-            return Ok(());
-        };
-        let athlete = athlete.to_string();
-        let profiles = t.table("profiles");
-        match event {
-            AthleteEvent::AthleteRegistered(r) => {
-                // The defaults are the documented state before the first PreferencesChanged.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO {profiles} (athlete_id, display_name, email, role, registered_at_us, \
-                       goals, units, timezone, notify_new_insights, notify_sync_problems, \
-                       notify_coach_messages, digest_frequency) \
-                     VALUES ($1, $2, $3, $4, $5, '[]', 'metric', 'UTC', 0, 0, 0, 'off') \
-                     ON CONFLICT (athlete_id) DO UPDATE SET display_name = excluded.display_name, \
-                       email = excluded.email, role = excluded.role, \
-                       registered_at_us = excluded.registered_at_us"
-                )))
-                .bind(&athlete)
-                .bind(&r.display_name)
-                .bind(&r.email)
-                .bind(code(&r.role)?)
-                .bind(r.registered_at.timestamp_micros())
-                .execute(conn)
-                .await?;
+        self.apply_batch(conn, t, std::slice::from_ref(e)).await
+    }
+
+    /// Loads the stored profile row of every athlete the batch changes (one statement per
+    /// [`LOAD_CHUNK`] athletes), folds the events into those rows in order, and writes each
+    /// changed row back whole; grants and presets are pending writes and deletions of their
+    /// key. An erasure writes everything pending, then deletes the athlete's rows.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<()> {
+        let mut profiles = Profiles::load(conn, t, events).await?;
+        let mut pending = Pending::default();
+        for e in events {
+            let DomainEvent::Athlete(event) = e.event else {
+                continue;
+            };
+            let Some(athlete) = e.recorded.metadata.athlete_id else {
+                continue;
+            };
+            let athlete = athlete.to_string();
+            if let AthleteEvent::AthleteErased(_) = event {
+                profiles.stage(&mut pending)?;
+                pending.flush(conn, t).await?;
+                erase(conn, t, &athlete).await?;
+                profiles.rows.insert(athlete, None);
+                continue;
             }
-            AthleteEvent::ProfileUpdated(p) => {
-                let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {profiles} SET display_name = $2, email = $3, goals = $4 \
-                     WHERE athlete_id = $1"
-                )))
-                .bind(&athlete)
-                .bind(&p.display_name)
-                .bind(&p.email)
-                .bind(serde_json::to_string(&p.goals)?)
-                .execute(conn)
-                .await?;
-                registered(updated.rows_affected())?;
-            }
-            AthleteEvent::PreferencesChanged(p) => {
-                let (frequency, weekday) = match p.digest {
-                    Digest::Off => ("off", None),
-                    Digest::Weekly { weekday } => ("weekly", Some(code(&weekday)?)),
-                    Digest::Monthly { weekday } => ("monthly", Some(code(&weekday)?)),
-                };
-                let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {profiles} SET units = $2, timezone = $3, notify_new_insights = $4, \
-                       notify_sync_problems = $5, notify_coach_messages = $6, \
-                       digest_frequency = $7, digest_weekday = $8 \
-                     WHERE athlete_id = $1"
-                )))
-                .bind(&athlete)
-                .bind(code(&p.units)?)
-                .bind(&p.timezone)
-                .bind(i64::from(p.notifications.new_insights))
-                .bind(i64::from(p.notifications.sync_problems))
-                .bind(i64::from(p.notifications.coach_messages))
-                .bind(frequency)
-                .bind(weekday)
-                .execute(conn)
-                .await?;
-                registered(updated.rows_affected())?;
-            }
-            AthleteEvent::PhysiologyChanged(p) => {
-                let updated = uncached(format!(
-                    "UPDATE {profiles} SET hr_max_bpm = $2, resting_hr_bpm = $3, \
-                       threshold_hr_bpm = $4, threshold_pace_s_per_km = $5, sex = $6, \
-                       birth_date = $7, height_cm = $8 \
-                     WHERE athlete_id = $1"
-                ))
-                .bind(&athlete)
-                .bind(p.hr_max_bpm.map(i64::from))
-                .bind(p.resting_hr_bpm.map(i64::from))
-                .bind(p.threshold_hr_bpm.map(i64::from))
-                .bind(p.threshold_pace_s_per_km)
-                .bind(p.sex.as_ref().map(code).transpose()?)
-                .bind(p.birth_date.map(|d| d.to_string()))
-                .bind(p.height_cm)
-                .execute(conn)
-                .await?;
-                registered(updated.rows_affected())?;
-            }
-            AthleteEvent::OnboardingProgressed(o) => {
-                let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {profiles} SET onboarding_reached = $2, onboarding_completed = $3 \
-                     WHERE athlete_id = $1"
-                )))
-                .bind(&athlete)
-                .bind(code(&o.reached)?)
-                .bind(serde_json::to_string(&o.completed)?)
-                .execute(conn)
-                .await?;
-                registered(updated.rows_affected())?;
-            }
-            AthleteEvent::RoleChanged(r) => {
-                let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {profiles} SET role = $2 WHERE athlete_id = $1"
-                )))
-                .bind(&athlete)
-                .bind(code(&r.to)?)
-                .execute(conn)
-                .await?;
-                registered(updated.rows_affected())?;
-            }
-            AthleteEvent::TrainingAvailabilitySet(a) => {
-                let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {profiles} SET availability = $2, availability_set_at_us = $3 \
-                     WHERE athlete_id = $1"
-                )))
-                .bind(&athlete)
-                .bind(serde_json::to_string(&a.availability)?)
-                .bind(a.at.timestamp_micros())
-                .execute(conn)
-                .await?;
-                registered(updated.rows_affected())?;
-            }
-            AthleteEvent::CoachAccessGranted(g) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO {} (athlete_id, coach_id, scope, granted_at_us) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (athlete_id, coach_id) DO UPDATE SET scope = excluded.scope, \
-                       granted_at_us = excluded.granted_at_us",
-                    t.table("coaches")
-                )))
-                .bind(&athlete)
-                .bind(g.coach_id.to_string())
-                .bind(code(&g.scope)?)
-                .bind(g.granted_at.timestamp_micros())
-                .execute(conn)
-                .await?;
-            }
-            AthleteEvent::CoachAccessRevoked(r) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {} WHERE athlete_id = $1 AND coach_id = $2",
-                    t.table("coaches")
-                )))
-                .bind(&athlete)
-                .bind(r.coach_id.to_string())
-                .execute(conn)
-                .await?;
-            }
-            AthleteEvent::NutritionPresetSaved(p) => {
-                uncached(format!(
-                    "INSERT INTO {} (athlete_id, preset_id, name, calories_kcal, protein_g, \
-                       carbohydrate_g, fat_g, fibre_g, caffeine_mg, saved_at_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (athlete_id, preset_id) DO UPDATE SET name = excluded.name, \
-                       calories_kcal = excluded.calories_kcal, protein_g = excluded.protein_g, \
-                       carbohydrate_g = excluded.carbohydrate_g, fat_g = excluded.fat_g, \
-                       fibre_g = excluded.fibre_g, caffeine_mg = excluded.caffeine_mg, \
-                       saved_at_us = excluded.saved_at_us",
-                    t.table("presets")
-                ))
-                .bind(&athlete)
-                .bind(p.preset_id.to_string())
-                .bind(&p.name)
-                .bind(p.calories_kcal)
-                .bind(p.protein_g)
-                .bind(p.carbohydrate_g)
-                .bind(p.fat_g)
-                .bind(p.fibre_g)
-                .bind(p.caffeine_mg)
-                .bind(p.at.timestamp_micros())
-                .execute(conn)
-                .await?;
-            }
-            AthleteEvent::AthleteErased(_) => {
-                for base in TABLES {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DELETE FROM {} WHERE athlete_id = $1",
-                        t.table(base)
-                    )))
-                    .bind(&athlete)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-            }
-            // Audit markers: the audit projection shows them; they say nothing about the profile.
-            AthleteEvent::AdminDataInjected(_)
-            | AthleteEvent::ImpersonationStarted(_)
-            | AthleteEvent::ImpersonationEnded(_) => {}
+            fold(&mut pending, &mut profiles, athlete, event)?;
         }
-        Ok(())
+        profiles.stage(&mut pending)?;
+        pending.flush(conn, t).await
     }
 
     fn order_by(&self, table: &str) -> &'static str {
@@ -304,23 +163,253 @@ impl Projection for ProfileProjection {
     }
 }
 
-/// The aggregate refuses every command before registration, so a profile event without a
-/// profile row means a broken log: failing makes the engine list the event as skipped instead
-/// of inventing a profile with no name or email.
-fn registered(rows_affected: u64) -> anyhow::Result<()> {
-    if rows_affected == 0 {
-        bail!("no registered profile for this athlete");
+/// The profile rows a batch reads and changes: `None` for an athlete with no row (not
+/// registered, or erased earlier in the batch).
+struct Profiles {
+    rows: HashMap<String, Option<ProfileRow>>,
+    changed: BTreeSet<String>,
+}
+
+impl Profiles {
+    /// The stored rows of the athletes whose profile the batch changes.
+    async fn load(
+        conn: &mut AnyConnection,
+        t: &Tables,
+        events: &[Projected<'_>],
+    ) -> anyhow::Result<Self> {
+        let athletes: BTreeSet<String> = events
+            .iter()
+            .filter(|e| match e.event {
+                DomainEvent::Athlete(event) => changes_profile(event),
+                _ => false,
+            })
+            .filter_map(|e| e.recorded.metadata.athlete_id)
+            .map(|a| a.to_string())
+            .collect();
+        let athletes: Vec<String> = athletes.into_iter().collect();
+        let mut rows: HashMap<String, Option<ProfileRow>> =
+            athletes.iter().map(|a| (a.clone(), None)).collect();
+        for chunk in athletes.chunks(LOAD_CHUNK) {
+            let params: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = ProfileRow::DEF
+                .select_sql(t, &format!("WHERE athlete_id IN ({})", params.join(", ")));
+            // One statement text per chunk size: only the one-athlete form (every event
+            // applied alone) is worth a prepared-statement cache entry.
+            let mut q = sqlx::query_as::<_, ProfileRow>(sqlx::AssertSqlSafe(sql))
+                .persistent(chunk.len() == 1);
+            for athlete in chunk {
+                q = q.bind(athlete);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                rows.insert(row.athlete_id.clone(), Some(row));
+            }
+        }
+        Ok(Self {
+            rows,
+            changed: BTreeSet::new(),
+        })
+    }
+
+    /// The athlete's row to change. The aggregate refuses every command before registration,
+    /// so a profile event without a profile row means a broken log: failing makes the engine
+    /// list the event as skipped instead of inventing a profile with no name or email.
+    fn registered(&mut self, athlete: &str) -> anyhow::Result<&mut ProfileRow> {
+        match self.rows.get_mut(athlete) {
+            Some(Some(row)) => {
+                self.changed.insert(athlete.to_string());
+                Ok(row)
+            }
+            _ => bail!("no registered profile for this athlete"),
+        }
+    }
+
+    /// Puts every changed row into `pending`.
+    fn stage(&mut self, pending: &mut Pending) -> anyhow::Result<()> {
+        for athlete in std::mem::take(&mut self.changed) {
+            if let Some(Some(row)) = self.rows.get(&athlete) {
+                pending.put(row)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the event changes the athlete's profile row (the others write grants and presets,
+/// or nothing).
+fn changes_profile(event: &AthleteEvent) -> bool {
+    match event {
+        AthleteEvent::AthleteRegistered(_)
+        | AthleteEvent::ProfileUpdated(_)
+        | AthleteEvent::PreferencesChanged(_)
+        | AthleteEvent::PhysiologyChanged(_)
+        | AthleteEvent::OnboardingProgressed(_)
+        | AthleteEvent::RoleChanged(_)
+        | AthleteEvent::TrainingAvailabilitySet(_) => true,
+        AthleteEvent::CoachAccessGranted(_)
+        | AthleteEvent::CoachAccessRevoked(_)
+        | AthleteEvent::NutritionPresetSaved(_)
+        | AthleteEvent::AthleteErased(_)
+        | AthleteEvent::AdminDataInjected(_)
+        | AthleteEvent::ImpersonationStarted(_)
+        | AthleteEvent::ImpersonationEnded(_) => false,
+    }
+}
+
+/// The effect of one athlete event (an erasure is handled by the caller).
+fn fold(
+    pending: &mut Pending,
+    profiles: &mut Profiles,
+    athlete: String,
+    event: &AthleteEvent,
+) -> anyhow::Result<()> {
+    match event {
+        AthleteEvent::AthleteRegistered(r) => {
+            let role = code(&r.role)?;
+            let registered_at_us = r.registered_at.timestamp_micros();
+            match profiles.rows.get_mut(&athlete) {
+                // A second registration renames; the settings stay.
+                Some(Some(row)) => {
+                    row.display_name = r.display_name.clone();
+                    row.email = r.email.clone();
+                    row.role = role;
+                    row.registered_at_us = registered_at_us;
+                }
+                _ => {
+                    let row = ProfileRow::registered(athlete.clone(), r, role, registered_at_us);
+                    profiles.rows.insert(athlete.clone(), Some(row));
+                }
+            }
+            profiles.changed.insert(athlete);
+        }
+        AthleteEvent::ProfileUpdated(p) => {
+            let row = profiles.registered(&athlete)?;
+            row.display_name = p.display_name.clone();
+            row.email = p.email.clone();
+            row.goals = serde_json::to_string(&p.goals)?;
+        }
+        AthleteEvent::PreferencesChanged(p) => {
+            let (frequency, weekday) = match p.digest {
+                Digest::Off => ("off", None),
+                Digest::Weekly { weekday } => ("weekly", Some(code(&weekday)?)),
+                Digest::Monthly { weekday } => ("monthly", Some(code(&weekday)?)),
+            };
+            let units = code(&p.units)?;
+            let row = profiles.registered(&athlete)?;
+            row.units = units;
+            row.timezone = p.timezone.clone();
+            row.notify_new_insights = i64::from(p.notifications.new_insights);
+            row.notify_sync_problems = i64::from(p.notifications.sync_problems);
+            row.notify_coach_messages = i64::from(p.notifications.coach_messages);
+            row.digest_frequency = frequency.to_string();
+            row.digest_weekday = weekday;
+        }
+        AthleteEvent::PhysiologyChanged(p) => {
+            let sex = p.sex.as_ref().map(code).transpose()?;
+            let row = profiles.registered(&athlete)?;
+            row.hr_max_bpm = p.hr_max_bpm.map(i64::from);
+            row.resting_hr_bpm = p.resting_hr_bpm.map(i64::from);
+            row.threshold_hr_bpm = p.threshold_hr_bpm.map(i64::from);
+            row.threshold_pace_s_per_km = p.threshold_pace_s_per_km;
+            row.sex = sex;
+            row.birth_date = p.birth_date.map(|d| d.to_string());
+            row.height_cm = p.height_cm;
+        }
+        AthleteEvent::OnboardingProgressed(o) => {
+            let reached = code(&o.reached)?;
+            let completed = serde_json::to_string(&o.completed)?;
+            let row = profiles.registered(&athlete)?;
+            row.onboarding_reached = Some(reached);
+            row.onboarding_completed = Some(completed);
+        }
+        AthleteEvent::RoleChanged(r) => {
+            let role = code(&r.to)?;
+            profiles.registered(&athlete)?.role = role;
+        }
+        AthleteEvent::TrainingAvailabilitySet(a) => {
+            let availability = serde_json::to_string(&a.availability)?;
+            let row = profiles.registered(&athlete)?;
+            row.availability = Some(availability);
+            row.availability_set_at_us = Some(a.at.timestamp_micros());
+        }
+        AthleteEvent::CoachAccessGranted(g) => pending.put(&CoachRow {
+            athlete_id: athlete,
+            coach_id: g.coach_id.to_string(),
+            scope: code(&g.scope)?,
+            granted_at_us: g.granted_at.timestamp_micros(),
+        })?,
+        AthleteEvent::CoachAccessRevoked(r) => pending.delete::<CoachRow>(vec![
+            Cell::Text(Some(athlete)),
+            Cell::Text(Some(r.coach_id.to_string())),
+        ]),
+        AthleteEvent::NutritionPresetSaved(p) => pending.put(&PresetRow {
+            athlete_id: athlete,
+            preset_id: p.preset_id.to_string(),
+            name: p.name.clone(),
+            calories_kcal: p.calories_kcal,
+            protein_g: p.protein_g,
+            carbohydrate_g: p.carbohydrate_g,
+            fat_g: p.fat_g,
+            fibre_g: p.fibre_g,
+            caffeine_mg: p.caffeine_mg,
+            saved_at_us: p.at.timestamp_micros(),
+        })?,
+        AthleteEvent::AthleteErased(_) => bail!("erasures are not folded"),
+        // Audit markers: the audit projection shows them; they say nothing about the profile.
+        AthleteEvent::AdminDataInjected(_)
+        | AthleteEvent::ImpersonationStarted(_)
+        | AthleteEvent::ImpersonationEnded(_) => {}
     }
     Ok(())
 }
 
-/// A statement PostgreSQL prepares afresh on every execution. sqlx 0.9.0's `Any` driver declares a
-/// NULL `f64` as `float4` (transact-rs/sqlx#4284), and a cached statement keeps the parameter
-/// types of its first execution: after a NULL, a non-NULL `f64` in the same statement is refused
-/// ("incorrect binary data format"). Statements binding an optional `f64` therefore use this, at
-/// the cost of one more round trip.
-pub(crate) fn uncached<'q>(sql: String) -> Query<'q, Any, AnyArguments> {
-    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false)
+async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: &str) -> anyhow::Result<()> {
+    for base in TABLES {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {} WHERE athlete_id = $1",
+            t.table(base)
+        )))
+        .bind(athlete)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+impl ProfileRow {
+    /// A new registration, with the documented state before the first PreferencesChanged.
+    fn registered(
+        athlete_id: String,
+        r: &domain::athlete::AthleteRegistered,
+        role: String,
+        registered_at_us: i64,
+    ) -> Self {
+        Self {
+            athlete_id,
+            display_name: r.display_name.clone(),
+            email: r.email.clone(),
+            role,
+            registered_at_us,
+            goals: "[]".into(),
+            units: "metric".into(),
+            timezone: "UTC".into(),
+            notify_new_insights: 0,
+            notify_sync_problems: 0,
+            notify_coach_messages: 0,
+            digest_frequency: "off".into(),
+            digest_weekday: None,
+            hr_max_bpm: None,
+            resting_hr_bpm: None,
+            threshold_hr_bpm: None,
+            threshold_pace_s_per_km: None,
+            sex: None,
+            birth_date: None,
+            height_cm: None,
+            onboarding_reached: None,
+            onboarding_completed: None,
+            availability: None,
+            availability_set_at_us: None,
+        }
+    }
 }
 
 /// The serde name of a unit-like enum variant ("read_only", "imperial"), so the stored code is
@@ -344,7 +433,6 @@ pub(crate) fn instant(us: i64) -> anyhow::Result<DateTime<Utc>> {
 pub(crate) fn uuid(text: &str) -> anyhow::Result<Uuid> {
     Uuid::parse_str(text).with_context(|| format!("bad UUID {text:?}"))
 }
-
 // ---------------------------------------------------------------------------------------------
 // Queries
 // ---------------------------------------------------------------------------------------------
@@ -409,77 +497,78 @@ pub async fn profile(
     t: &Tables,
     athlete_id: Uuid,
 ) -> anyhow::Result<Option<Profile>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT athlete_id, display_name, email, role, registered_at_us, goals, units, timezone, \
-           notify_new_insights, notify_sync_problems, notify_coach_messages, digest_frequency, \
-           digest_weekday, hr_max_bpm, resting_hr_bpm, threshold_hr_bpm, \
-           threshold_pace_s_per_km, sex, birth_date, height_cm, onboarding_reached, \
-           onboarding_completed \
-         FROM {} WHERE athlete_id = $1",
-        t.table("profiles")
-    )))
-    .bind(athlete_id.to_string())
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| profile_from_row(&r)).transpose()
+    profile_row(pool, t, athlete_id)
+        .await?
+        .map(ProfileRow::into_profile)
+        .transpose()
 }
 
-fn profile_from_row(r: &AnyRow) -> anyhow::Result<Profile> {
-    let bpm = |i: usize| -> anyhow::Result<Option<u16>> {
-        r.try_get::<Option<i64>, _>(i)?
-            .map(u16::try_from)
-            .transpose()
-            .context("heart rate out of range")
-    };
-    let mut digest = serde_json::json!({ "frequency": r.try_get::<String, _>(11)? });
-    if let Some(weekday) = r.try_get::<Option<String>, _>(12)? {
-        digest["weekday"] = weekday.into();
-    }
-    let onboarding = match r.try_get::<Option<String>, _>(20)? {
-        Some(reached) => Some(Onboarding {
-            reached: from_code(reached)?,
-            completed: match r.try_get::<Option<String>, _>(21)? {
-                Some(json) => serde_json::from_str(&json)?,
-                None => BTreeSet::new(),
-            },
-        }),
-        None => None,
-    };
-    Ok(Profile {
-        athlete_id: uuid(&r.try_get::<String, _>(0)?)?,
-        display_name: r.try_get(1)?,
-        email: r.try_get(2)?,
-        role: from_code(r.try_get(3)?)?,
-        registered_at: instant(r.try_get(4)?)?,
-        goals: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
-        preferences: Preferences {
-            units: from_code(r.try_get(6)?)?,
-            timezone: r.try_get(7)?,
-            notifications: NotificationChoices {
-                new_insights: r.try_get::<i64, _>(8)? != 0,
-                sync_problems: r.try_get::<i64, _>(9)? != 0,
-                coach_messages: r.try_get::<i64, _>(10)? != 0,
-            },
-            digest: serde_json::from_value(digest).context("bad digest")?,
-        },
-        physiology: Physiology {
-            hr_max_bpm: bpm(13)?,
-            resting_hr_bpm: bpm(14)?,
-            threshold_hr_bpm: bpm(15)?,
-            threshold_pace_s_per_km: r.try_get(16)?,
-            sex: r
-                .try_get::<Option<String>, _>(17)?
-                .map(from_code::<Sex>)
-                .transpose()?,
-            birth_date: r
-                .try_get::<Option<String>, _>(18)?
-                .map(|d| d.parse::<NaiveDate>())
+async fn profile_row(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete_id: Uuid,
+) -> anyhow::Result<Option<ProfileRow>> {
+    let sql = ProfileRow::DEF.select_sql(t, "WHERE athlete_id = $1");
+    Ok(sqlx::query_as::<_, ProfileRow>(sqlx::AssertSqlSafe(sql))
+        .bind(athlete_id.to_string())
+        .fetch_optional(pool)
+        .await?)
+}
+
+impl ProfileRow {
+    fn into_profile(self) -> anyhow::Result<Profile> {
+        let bpm = |v: Option<i64>| -> anyhow::Result<Option<u16>> {
+            v.map(u16::try_from)
                 .transpose()
-                .context("bad birth date")?,
-            height_cm: r.try_get(19)?,
-        },
-        onboarding,
-    })
+                .context("heart rate out of range")
+        };
+        let mut digest = serde_json::json!({ "frequency": self.digest_frequency });
+        if let Some(weekday) = self.digest_weekday {
+            digest["weekday"] = weekday.into();
+        }
+        let onboarding = match self.onboarding_reached {
+            Some(reached) => Some(Onboarding {
+                reached: from_code(reached)?,
+                completed: match self.onboarding_completed {
+                    Some(json) => serde_json::from_str(&json)?,
+                    None => BTreeSet::new(),
+                },
+            }),
+            None => None,
+        };
+        Ok(Profile {
+            athlete_id: uuid(&self.athlete_id)?,
+            display_name: self.display_name,
+            email: self.email,
+            role: from_code(self.role)?,
+            registered_at: instant(self.registered_at_us)?,
+            goals: serde_json::from_str(&self.goals)?,
+            preferences: Preferences {
+                units: from_code(self.units)?,
+                timezone: self.timezone,
+                notifications: NotificationChoices {
+                    new_insights: self.notify_new_insights != 0,
+                    sync_problems: self.notify_sync_problems != 0,
+                    coach_messages: self.notify_coach_messages != 0,
+                },
+                digest: serde_json::from_value(digest).context("bad digest")?,
+            },
+            physiology: Physiology {
+                hr_max_bpm: bpm(self.hr_max_bpm)?,
+                resting_hr_bpm: bpm(self.resting_hr_bpm)?,
+                threshold_hr_bpm: bpm(self.threshold_hr_bpm)?,
+                threshold_pace_s_per_km: self.threshold_pace_s_per_km,
+                sex: self.sex.map(from_code::<Sex>).transpose()?,
+                birth_date: self
+                    .birth_date
+                    .map(|d| d.parse::<NaiveDate>())
+                    .transpose()
+                    .context("bad birth date")?,
+                height_cm: self.height_cm,
+            },
+            onboarding,
+        })
+    }
 }
 
 /// The weekly grid, or `None` while the athlete has never set one (or has no profile).
@@ -488,21 +577,20 @@ pub async fn availability(
     t: &Tables,
     athlete_id: Uuid,
 ) -> anyhow::Result<Option<Availability>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT availability, availability_set_at_us FROM {} \
-         WHERE athlete_id = $1 AND availability IS NOT NULL",
-        t.table("profiles")
-    )))
-    .bind(athlete_id.to_string())
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| {
-        Ok(Availability {
-            weekly: serde_json::from_str(&r.try_get::<String, _>(0)?)?,
-            set_at: instant(r.try_get(1)?)?,
-        })
-    })
-    .transpose()
+    let Some(row) = profile_row(pool, t, athlete_id).await? else {
+        return Ok(None);
+    };
+    let Some(weekly) = row.availability else {
+        return Ok(None);
+    };
+    // Both columns are written by the same event.
+    let set_at_us = row
+        .availability_set_at_us
+        .context("availability without the time it was set")?;
+    Ok(Some(Availability {
+        weekly: serde_json::from_str(&weekly)?,
+        set_at: instant(set_at_us)?,
+    }))
 }
 
 /// The athlete's presets by name, as a picker lists them.
@@ -511,29 +599,25 @@ pub async fn nutrition_presets(
     t: &Tables,
     athlete_id: Uuid,
 ) -> anyhow::Result<Vec<Preset>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT preset_id, name, calories_kcal, protein_g, carbohydrate_g, fat_g, fibre_g, \
-           caffeine_mg, saved_at_us \
-         FROM {} WHERE athlete_id = $1 ORDER BY name, preset_id",
-        t.table("presets")
-    )))
-    .bind(athlete_id.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = PresetRow::DEF.select_sql(t, "WHERE athlete_id = $1 ORDER BY name, preset_id");
+    let rows = sqlx::query_as::<_, PresetRow>(sqlx::AssertSqlSafe(sql))
+        .bind(athlete_id.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(Preset {
-                preset_id: uuid(&r.try_get::<String, _>(0)?)?,
-                name: r.try_get(1)?,
+                preset_id: uuid(&r.preset_id)?,
+                name: r.name,
                 nutrients: Nutrients {
-                    calories_kcal: r.try_get(2)?,
-                    protein_g: r.try_get(3)?,
-                    carbohydrate_g: r.try_get(4)?,
-                    fat_g: r.try_get(5)?,
-                    fibre_g: r.try_get(6)?,
-                    caffeine_mg: r.try_get(7)?,
+                    calories_kcal: r.calories_kcal,
+                    protein_g: r.protein_g,
+                    carbohydrate_g: r.carbohydrate_g,
+                    fat_g: r.fat_g,
+                    fibre_g: r.fibre_g,
+                    caffeine_mg: r.caffeine_mg,
                 },
-                saved_at: instant(r.try_get(8)?)?,
+                saved_at: instant(r.saved_at_us)?,
             })
         })
         .collect()
@@ -545,20 +629,17 @@ pub async fn coaches(
     t: &Tables,
     athlete_id: Uuid,
 ) -> anyhow::Result<Vec<CoachAccess>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT coach_id, scope, granted_at_us FROM {} WHERE athlete_id = $1 \
-         ORDER BY granted_at_us, coach_id",
-        t.table("coaches")
-    )))
-    .bind(athlete_id.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
+    let sql = CoachRow::DEF.select_sql(t, "WHERE athlete_id = $1 ORDER BY granted_at_us, coach_id");
+    let rows = sqlx::query_as::<_, CoachRow>(sqlx::AssertSqlSafe(sql))
+        .bind(athlete_id.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter()
         .map(|r| {
             Ok(CoachAccess {
-                coach_id: uuid(&r.try_get::<String, _>(0)?)?,
-                scope: from_code(r.try_get(1)?)?,
-                granted_at: instant(r.try_get(2)?)?,
+                coach_id: uuid(&r.coach_id)?,
+                scope: from_code(r.scope)?,
+                granted_at: instant(r.granted_at_us)?,
             })
         })
         .collect()
@@ -574,29 +655,37 @@ pub struct CoachedAthlete {
     pub granted_at: DateTime<Utc>,
 }
 
+/// A grant with the granting athlete's name.
+#[derive(sqlx::FromRow)]
+struct GrantWithName {
+    #[sqlx(flatten)]
+    grant: CoachRow,
+    display_name: String,
+}
+
 /// The athletes who granted `coach_id` access, by name.
 pub async fn athletes_of_coach(
     pool: &AnyPool,
     t: &Tables,
     coach_id: Uuid,
 ) -> anyhow::Result<Vec<CoachedAthlete>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT c.athlete_id, p.display_name, c.scope, c.granted_at_us \
-         FROM {} c JOIN {} p ON p.athlete_id = c.athlete_id \
+    let rows = sqlx::query_as::<_, GrantWithName>(sqlx::AssertSqlSafe(format!(
+        "SELECT {}, p.display_name FROM {} c JOIN {} p ON p.athlete_id = c.athlete_id \
          WHERE c.coach_id = $1 ORDER BY p.display_name, c.athlete_id",
-        t.table("coaches"),
-        t.table("profiles")
+        CoachRow::DEF.column_list_of("c"),
+        t.table(CoachRow::DEF.base),
+        t.table(ProfileRow::DEF.base)
     )))
     .bind(coach_id.to_string())
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    rows.into_iter()
         .map(|r| {
             Ok(CoachedAthlete {
-                athlete_id: uuid(&r.try_get::<String, _>(0)?)?,
-                display_name: r.try_get(1)?,
-                scope: from_code(r.try_get(2)?)?,
-                granted_at: instant(r.try_get(3)?)?,
+                athlete_id: uuid(&r.grant.athlete_id)?,
+                display_name: r.display_name,
+                scope: from_code(r.grant.scope)?,
+                granted_at: instant(r.grant.granted_at_us)?,
             })
         })
         .collect()

@@ -47,9 +47,13 @@ pub enum Write {
     Replace,
     /// Plain INSERT: a key twice fails the batch, as a second per-event INSERT would fail.
     Insert,
-    /// The non-key columns are counters: pending rows of a key are summed, then added to the
-    /// stored row.
+    /// The non-key `i64` columns are counters: pending rows of a key are summed, then added
+    /// to the stored row. A non-key text column is an attribute of the key (the same in every
+    /// row of it, like a week's first day): the first one written stays.
     Add,
+    /// `ON CONFLICT DO NOTHING`: the first row of a key stays (a first sighting, a first
+    /// registration).
+    Keep,
 }
 
 /// A table: its base name (the engine prefixes it per generation), its columns (the first
@@ -86,6 +90,16 @@ impl TableDef {
         self.columns
             .iter()
             .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The column list with each column taken from the table aliased `alias` in a join (and
+    /// named as declared, so the row struct reads it).
+    pub fn column_list_of(&self, alias: &str) -> String {
+        self.columns
+            .iter()
+            .map(|c| format!("{alias}.{} AS {}", c.name, c.name))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -141,17 +155,24 @@ impl TableDef {
             "INSERT INTO {table} ({}) VALUES {values}",
             self.column_list()
         );
-        let rest = self.columns[self.key..].iter().map(|c| c.name);
+        let keys = self.key_columns().join(", ");
+        let rest = self.columns[self.key..].iter();
         let set: Vec<String> = match self.write {
             Write::Insert => return sql,
-            Write::Replace => rest.map(|c| format!("{c} = excluded.{c}")).collect(),
+            Write::Keep => {
+                sql.push_str(&format!(" ON CONFLICT ({keys}) DO NOTHING"));
+                return sql;
+            }
+            Write::Replace => rest
+                .map(|c| format!("{} = excluded.{}", c.name, c.name))
+                .collect(),
             Write::Add => rest
-                .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+                .filter(|c| c.ty != SqlType::Text)
+                .map(|c| format!("{} = {table}.{} + excluded.{}", c.name, c.name, c.name))
                 .collect(),
         };
         sql.push_str(&format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            self.key_columns().join(", "),
+            " ON CONFLICT ({keys}) DO UPDATE SET {}",
             set.join(", ")
         ));
         sql
@@ -325,12 +346,16 @@ impl Pending {
                     anyhow::bail!("two {} rows with one key in a batch", def.base);
                 }
             }
+            Write::Keep => {
+                map.entry(key).or_insert(Op::Write(cells));
+            }
             Write::Add => match map.get_mut(&key) {
                 Some(Op::Write(sum)) => {
                     for (s, c) in sum.iter_mut().zip(cells).skip(def.key) {
                         match (s, c) {
                             (Cell::Int(Some(s)), Cell::Int(Some(c))) => *s += c,
-                            _ => anyhow::bail!("{} adds only numbers", def.base),
+                            (Cell::Text(_), Cell::Text(_)) => {}
+                            _ => anyhow::bail!("{} adds only whole numbers", def.base),
                         }
                     }
                 }
@@ -402,7 +427,11 @@ impl Pending {
 /// Keys per multi-row DELETE (deletions are rare).
 const DELETE_CHUNK: usize = 100;
 
-/// Statements built per batch size are not worth a prepared-statement cache entry each.
+/// Statements built per batch size are not worth a prepared-statement cache entry each. And
+/// sqlx 0.9.0's `Any` driver declares a NULL `f64` as `float4` (transact-rs/sqlx#4284), while a
+/// cached PostgreSQL statement keeps the parameter types of its first execution: after a NULL,
+/// a non-NULL `f64` in the same statement would be refused ("incorrect binary data format").
+/// Unprepared, each execution declares its own types.
 fn uncached<'q>(sql: String) -> Query<'q, Any, AnyArguments> {
     sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false)
 }
@@ -443,6 +472,22 @@ mod tests {
         }
     }
 
+    crate::read_model_table! {
+        pub struct WeekCounter in "weeks", key 1, Add {
+            iso_week: String,
+            week_start: String,
+            athletes: i64,
+        }
+    }
+
+    crate::read_model_table! {
+        pub struct Sighting in "sightings", key 2, Keep {
+            athlete_id: String,
+            day: String,
+            first_event_type: String,
+        }
+    }
+
     #[test]
     fn ddl_upsert_and_select_come_from_the_declaration() {
         let t = Tables::new("journal", 3);
@@ -475,6 +520,20 @@ mod tests {
                 t.table("samples")
             )
         );
+        assert_eq!(
+            WeekCounter::DEF.insert_sql("w", 1),
+            "INSERT INTO w (iso_week, week_start, athletes) VALUES ($1, $2, $3) \
+             ON CONFLICT (iso_week) DO UPDATE SET athletes = w.athletes + excluded.athletes"
+        );
+        assert_eq!(
+            Sighting::DEF.insert_sql("s", 1),
+            "INSERT INTO s (athlete_id, day, first_event_type) VALUES ($1, $2, $3) \
+             ON CONFLICT (athlete_id, day) DO NOTHING"
+        );
+        assert_eq!(
+            Counter::DEF.column_list_of("c"),
+            "c.id AS id, c.helpful_count AS helpful_count"
+        );
     }
 
     #[test]
@@ -500,6 +559,26 @@ mod tests {
         assert!(matches!(samples[0], Op::Write(cells) if cells[2] == Cell::Real(Some(7.5))));
         let counters: Vec<_> = p.tables[1].1.values().collect();
         assert!(matches!(counters[0], Op::Write(cells) if cells[1] == Cell::Int(Some(3))));
+        let week = |athletes| WeekCounter {
+            iso_week: "2026-W47".into(),
+            week_start: "2026-11-16".into(),
+            athletes,
+        };
+        p.put(&week(2)).unwrap();
+        p.put(&week(1)).unwrap();
+        let sighting = |event_type: &str| Sighting {
+            athlete_id: "a".into(),
+            day: "2026-11-20".into(),
+            first_event_type: event_type.into(),
+        };
+        p.put(&sighting("ActivityRecorded")).unwrap();
+        p.put(&sighting("DailyCheckInLogged")).unwrap();
+        let weeks: Vec<_> = p.tables[2].1.values().collect();
+        assert!(matches!(weeks[0], Op::Write(cells)
+            if cells[1] == Cell::Text(Some("2026-11-16".into())) && cells[2] == Cell::Int(Some(3))));
+        let sightings: Vec<_> = p.tables[3].1.values().collect();
+        assert!(matches!(sightings[..], [Op::Write(cells)]
+            if cells[2] == Cell::Text(Some("ActivityRecorded".into()))));
         p.delete::<Sample>(vec![
             Cell::Text(Some("a".into())),
             Cell::Text(Some("2026-01-01".into())),

@@ -648,6 +648,26 @@ async fn the_profile_shows_the_latest_settings(t: TestStore) {
         [SHAKE]
     );
 
+    // The coaches' rosters: the current grants, with the athletes' current names.
+    let tables = &t;
+    let roster = |coach| async move {
+        profile_rm::athletes_of_coach(pool, tables, coach)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.athlete_id, a.display_name, a.scope))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        roster(COACH_1).await,
+        [(mara, "Mara O.".to_string(), CoachAccessScope::ReadWrite)]
+    );
+    assert_eq!(
+        roster(COACH_2).await,
+        [(tomas, "Tomas Berg".to_string(), CoachAccessScope::ReadOnly)]
+    );
+    assert!(roster(Uuid::now_v7()).await.is_empty());
+
     assert_eq!(
         profile_rm::profile(pool, &t, Uuid::now_v7()).await.unwrap(),
         None

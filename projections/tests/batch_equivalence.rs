@@ -9,7 +9,9 @@ use chrono::{NaiveDate, Utc};
 use commands::demo::{DemoConfig, seed_direct};
 use commands::{CommandBus, CommandContext};
 use domain::DomainServices;
-use domain::athlete::{Athlete, AthleteCommand, ErasureReason};
+use domain::athlete::{
+    Athlete, AthleteCommand, CoachAccessScope, ErasureReason, Nutrients, Physiology, TrainingGoal,
+};
 use domain::journal::{
     DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
     LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionValues,
@@ -317,6 +319,73 @@ async fn busy_day(bus: &CommandBus, a: Uuid, day: NaiveDate) {
     journal(bus, feedback(a, day, "long-run", false)).await;
 }
 
+async fn athlete(bus: &CommandBus, a: Uuid, command: AthleteCommand) {
+    bus.execute::<Athlete>(&CommandContext::athlete(a), &a.to_string(), command.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+}
+
+/// Settings changed after the seeded registration (so, with small batches, in later batches):
+/// each event folds into the profile row; a coach granted twice and another revoked, a preset
+/// saved twice.
+async fn settings(bus: &CommandBus, a: Uuid, name: &str) {
+    athlete(
+        bus,
+        a,
+        AthleteCommand::UpdateProfile {
+            display_name: name.into(),
+            email: format!("{}@example.org", name.to_lowercase()),
+            goals: [TrainingGoal::RunFaster].into(),
+        },
+    )
+    .await;
+    athlete(
+        bus,
+        a,
+        AthleteCommand::ChangePhysiology(Physiology {
+            hr_max_bpm: Some(191),
+            resting_hr_bpm: None,
+            threshold_hr_bpm: None,
+            threshold_pace_s_per_km: None,
+            sex: None,
+            birth_date: None,
+            height_cm: Some(168.5),
+        }),
+    )
+    .await;
+    let (kept, revoked) = (Uuid::now_v7(), Uuid::now_v7());
+    for (coach_id, scope) in [
+        (kept, CoachAccessScope::ReadOnly),
+        (revoked, CoachAccessScope::ReadOnly),
+        (kept, CoachAccessScope::ReadWrite),
+    ] {
+        athlete(bus, a, AthleteCommand::GrantCoachAccess { coach_id, scope }).await;
+    }
+    athlete(
+        bus,
+        a,
+        AthleteCommand::RevokeCoachAccess { coach_id: revoked },
+    )
+    .await;
+    let preset_id = Uuid::now_v7();
+    for caffeine_mg in [Some(75.0), None] {
+        athlete(
+            bus,
+            a,
+            AthleteCommand::SaveNutritionPreset {
+                preset_id,
+                name: format!("{name}'s gel"),
+                nutrients: Nutrients {
+                    calories_kcal: Some(100.0),
+                    caffeine_mg,
+                    ..Nutrients::default()
+                },
+            },
+        )
+        .await;
+    }
+}
+
 async fn batches_equal_single_events(t: TestStore) {
     let yesterday = Utc::now().date_naive() - chrono::Duration::days(1);
     let config = DemoConfig {
@@ -351,7 +420,9 @@ async fn batches_equal_single_events(t: TestStore) {
     let bus = bus(&t);
 
     busy_day(&bus, a, yesterday - chrono::Duration::days(1)).await;
+    settings(&bus, other, "Renamed").await;
     busy_day(&bus, erased, yesterday - chrono::Duration::days(1)).await;
+    settings(&bus, erased, "Gone").await;
     // The same entry changed in a later batch than the one that logged it.
     let late = Uuid::now_v7();
     journal(&bus, log_meal(other, yesterday, late, 300.0)).await;
@@ -369,6 +440,7 @@ async fn batches_equal_single_events(t: TestStore) {
     .unwrap();
     busy_day(&bus, a, yesterday).await;
     journal(&bus, feedback(other, yesterday, "sleep-debt", true)).await;
+    settings(&bus, a, "Later").await;
 
     let single = rebuilt(&t, 1, true).await;
     assert!(
@@ -383,6 +455,28 @@ async fn batches_equal_single_events(t: TestStore) {
         single[0]
             .iter()
             .any(|r| r.starts_with("feedback_counts:") && r.contains("helpful_count=4"))
+    );
+    for name in ["Renamed", "Later"] {
+        let profile = single[1]
+            .iter()
+            .find(|r| r.starts_with("profiles:") && r.contains(&format!("display_name={name:?}")))
+            .unwrap_or_else(|| panic!("no profile named {name}: {:#?}", single[1]));
+        assert!(profile.contains("hr_max_bpm=191") && profile.contains("height_cm=168.5"));
+        let gel = format!("name=\"{name}'s gel\"");
+        let presets: Vec<_> = single[1].iter().filter(|r| r.contains(&gel)).collect();
+        assert!(
+            presets.len() == 1 && presets[0].contains("caffeine_mg=null"),
+            "{presets:?}"
+        );
+    }
+    assert_eq!(
+        single[1]
+            .iter()
+            .filter(|r| r.starts_with("coaches:") && r.contains("scope=\"read_write\""))
+            .count(),
+        2,
+        "{:#?}",
+        single[1]
     );
     for rows in &single {
         assert!(!rows.iter().any(|r| r.contains(&erased.to_string())));

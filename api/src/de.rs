@@ -50,6 +50,60 @@ pub fn patch_u16<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u16>>,
     opt_u16(d).map(Some)
 }
 
+/// A nested object. serde's derived structs (and internally tagged enums) also accept an array
+/// of their fields in order, which the OpenAPI schema does not allow: `{"physiology": [null]}`
+/// must be refused, not read as "no change".
+pub fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    if !value.is_object() {
+        return Err(D::Error::custom(format!(
+            "expected an object, got {}",
+            kind(&value)
+        )));
+    }
+    T::deserialize(value).map_err(D::Error::custom)
+}
+
+/// [`object`], or `null` / absent (with `#[serde(default)]`).
+pub fn opt_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(value) => object(value).map(Some).map_err(D::Error::custom),
+    }
+}
+
+/// An array of [`object`]s.
+pub fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Vec::<serde_json::Value>::deserialize(d)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| object(value).map_err(|e| D::Error::custom(format!("item {i}: {e}"))))
+        .collect()
+}
+
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 /// A set given as an array in which no item repeats.
 pub fn opt_unique_set<'de, D, T>(d: D) -> Result<Option<BTreeSet<T>>, D::Error>
 where
@@ -107,5 +161,50 @@ mod tests {
         assert!(serde_json::from_str::<T>(r#"{"a": 3.5}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"a": 300}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"a": 1, "c": [1, 1]}"#).is_err());
+    }
+
+    #[derive(Deserialize, Debug, PartialEq, Default)]
+    struct Inner {
+        #[serde(default)]
+        x: Option<f64>,
+        #[serde(default)]
+        y: Option<f64>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    struct Outer {
+        #[serde(default, deserialize_with = "super::opt_object")]
+        one: Option<Inner>,
+        #[serde(default, deserialize_with = "super::objects")]
+        many: Vec<Inner>,
+    }
+
+    #[test]
+    fn nested_structs_are_objects_only() {
+        // The derived Deserialize alone takes the array form: the reason for `object`.
+        assert_eq!(
+            serde_json::from_str::<Inner>("[null, 2.0]").unwrap(),
+            Inner {
+                x: None,
+                y: Some(2.0)
+            }
+        );
+        let o: Outer =
+            serde_json::from_str(r#"{"one": {"x": 1.0}, "many": [{}, {"y": 3}]}"#).unwrap();
+        assert_eq!(o.one.unwrap().x, Some(1.0));
+        assert_eq!(o.many.len(), 2);
+        let o: Outer = serde_json::from_str(r#"{"one": null}"#).unwrap();
+        assert!(o.one.is_none() && o.many.is_empty());
+        for refused in [
+            r#"{"one": [null, null]}"#,
+            r#"{"one": 3}"#,
+            r#"{"many": [[1.0]]}"#,
+            r#"{"many": [{}, "x"]}"#,
+        ] {
+            let err = serde_json::from_str::<Outer>(refused)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expected an object"), "{refused}: {err}");
+        }
     }
 }

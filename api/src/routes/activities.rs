@@ -70,7 +70,7 @@ pub struct NewActivityBody {
     pub elevation_gain_m: Option<f64>,
     #[schema(minimum = 0, maximum = 20_000)]
     pub elevation_loss_m: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::de::objects")]
     #[schema(max_items = 500)]
     pub splits: Vec<SplitBody>,
 }

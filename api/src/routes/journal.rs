@@ -588,6 +588,7 @@ pub struct PresetBody {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
+    #[serde(deserialize_with = "crate::de::object")]
     pub nutrients: Nutrients,
 }
 

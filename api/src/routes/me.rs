@@ -115,6 +115,7 @@ pub struct PatchMeBody {
     #[schema(max_items = 6)]
     #[serde(default, deserialize_with = "crate::de::opt_unique_set")]
     pub goals: Option<BTreeSet<TrainingGoal>>,
+    #[serde(default, deserialize_with = "crate::de::opt_object")]
     pub physiology: Option<PhysiologyBody>,
     pub units: Option<Units>,
     #[schema(
@@ -181,7 +182,9 @@ pub struct PatchPreferencesBody {
         max_length = 64
     )]
     pub timezone: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::opt_object")]
     pub notifications: Option<NotificationChoices>,
+    #[serde(default, deserialize_with = "crate::de::opt_object")]
     pub digest: Option<Digest>,
 }
 

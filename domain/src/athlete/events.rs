@@ -80,6 +80,19 @@ pub struct PhysiologyChanged {
 impl PhysiologyChanged {
     pub const SCHEMA: EventSchema = schema("PhysiologyChanged", "1.0", true);
 
+    pub fn of(p: Physiology, at: DateTime<Utc>) -> Self {
+        Self {
+            hr_max_bpm: p.hr_max_bpm,
+            resting_hr_bpm: p.resting_hr_bpm,
+            threshold_hr_bpm: p.threshold_hr_bpm,
+            threshold_pace_s_per_km: p.threshold_pace_s_per_km,
+            sex: p.sex,
+            birth_date: p.birth_date,
+            height_cm: p.height_cm,
+            at,
+        }
+    }
+
     pub fn physiology(&self) -> Physiology {
         Physiology {
             hr_max_bpm: self.hr_max_bpm,
@@ -158,6 +171,20 @@ pub struct NutritionPresetSaved {
 
 impl NutritionPresetSaved {
     pub const SCHEMA: EventSchema = schema("NutritionPresetSaved", "1.0", true);
+
+    pub fn of(preset_id: Uuid, name: String, n: Nutrients, at: DateTime<Utc>) -> Self {
+        Self {
+            preset_id,
+            name,
+            calories_kcal: n.calories_kcal,
+            protein_g: n.protein_g,
+            carbohydrate_g: n.carbohydrate_g,
+            fat_g: n.fat_g,
+            fibre_g: n.fibre_g,
+            caffeine_mg: n.caffeine_mg,
+            at,
+        }
+    }
 
     pub fn nutrients(&self) -> Nutrients {
         Nutrients {

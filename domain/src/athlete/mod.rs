@@ -335,39 +335,10 @@ impl Athlete {
             }
             AthleteCommand::ChangePhysiology(p) => {
                 check_physiology(&p, now)?;
-                AthleteEvent::PhysiologyChanged(PhysiologyChanged {
-                    hr_max_bpm: p.hr_max_bpm,
-                    resting_hr_bpm: p.resting_hr_bpm,
-                    threshold_hr_bpm: p.threshold_hr_bpm,
-                    threshold_pace_s_per_km: p.threshold_pace_s_per_km,
-                    sex: p.sex,
-                    birth_date: p.birth_date,
-                    height_cm: p.height_cm,
-                    at: now,
-                })
+                AthleteEvent::PhysiologyChanged(PhysiologyChanged::of(p, now))
             }
             AthleteCommand::ProgressOnboarding { reached, completed } => {
-                if let Some(late) = completed.iter().find(|step| **step >= reached) {
-                    return Err(invalid(
-                        "completed",
-                        format!(
-                            "step {late:?} cannot be completed before reaching it ({reached:?})"
-                        ),
-                    ));
-                }
-                if let Some(current) = &self.onboarding {
-                    if current.reached == reached && current.completed == completed {
-                        return Ok(None);
-                    }
-                    if current.reached == OnboardingStep::Complete {
-                        return Err(DomainError::Conflict("onboarding already complete".into()));
-                    }
-                }
-                AthleteEvent::OnboardingProgressed(OnboardingProgressed {
-                    reached,
-                    completed,
-                    at: now,
-                })
+                return self.progress_onboarding(reached, completed, now);
             }
             AthleteCommand::ChangeRole { to, changed_by } => {
                 if to == self.role {
@@ -380,6 +351,29 @@ impl Athlete {
                     at: now,
                 })
             }
+            AthleteCommand::PatchProfile(_) | AthleteCommand::TakeOnboardingStep { .. } => {
+                unreachable!("decide_all decides these itself")
+            }
+            AthleteCommand::Erase {
+                requested_by,
+                reason,
+            } => AthleteEvent::AthleteErased(AthleteErased {
+                erased_at: now,
+                requested_by,
+                reason,
+            }),
+            other => return self.decide_access(other, now),
+        };
+        Ok(Some(event))
+    }
+
+    /// Coach access, presets and availability.
+    fn decide_access(
+        &self,
+        command: AthleteCommand,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AthleteEvent>, DomainError> {
+        let event = match command {
             AthleteCommand::GrantCoachAccess { coach_id, scope } => {
                 if Some(coach_id) == self.athlete_id {
                     return Err(invalid("coach_id", "an athlete cannot coach themselves"));
@@ -404,20 +398,13 @@ impl Athlete {
             AthleteCommand::SaveNutritionPreset {
                 preset_id,
                 name,
-                nutrients: n,
+                nutrients,
             } => {
-                check_nutrients(&n)?;
-                AthleteEvent::NutritionPresetSaved(NutritionPresetSaved {
-                    preset_id,
-                    name: check_name("name", &name)?,
-                    calories_kcal: n.calories_kcal,
-                    protein_g: n.protein_g,
-                    carbohydrate_g: n.carbohydrate_g,
-                    fat_g: n.fat_g,
-                    fibre_g: n.fibre_g,
-                    caffeine_mg: n.caffeine_mg,
-                    at: now,
-                })
+                check_nutrients(&nutrients)?;
+                let name = check_name("name", &name)?;
+                AthleteEvent::NutritionPresetSaved(NutritionPresetSaved::of(
+                    preset_id, name, nutrients, now,
+                ))
             }
             AthleteCommand::SetTrainingAvailability { availability } => {
                 AthleteEvent::TrainingAvailabilitySet(TrainingAvailabilitySet {
@@ -433,35 +420,37 @@ impl Athlete {
                     at: now,
                 })
             }
-            AthleteCommand::PatchProfile(_) | AthleteCommand::TakeOnboardingStep { .. } => {
-                unreachable!("decide_all decides these itself")
-            }
-            AthleteCommand::Erase {
-                requested_by,
-                reason,
-            } => AthleteEvent::AthleteErased(AthleteErased {
-                erased_at: now,
-                requested_by,
-                reason,
-            }),
+            AthleteCommand::RecordAdminDataInjection { .. }
+            | AthleteCommand::StartImpersonation { .. }
+            | AthleteCommand::EndImpersonation { .. } => return self.decide_admin(command, now),
+            // Listed rather than `_`, so a new command must be placed in one of the three.
+            AthleteCommand::Register { .. }
+            | AthleteCommand::UpdateProfile { .. }
+            | AthleteCommand::ChangePreferences { .. }
+            | AthleteCommand::ChangePhysiology(_)
+            | AthleteCommand::ProgressOnboarding { .. }
+            | AthleteCommand::ChangeRole { .. }
+            | AthleteCommand::PatchProfile(_)
+            | AthleteCommand::TakeOnboardingStep { .. }
+            | AthleteCommand::Erase { .. } => unreachable!("decide handles these"),
+        };
+        Ok(Some(event))
+    }
+
+    /// The admins' audit markers: data injections and impersonation sessions.
+    fn decide_admin(
+        &self,
+        command: AthleteCommand,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AthleteEvent>, DomainError> {
+        let event = match command {
             AthleteCommand::RecordAdminDataInjection {
                 admin_id,
                 reason,
                 event_types,
                 event_count,
             } => {
-                check_reason_code(&reason)?;
-                check_injected_types(&event_types)?;
-                let min_count = u32::try_from(event_types.len()).unwrap_or(u32::MAX);
-                if event_count < min_count || event_count > MAX_INJECTED_EVENTS {
-                    return Err(invalid(
-                        "event_count",
-                        format!(
-                            "must be between {min_count} (one per event type) and \
-                             {MAX_INJECTED_EVENTS}, got {event_count}"
-                        ),
-                    ));
-                }
+                check_injection(&reason, &event_types, event_count)?;
                 AthleteEvent::AdminDataInjected(AdminDataInjected {
                     admin_id,
                     reason,
@@ -476,32 +465,7 @@ impl Athlete {
                 reason,
                 expires_at,
             } => {
-                if Some(admin_id) == self.athlete_id {
-                    return Err(invalid(
-                        "admin_id",
-                        "an admin cannot impersonate themselves",
-                    ));
-                }
-                check_reason_code(&reason)?;
-                if expires_at <= now || expires_at > now + MAX_IMPERSONATION {
-                    return Err(invalid(
-                        "expires_at",
-                        format!(
-                            "must be after now and at most {} minutes ahead",
-                            MAX_IMPERSONATION.num_minutes()
-                        ),
-                    ));
-                }
-                // An expired session that nobody ended is over; only a live one blocks a new one.
-                if let Some(open) = &self.impersonation
-                    && open.expires_at > now
-                {
-                    return Err(DomainError::Conflict(format!(
-                        "impersonation session {} is active until {}",
-                        open.session_id,
-                        open.expires_at.to_rfc3339()
-                    )));
-                }
+                self.check_impersonation(admin_id, &reason, expires_at, now)?;
                 AthleteEvent::ImpersonationStarted(ImpersonationStarted {
                     admin_id,
                     session_id,
@@ -526,9 +490,96 @@ impl Athlete {
                     at: now,
                 })
             }
+            _ => unreachable!("decide_access hands over only the admin commands"),
         };
         Ok(Some(event))
     }
+
+    fn progress_onboarding(
+        &self,
+        reached: OnboardingStep,
+        completed: BTreeSet<OnboardingStep>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AthleteEvent>, DomainError> {
+        if let Some(late) = completed.iter().find(|step| **step >= reached) {
+            return Err(invalid(
+                "completed",
+                format!("step {late:?} cannot be completed before reaching it ({reached:?})"),
+            ));
+        }
+        if let Some(current) = &self.onboarding {
+            if current.reached == reached && current.completed == completed {
+                return Ok(None);
+            }
+            if current.reached == OnboardingStep::Complete {
+                return Err(DomainError::Conflict("onboarding already complete".into()));
+            }
+        }
+        Ok(Some(AthleteEvent::OnboardingProgressed(
+            OnboardingProgressed {
+                reached,
+                completed,
+                at: now,
+            },
+        )))
+    }
+
+    fn check_impersonation(
+        &self,
+        admin_id: Uuid,
+        reason: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        if Some(admin_id) == self.athlete_id {
+            return Err(invalid(
+                "admin_id",
+                "an admin cannot impersonate themselves",
+            ));
+        }
+        check_reason_code(reason)?;
+        if expires_at <= now || expires_at > now + MAX_IMPERSONATION {
+            return Err(invalid(
+                "expires_at",
+                format!(
+                    "must be after now and at most {} minutes ahead",
+                    MAX_IMPERSONATION.num_minutes()
+                ),
+            ));
+        }
+        // An expired session that nobody ended is over; only a live one blocks a new one.
+        if let Some(open) = &self.impersonation
+            && open.expires_at > now
+        {
+            return Err(DomainError::Conflict(format!(
+                "impersonation session {} is active until {}",
+                open.session_id,
+                open.expires_at.to_rfc3339()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An injection's reason code, event types and count.
+fn check_injection(
+    reason: &str,
+    event_types: &BTreeSet<String>,
+    event_count: u32,
+) -> Result<(), DomainError> {
+    check_reason_code(reason)?;
+    check_injected_types(event_types)?;
+    let min_count = u32::try_from(event_types.len()).unwrap_or(u32::MAX);
+    if event_count < min_count || event_count > MAX_INJECTED_EVENTS {
+        return Err(invalid(
+            "event_count",
+            format!(
+                "must be between {min_count} (one per event type) and \
+                 {MAX_INJECTED_EVENTS}, got {event_count}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Aggregate for Athlete {

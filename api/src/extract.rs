@@ -21,7 +21,19 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // Every request body is a JSON object. serde's derived structs also accept an array of
+        // their fields in order (`[null, null]` would read as "no change"), so the shape is
+        // checked on the parsed value first; the value is then read into `T` through axum's
+        // own path-reporting deserializer, so errors still name the field.
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_problem(rejection)),
+        };
+        if !value.is_object() {
+            return Err(Problem::invalid("body", "must be a JSON object"));
+        }
+        let bytes = serde_json::to_vec(&value).map_err(Problem::internal)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) => Err(json_problem(rejection)),
         }

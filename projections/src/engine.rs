@@ -978,15 +978,26 @@ impl Engine {
     pub async fn verify(&self, name: &str) -> anyhow::Result<Vec<String>> {
         let p = self.projection(name)?.clone();
         // A rebuild may switch reads to a new generation (and drop the one being compared)
-        // while this runs: then compare with the new one.
-        for _ in 0..3 {
+        // while this runs: then compare with the new one. A transient failure (on SQLite, the
+        // write lock taken by `serve` or a rebuild) is waited out like the projector's own.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut failures = 0;
+        let mut switches = 0;
+        while switches < 3 {
             let state = self.ensure_state(p.as_ref()).await?;
             let result = self
                 .verify_generation(p.as_ref(), state.active_generation)
                 .await;
             let now = self.ensure_state(p.as_ref()).await?;
-            if result.is_ok() || now.active_generation == state.active_generation {
-                return result;
+            match result {
+                Err(e) if classify(&e).is_transient() => {
+                    failures += 1;
+                    self.wait_out(p.name(), e, failures, deadline).await?;
+                }
+                result if result.is_ok() || now.active_generation == state.active_generation => {
+                    return result;
+                }
+                _ => switches += 1,
             }
         }
         bail!("{name} kept switching generations; verify again when its rebuild has finished")

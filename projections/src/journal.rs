@@ -202,6 +202,27 @@ async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: Uuid) -> anyhow::R
     Ok(())
 }
 
+/// The row of a logged or updated nutrition entry: two event types with the same fields.
+macro_rules! nutrition_row {
+    ($athlete_id:expr, $n:expr) => {
+        NutritionRow {
+            athlete_id: $athlete_id,
+            date: $n.date.to_string(),
+            entry_id: $n.entry_id.to_string(),
+            entry_type: code(&$n.entry_type)?,
+            activity_id: $n.activity_id.map(|a| a.to_string()),
+            calories_kcal: $n.calories_kcal,
+            protein_g: $n.protein_g,
+            carbohydrate_g: $n.carbohydrate_g,
+            fat_g: $n.fat_g,
+            fibre_g: $n.fibre_g,
+            caffeine_mg: $n.caffeine_mg,
+            notes: $n.notes.clone(),
+            logged_at_us: $n.logged_at.timestamp_micros(),
+        }
+    };
+}
+
 /// The rows one journal event writes, as pending operations.
 fn fold(
     pending: &mut Pending,
@@ -227,36 +248,8 @@ fn fold(
             recorded_at_us,
         }),
         // Logged and updated entries carry the same values, and an update replaces all of them.
-        JournalEvent::NutritionEntryLogged(n) => pending.put(&NutritionRow {
-            athlete_id,
-            date: n.date.to_string(),
-            entry_id: n.entry_id.to_string(),
-            entry_type: code(&n.entry_type)?,
-            activity_id: n.activity_id.map(|a| a.to_string()),
-            calories_kcal: n.calories_kcal,
-            protein_g: n.protein_g,
-            carbohydrate_g: n.carbohydrate_g,
-            fat_g: n.fat_g,
-            fibre_g: n.fibre_g,
-            caffeine_mg: n.caffeine_mg,
-            notes: n.notes.clone(),
-            logged_at_us: n.logged_at.timestamp_micros(),
-        }),
-        JournalEvent::NutritionEntryUpdated(n) => pending.put(&NutritionRow {
-            athlete_id,
-            date: n.date.to_string(),
-            entry_id: n.entry_id.to_string(),
-            entry_type: code(&n.entry_type)?,
-            activity_id: n.activity_id.map(|a| a.to_string()),
-            calories_kcal: n.calories_kcal,
-            protein_g: n.protein_g,
-            carbohydrate_g: n.carbohydrate_g,
-            fat_g: n.fat_g,
-            fibre_g: n.fibre_g,
-            caffeine_mg: n.caffeine_mg,
-            notes: n.notes.clone(),
-            logged_at_us: n.logged_at.timestamp_micros(),
-        }),
+        JournalEvent::NutritionEntryLogged(n) => pending.put(&nutrition_row!(athlete_id, n)),
+        JournalEvent::NutritionEntryUpdated(n) => pending.put(&nutrition_row!(athlete_id, n)),
         JournalEvent::NutritionEntryDeleted(d) => {
             pending.delete::<NutritionRow>(vec![
                 Cell::Text(Some(athlete_id)),

@@ -166,6 +166,47 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// A generation [`Engine::rebuild_all`] builds, and what it knows about it between passes.
+struct Build {
+    p: Arc<dyn Projection>,
+    generation: i64,
+    done: bool,
+    failures: u32,
+    /// When the state and the lease were last checked; `None`: check on the next pass.
+    checked: Option<Instant>,
+    /// Whether this process held the lease when last checked.
+    held: bool,
+    /// The new generation's checkpoint as this process left it, while it holds the lease.
+    cp: Option<Checkpoint>,
+}
+
+impl Build {
+    fn new(p: Arc<dyn Projection>, generation: i64) -> Self {
+        Self {
+            p,
+            generation,
+            done: false,
+            failures: 0,
+            checked: None,
+            held: false,
+            cp: None,
+        }
+    }
+
+    /// Drops what was known: after a failure or a switch, the next pass reads it all again.
+    fn forget(&mut self) {
+        self.checked = None;
+        self.cp = None;
+    }
+}
+
+/// Whether a batch's commit waits for the log flush (see [`Engine::begin_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    Durable,
+    Deferred,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Checkpoint {
     cursor: LogCursor,
@@ -484,7 +525,10 @@ impl Engine {
             switched: false,
         };
         if let Some((generation, _)) = state.building {
-            let built = self.process_batch(p, generation, None).await?;
+            let cp = self.checkpoint(p.name(), generation).await?;
+            let (built, _) = self
+                .apply_next(p, generation, cp, None, Commit::Deferred)
+                .await?;
             progress.applied += built;
             if built == 0 {
                 // Switch only when the new generation has nothing left to read and is not
@@ -631,6 +675,23 @@ impl Engine {
         until: Option<LogCursor>,
     ) -> anyhow::Result<usize> {
         let cp = self.checkpoint(p.name(), generation).await?;
+        let (applied, _) = self
+            .apply_next(p, generation, cp, until, Commit::Durable)
+            .await?;
+        Ok(applied)
+    }
+
+    /// [`Engine::process_batch`] from a checkpoint the caller knows, returning where it left
+    /// the checkpoint: a rebuild keeps it in memory instead of reading it back for every batch
+    /// (the compare-and-set in [`advance`] still refuses a stale one).
+    async fn apply_next(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+        cp: Checkpoint,
+        until: Option<LogCursor>,
+        commit: Commit,
+    ) -> anyhow::Result<(usize, Checkpoint)> {
         let batch = self.read_batch(cp.cursor).await?;
         // Cursors grow along the batch, so what `until` allows is a prefix.
         let n = match until {
@@ -639,7 +700,7 @@ impl Engine {
         };
         let events = &batch.events[..n];
         if events.is_empty() {
-            return Ok(0);
+            return Ok((0, cp));
         }
         let decoded: Vec<Result<&DomainEvent, &serde_json::Error>> = batch.decoded[..n]
             .iter()
@@ -652,7 +713,7 @@ impl Engine {
         let t = Tables::new(p.name(), generation);
         let first = events[0].position;
 
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin_batch(commit).await?;
         let failed = match decoded.iter().copied().collect::<Result<Vec<_>, _>>() {
             Err(_) => true,
             Ok(events_ok) => {
@@ -690,7 +751,12 @@ impl Engine {
             let last = events.last().expect("not empty").cursor;
             advance(&mut tx, p.name(), generation, cp, last, events.len() as i64).await?;
             tx.commit().await?;
-            return Ok(events.len());
+            let cp = Checkpoint {
+                cursor: last,
+                applied: cp.applied + events.len() as i64,
+                gate: cp.gate,
+            };
+            return Ok((events.len(), cp));
         }
         let _ = tx.rollback().await;
         // The error text is not logged: decode errors quote payload fragments. The poison
@@ -754,7 +820,24 @@ impl Engine {
             current.cursor = e.cursor;
             current.applied += applied;
         }
-        Ok(events.len())
+        Ok((events.len(), current))
+    }
+
+    /// A batch's transaction. A generation being built serves no reads, so on PostgreSQL its
+    /// batches commit without waiting for the WAL flush: a crash can lose only whole recent
+    /// transactions, rows and checkpoint together (the batches are applied again from the
+    /// log), and the synchronous commit of the switch flushes everything before it.
+    async fn begin_batch(
+        &self,
+        commit: Commit,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.db.begin_write().await?;
+        if commit == Commit::Deferred && !self.db.is_sqlite() {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// Steps one projection until it has applied everything committed when called (and any
@@ -884,7 +967,7 @@ impl Engine {
         names: &[&str],
         mut progress: impl FnMut(&str, i64, i64),
     ) -> anyhow::Result<()> {
-        let mut building = Vec::new();
+        let mut builds = Vec::new();
         for name in names {
             let p = self.projection(name)?.clone();
             let state = self.ensure_state(p.as_ref()).await?;
@@ -892,85 +975,110 @@ impl Engine {
                 Some((g, _)) => g,
                 None => self.start_build(p.as_ref(), p.version()).await?,
             };
-            building.push((p, generation));
+            builds.push(Build::new(p, generation));
         }
         let head = self.log.head().await?;
-        let mut done = vec![false; building.len()];
         // Transient failures are waited out for as long as an operator would wait at a prompt.
         let deadline = Instant::now() + Duration::from_secs(600);
-        let mut failures = vec![0u32; building.len()];
-        while done.contains(&false) {
+        while builds.iter().any(|b| !b.done) {
             // On PostgreSQL the generations apply a batch each at the same time, on connections
             // of their own; SQLite has one writer at a time, so there they take turns.
-            let passes = building
-                .iter()
-                .zip(&done)
-                .filter(|(_, done)| !**done)
-                .map(|((p, generation), _)| self.rebuild_pass(p.as_ref(), *generation));
-            let outcomes = if self.db.is_sqlite() {
+            let pending = builds.iter_mut().filter(|b| !b.done);
+            let outcomes: Vec<_> = if self.db.is_sqlite() {
                 let mut outcomes = Vec::new();
-                for pass in passes {
-                    outcomes.push(pass.await);
+                for b in pending {
+                    let outcome = self.rebuild_pass(b).await;
+                    outcomes.push((b, outcome));
                 }
                 outcomes
             } else {
-                futures::future::join_all(passes).await
+                futures::future::join_all(pending.map(|b| async move {
+                    let outcome = self.rebuild_pass(b).await;
+                    (b, outcome)
+                }))
+                .await
             };
             let mut stepped = false;
-            let pending = done.iter_mut().enumerate().filter(|(_, d)| !**d);
-            for ((i, done), outcome) in pending.zip(outcomes) {
-                let (finished, ran, position) = match outcome {
+            for (b, outcome) in outcomes {
+                let (ran, position) = match outcome {
                     Ok(o) => {
-                        failures[i] = 0;
+                        b.failures = 0;
                         o
                     }
                     Err(e) => {
-                        failures[i] += 1;
-                        self.wait_out(building[i].0.name(), e, failures[i], deadline)
-                            .await?;
+                        b.failures += 1;
+                        b.forget();
+                        self.wait_out(b.p.name(), e, b.failures, deadline).await?;
                         continue;
                     }
                 };
-                *done = finished;
                 stepped |= ran;
                 if let Some(position) = position {
-                    progress(building[i].0.name(), position, head.position);
+                    progress(b.p.name(), position, head.position);
                 }
             }
-            if !stepped && done.contains(&false) {
+            if !stepped && builds.iter().any(|b| !b.done) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
         Ok(())
     }
 
-    /// One turn of a rebuild for one projection: whether its new generation serves reads now
-    /// (and has caught up), whether this process stepped it, and its position.
-    async fn rebuild_pass(
-        &self,
-        p: &dyn Projection,
-        generation: i64,
-    ) -> anyhow::Result<(bool, bool, Option<i64>)> {
+    /// One turn of a rebuild for one projection: applies the next batch to its new generation
+    /// when this process holds the lease (otherwise follows the runner that does), and marks
+    /// the build done once the new generation serves reads and has caught up. Returns whether
+    /// this process applied anything, and the new generation's position.
+    ///
+    /// The state and the lease are checked, and the live generation stepped, a few times per
+    /// lease period rather than for every batch: a batch then costs its read (shared between
+    /// the generations), its rows and one checkpoint update.
+    async fn rebuild_pass(&self, b: &mut Build) -> anyhow::Result<(bool, Option<i64>)> {
+        let p = b.p.clone();
         let name = p.name();
-        let state = self.load_state(name).await?.context("no state")?;
-        if state.active_generation == generation {
-            // Include everything committed before the rebuild was asked for, even what the
-            // follower horizon held back at the moment of the switch.
-            if self.try_lease(name).await? {
-                self.catch_up(p, Duration::from_secs(600)).await?;
+        if b.checked.is_none_or(|at| at.elapsed() >= LEASE / 5) {
+            b.forget();
+            let state = self.load_state(name).await?.context("no state")?;
+            if state.active_generation == b.generation {
+                // Include everything committed before the rebuild was asked for, even what the
+                // follower horizon held back at the moment of the switch.
+                if self.try_lease(name).await? {
+                    self.catch_up(p.as_ref(), Duration::from_secs(600)).await?;
+                }
+                b.done = true;
+                return Ok((false, None));
             }
-            return Ok((true, false, None));
+            b.held = self.try_lease(name).await?;
+            b.checked = Some(Instant::now());
+            if b.held {
+                // Reads keep being served from the live generation until the switch.
+                self.process_batch(p.as_ref(), state.active_generation, None)
+                    .await?;
+            }
         }
-        let ran = self.try_lease(name).await?;
-        if ran {
-            self.step(p).await?;
+        if !b.held {
+            let position = self
+                .checkpoint(name, b.generation)
+                .await
+                .ok()
+                .map(|cp| cp.cursor.position);
+            return Ok((false, position));
         }
-        let position = self
-            .checkpoint(name, generation)
-            .await
-            .ok()
-            .map(|cp| cp.cursor.position);
-        Ok((false, ran, position))
+        let cp = match b.cp.take() {
+            Some(cp) => cp,
+            None => self.checkpoint(name, b.generation).await?,
+        };
+        let (applied, cp) = self
+            .apply_next(p.as_ref(), b.generation, cp, None, Commit::Deferred)
+            .await?;
+        if applied == 0 {
+            // Nothing left to read: `step` decides the switch, with its checks that the new
+            // generation is not behind the live one.
+            self.step(p.as_ref()).await?;
+            b.forget();
+        } else {
+            b.cp = Some(cp);
+        }
+        Ok((true, Some(cp.cursor.position)))
     }
 
     /// Builds a shadow copy from the log and compares it with the live generation at the same
@@ -1031,7 +1139,17 @@ impl Engine {
     ) -> anyhow::Result<Vec<String>> {
         for _ in 0..50 {
             let target = self.checkpoint(p.name(), live).await?.cursor;
-            while self.process_batch(p, shadow, Some(target)).await? > 0 {}
+            // The shadow serves no reads and is dropped after: nothing in it needs a flush.
+            let mut cp = self.checkpoint(p.name(), shadow).await?;
+            loop {
+                let (applied, next) = self
+                    .apply_next(p, shadow, cp, Some(target), Commit::Deferred)
+                    .await?;
+                if applied == 0 {
+                    break;
+                }
+                cp = next;
+            }
             // Compare inside one read transaction in which the live checkpoint is still
             // `target`, so both sides reflect exactly the same events.
             let mut conn = self.db.pool.acquire().await?;

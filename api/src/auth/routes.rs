@@ -8,13 +8,13 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use commands::{CommandContext, CommandError};
 use domain::athlete::{Athlete, AthleteCommand, ErasureReason, Role};
+use identity::db::{REFRESH_TTL, RefreshError, role_str};
+use identity::password::{MAX_PASSWORD_BYTES, check_password};
+use identity::tokens::now_s;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::db::{REFRESH_TTL, RefreshError};
-use super::password::{MAX_PASSWORD_BYTES, check_password};
-use super::tokens::now_s;
 use crate::AppState;
 use crate::extract::Json;
 use crate::policy::Caller;
@@ -295,7 +295,7 @@ pub async fn register(
             "registered",
             Some(account_id),
             Some(&client),
-            Some(super::db::role_str(role)),
+            Some(role_str(role)),
         )
         .await?;
     let (session_id, refresh) = state.auth.db.create_session(account_id).await?;
@@ -642,13 +642,4 @@ fn failpoint(name: &str) {
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
-}
-
-impl super::Auth {
-    /// Best effort: failing to remember a client only means throttling treats it as new.
-    async fn remember_client_quietly(&self, account: Uuid, client: &str) {
-        if let Err(e) = self.db.remember_client(account, client).await {
-            tracing::warn!(error = %e, "could not remember a client");
-        }
-    }
 }

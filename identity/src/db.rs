@@ -139,8 +139,8 @@ impl IdentityDb {
     }
 
     /// Marks the account active once its `AthleteRegistered` is in the log. False when the row
-    /// is gone: a registration that stalled past [`crate::auth::routes::PENDING_GRACE`] had its
-    /// row reclaimed. Activating an active row is harmless (two completions may race).
+    /// is gone: a registration that stalled past the API's `PENDING_GRACE` had its row
+    /// reclaimed. Activating an active row is harmless (two completions may race).
     pub async fn activate(&self, account_id: Uuid) -> Result<bool, sqlx::Error> {
         let updated =
             sqlx::query("UPDATE auth_accounts SET status = 'active' WHERE account_id = $1")

@@ -79,6 +79,16 @@ impl Auth {
         Ok(keys)
     }
 
+    /// How long login attempts from `client` (against `account`, when there is one) are paused.
+    pub async fn paused_for(
+        &self,
+        account: Option<Uuid>,
+        client: &str,
+    ) -> Result<Option<Duration>, sqlx::Error> {
+        let keys = self.throttle_keys(account, client).await?;
+        self.db.blocked_for(&keys).await
+    }
+
     pub async fn record_login_failure(
         &self,
         account: Option<Uuid>,

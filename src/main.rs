@@ -341,9 +341,9 @@ async fn demo(
     }
     // The generator registers the athlete through the command path; the demo gives them a
     // password so the API can be tried at once.
-    let identity = api::auth::IdentityDb::new(read_db.pool.clone());
+    let identity = identity::IdentityDb::new(read_db.pool.clone());
     if identity.account(athlete).await?.is_none() {
-        let hash = api::auth::Passwords::new(1)?.hash(DEMO_PASSWORD).await?;
+        let hash = identity::Passwords::new(1)?.hash(DEMO_PASSWORD).await?;
         identity
             .insert_pending(athlete, &email, &hash, domain::athlete::Role::Athlete)
             .await?;

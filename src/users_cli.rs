@@ -24,13 +24,13 @@ pub enum UsersCommand {
 
 pub async fn run(args: &StoreArgs, cmd: UsersCommand) -> anyhow::Result<()> {
     let UsersCommand::SetRole { email, role, json } = cmd;
-    let Some(role) = api::auth::db::parse_role(&role) else {
+    let Some(role) = identity::db::parse_role(&role) else {
         bail!("role must be one of athlete, coach, admin, owner; got {role:?}");
     };
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
     let read_db = projections::ReadDb::connect(&args.url()).await?;
-    let identity = api::auth::IdentityDb::new(read_db.pool.clone());
+    let identity = identity::IdentityDb::new(read_db.pool.clone());
     let normalized = email.trim().to_lowercase();
     let account = identity
         .account_by_email(&normalized)
@@ -61,7 +61,7 @@ pub async fn run(args: &StoreArgs, cmd: UsersCommand) -> anyhow::Result<()> {
         )
         .await?;
     identity.set_role(account.account_id, role).await?;
-    let role_name = api::auth::db::role_str(role);
+    let role_name = identity::db::role_str(role);
     identity
         .log(
             "role_changed",

@@ -245,7 +245,7 @@ async fn authenticate(
     let verified = state
         .auth
         .tokens
-        .verify(token, crate::auth::tokens::now_s())
+        .verify(token, identity::tokens::now_s())
         .map_err(|_| {
             Problem::unauthenticated(
                 "The access token is invalid or expired; refresh it or log in again.",

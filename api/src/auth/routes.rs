@@ -6,15 +6,15 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use commands::{CommandContext, CommandError};
+use commands::{CommandContext, CommandError, Executed};
 use domain::athlete::{Athlete, AthleteCommand, ErasureReason, Role};
+use identity::db::{Account, REFRESH_TTL, RefreshError, role_str};
+use identity::password::check_password;
+use identity::tokens::now_s;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::db::{REFRESH_TTL, RefreshError};
-use super::password::{MAX_PASSWORD_BYTES, check_password};
-use super::tokens::now_s;
 use crate::AppState;
 use crate::extract::Json;
 use crate::policy::Caller;
@@ -167,6 +167,33 @@ fn throttled(wait: std::time::Duration) -> Problem {
     .retry_after(seconds)
 }
 
+/// A registration's fields, checked.
+struct NewAccount {
+    email: String,
+    display_name: String,
+    role: Role,
+}
+
+impl RegisterBody {
+    fn check(&self) -> ApiResult<NewAccount> {
+        if self.email.chars().count() > 254 {
+            return Err(Problem::invalid("email", "must be at most 254 characters"));
+        }
+        let email = domain::athlete::check_email(&self.email)?;
+        let display_name = domain::athlete::check_name("display_name", &self.display_name)?;
+        check_password(&self.password).map_err(|m| Problem::invalid("password", m))?;
+        let role = match self.kind {
+            AccountKind::Athlete => Role::Athlete,
+            AccountKind::Coach => Role::Coach,
+        };
+        Ok(NewAccount {
+            email,
+            display_name,
+            role,
+        })
+    }
+}
+
 /// Open an account and its first session.
 #[utoipa::path(
     post, path = "/v1/auth/register", tag = "auth",
@@ -181,32 +208,49 @@ pub async fn register(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Response> {
-    if body.email.chars().count() > 254 {
-        return Err(Problem::invalid("email", "must be at most 254 characters"));
-    }
-    let email = domain::athlete::check_email(&body.email)?;
-    let display_name = domain::athlete::check_name("display_name", &body.display_name)?;
-    check_password(&body.password).map_err(|m| Problem::invalid("password", m))?;
-    let role = match body.kind {
-        AccountKind::Athlete => Role::Athlete,
-        AccountKind::Coach => Role::Coach,
-    };
+    let new = body.check()?;
+    let role = new.role;
     let hash = state.auth.passwords.hash(&body.password).await?;
     let client = state.auth.client_tag(addr);
-    let mut account_id = None;
+    // Three writes in this order (D27): the row as `pending`, `AthleteRegistered`, the row
+    // marked active. A crash between two of them is settled by the next register or login of
+    // the email (`settle_pending`); the failpoints let tests/register_crash.rs crash there.
+    let account_id = insert_pending_account(&state, &new, &hash, &client).await?;
+    failpoint("register-after-account");
+    let executed = append_registered(&state, account_id, new).await?;
+    failpoint("register-after-event");
+    if !state.auth.db.activate(account_id).await? {
+        withdraw_registration(&state, account_id, &client).await?;
+        return Err(Problem::conflict(
+            "This registration took too long and was withdrawn; register again.",
+        ));
+    }
+    let position = executed.outcome.map(|o| o.cursor.position);
+    let tokens = open_first_session(&state, account_id, role, &client, position).await?;
+    Ok((StatusCode::CREATED, axum::Json(tokens)).into_response())
+}
+
+/// Inserts the account's `pending` row under a new id. When the email has a row already, that
+/// row is settled first: an account or a registration in flight answers 409, an abandoned row
+/// is reclaimed and the insert tried again.
+async fn insert_pending_account(
+    state: &AppState,
+    new: &NewAccount,
+    hash: &str,
+    client: &str,
+) -> ApiResult<Uuid> {
     // Two rounds: an abandoned row reclaimed in the first frees the email for the second.
     for _ in 0..2 {
         let id = Uuid::now_v7();
         if state
             .auth
             .db
-            .insert_pending(id, &email, &hash, role)
+            .insert_pending(id, &new.email, hash, new.role)
             .await?
         {
-            account_id = Some(id);
-            break;
+            return Ok(id);
         }
-        match settle_pending(&state, &email, &client).await? {
+        match settle_pending(state, &new.email, client).await? {
             Pending::Active => {
                 return Err(Problem::conflict(
                     "An account with this email already exists; log in instead.",
@@ -221,14 +265,19 @@ pub async fn register(
             Pending::Reclaimed => {}
         }
     }
-    let Some(account_id) = account_id else {
-        // Someone else took the email between our reclaim and our insert.
-        return Err(Problem::conflict(
-            "A registration for this email is in progress; try again shortly.",
-        )
-        .retry_after(1));
-    };
-    failpoint("register-after-account");
+    // Someone else took the email between our reclaim and our insert.
+    Err(
+        Problem::conflict("A registration for this email is in progress; try again shortly.")
+            .retry_after(1),
+    )
+}
+
+/// Appends `AthleteRegistered` for the account whose `pending` row was just inserted.
+async fn append_registered(
+    state: &AppState,
+    account_id: Uuid,
+    new: NewAccount,
+) -> ApiResult<Executed> {
     let ctx = CommandContext::athlete(account_id).with_idempotency_key("register");
     let executed = state
         .commands
@@ -237,71 +286,74 @@ pub async fn register(
             &account_id.to_string(),
             AthleteCommand::Register {
                 athlete_id: account_id,
-                email,
-                display_name,
-                role,
+                email: new.email,
+                display_name: new.display_name,
+                role: new.role,
             },
         )
         .await;
-    let executed = match executed {
-        Ok(e) => e,
+    match executed {
+        Ok(e) => Ok(e),
         // Refused before anything was written: the row goes with it.
         Err(e @ CommandError::Domain(_)) => {
             state.auth.db.delete_pending(account_id).await?;
-            return Err(e.into());
+            Err(e.into())
         }
         // The append may or may not have committed: the row stays pending, and the next
         // register or login of this email settles it from the log (`settle_pending`).
-        Err(e) => return Err(e.into()),
-    };
-    failpoint("register-after-event");
-    if !state.auth.db.activate(account_id).await? {
-        // This request stalled past PENDING_GRACE and another registration reclaimed the row
-        // (and may own the email now): withdraw the account the log just gained.
-        let ctx = CommandContext::athlete(account_id);
-        state
-            .commands
-            .execute_with_retry::<Athlete>(
-                &ctx,
-                &account_id.to_string(),
-                AthleteCommand::Erase {
-                    requested_by: account_id,
-                    reason: ErasureReason::AthleteRequest,
-                },
-            )
-            .await?;
-        state
-            .auth
-            .db
-            .log(
-                "registration_withdrawn",
-                Some(account_id),
-                Some(&client),
-                None,
-            )
-            .await?;
-        return Err(Problem::conflict(
-            "This registration took too long and was withdrawn; register again.",
-        ));
+        Err(e) => Err(e.into()),
     }
+}
+
+/// This request stalled past [`PENDING_GRACE`] and another registration reclaimed the row (and
+/// may own the email now): the account the log just gained is withdrawn.
+async fn withdraw_registration(state: &AppState, account_id: Uuid, client: &str) -> ApiResult<()> {
+    let ctx = CommandContext::athlete(account_id);
+    state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &ctx,
+            &account_id.to_string(),
+            AthleteCommand::Erase {
+                requested_by: account_id,
+                reason: ErasureReason::AthleteRequest,
+            },
+        )
+        .await?;
     state
         .auth
-        .remember_client_quietly(account_id, &client)
-        .await;
+        .db
+        .log(
+            "registration_withdrawn",
+            Some(account_id),
+            Some(client),
+            None,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The registered account's first session; `position` is its `AthleteRegistered`'s.
+async fn open_first_session(
+    state: &AppState,
+    account_id: Uuid,
+    role: Role,
+    client: &str,
+    position: Option<i64>,
+) -> ApiResult<TokenPair> {
+    state.auth.remember_client_quietly(account_id, client).await;
     state
         .auth
         .db
         .log(
             "registered",
             Some(account_id),
-            Some(&client),
-            Some(super::db::role_str(role)),
+            Some(client),
+            Some(role_str(role)),
         )
         .await?;
     let (session_id, refresh) = state.auth.db.create_session(account_id).await?;
-    let position = executed.outcome.map(|o| o.cursor.position);
-    let tokens = pair(&state, account_id, role, session_id, refresh, position)?;
-    Ok((StatusCode::CREATED, axum::Json(tokens)).into_response())
+    pair(state, account_id, role, session_id, refresh, position)
 }
 
 /// Exchange email and password for a session. Repeated failures pause attempts from the same
@@ -324,8 +376,7 @@ pub async fn login(
     let email = body.email.trim().to_lowercase();
     let account = state.auth.db.account_by_email(&email).await?;
     let account_id = account.as_ref().map(|a| a.account_id);
-    let keys = state.auth.throttle_keys(account_id, &client).await?;
-    if let Some(wait) = state.auth.db.blocked_for(&keys).await? {
+    if let Some(wait) = state.auth.paused_for(account_id, &client).await? {
         state
             .auth
             .db
@@ -333,30 +384,18 @@ pub async fn login(
             .await?;
         return Err(throttled(wait));
     }
-    let usable = body.password.len() <= MAX_PASSWORD_BYTES;
-    let ok = usable
-        && state
-            .auth
-            .passwords
-            .verify(
-                &body.password,
-                account.as_ref().map(|a| a.password_hash.as_str()),
-            )
-            .await?;
+    let ok = state
+        .auth
+        .passwords
+        .verify_bounded(
+            &body.password,
+            account.as_ref().map(|a| a.password_hash.as_str()),
+        )
+        .await?;
     // A registration cut off after its event was written is completed by its owner's login.
     let completed = match &account {
         Some(a) if ok && !a.active && registered_in_log(&state, a.account_id).await? => {
-            state.auth.db.activate(a.account_id).await?;
-            state
-                .auth
-                .db
-                .log(
-                    "registration_completed",
-                    Some(a.account_id),
-                    Some(&client),
-                    None,
-                )
-                .await?;
+            complete_registration(&state, a.account_id, &client).await?;
             true
         }
         _ => false,
@@ -373,9 +412,14 @@ pub async fn login(
             return Err(wrong_credentials());
         }
     };
+    Ok(axum::Json(open_session(&state, &account, &client).await?))
+}
+
+/// A login that succeeded: the client is remembered and a session opens.
+async fn open_session(state: &AppState, account: &Account, client: &str) -> ApiResult<TokenPair> {
     state
         .auth
-        .record_login_success(account.account_id, &client)
+        .record_login_success(account.account_id, client)
         .await?;
     state
         .auth
@@ -383,19 +427,19 @@ pub async fn login(
         .log(
             "login_succeeded",
             Some(account.account_id),
-            Some(&client),
+            Some(client),
             None,
         )
         .await?;
     let (session_id, refresh) = state.auth.db.create_session(account.account_id).await?;
-    Ok(axum::Json(pair(
-        &state,
+    pair(
+        state,
         account.account_id,
         account.role,
         session_id,
         refresh,
         None,
-    )?))
+    )
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once: presenting a spent
@@ -487,11 +531,11 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     check_password(&body.new_password).map_err(|m| Problem::invalid("new_password", m))?;
     let client = state.auth.client_tag(addr);
-    let keys = state
+    if let Some(wait) = state
         .auth
-        .throttle_keys(Some(caller.account_id), &client)
-        .await?;
-    if let Some(wait) = state.auth.db.blocked_for(&keys).await? {
+        .paused_for(Some(caller.account_id), &client)
+        .await?
+    {
         return Err(throttled(wait));
     }
     let account = state
@@ -500,12 +544,11 @@ pub async fn change_password(
         .account(caller.account_id)
         .await?
         .ok_or_else(|| Problem::unauthenticated("This account no longer exists."))?;
-    let ok = body.current_password.len() <= MAX_PASSWORD_BYTES
-        && state
-            .auth
-            .passwords
-            .verify(&body.current_password, Some(&account.password_hash))
-            .await?;
+    let ok = state
+        .auth
+        .passwords
+        .verify_bounded(&body.current_password, Some(&account.password_hash))
+        .await?;
     if !ok {
         state
             .auth
@@ -523,7 +566,18 @@ pub async fn change_password(
             .await?;
         return Err(Problem::forbidden("The current password is wrong."));
     }
-    let hash = state.auth.passwords.hash(&body.new_password).await?;
+    replace_password(&state, &caller, &client, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stores the new password's hash and ends every session of the account but the caller's.
+async fn replace_password(
+    state: &AppState,
+    caller: &Caller,
+    client: &str,
+    new_password: &str,
+) -> ApiResult<()> {
+    let hash = state.auth.passwords.hash(new_password).await?;
     state.auth.db.set_password(caller.account_id, &hash).await?;
     let ended = state
         .auth
@@ -540,11 +594,11 @@ pub async fn change_password(
         .log(
             "password_changed",
             Some(caller.account_id),
-            Some(&client),
+            Some(client),
             Some(&format!("sessions_ended={ended}")),
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// How long a `pending` account row is presumed to belong to a registration still in flight.
@@ -578,6 +632,23 @@ async fn registered_in_log(state: &AppState, account_id: Uuid) -> ApiResult<bool
     Ok(version > 0)
 }
 
+/// Marks a `pending` row active whose `AthleteRegistered` is in the log: the registration
+/// happened, and only its last write was lost.
+async fn complete_registration(state: &AppState, account_id: Uuid, client: &str) -> ApiResult<()> {
+    state.auth.db.activate(account_id).await?;
+    state
+        .auth
+        .db
+        .log(
+            "registration_completed",
+            Some(account_id),
+            Some(client),
+            None,
+        )
+        .await?;
+    Ok(())
+}
+
 /// Decides what the existing row for `email` means after an insert found the email taken.
 /// See docs/decisions.md ("Registration cannot strand an account") for the interleavings.
 async fn settle_pending(state: &AppState, email: &str, client: &str) -> ApiResult<Pending> {
@@ -589,17 +660,7 @@ async fn settle_pending(state: &AppState, email: &str, client: &str) -> ApiResul
         return Ok(Pending::Active);
     }
     if registered_in_log(state, row.account_id).await? {
-        state.auth.db.activate(row.account_id).await?;
-        state
-            .auth
-            .db
-            .log(
-                "registration_completed",
-                Some(row.account_id),
-                Some(client),
-                None,
-            )
-            .await?;
+        complete_registration(state, row.account_id, client).await?;
         return Ok(Pending::Active);
     }
     let age_us = chrono::Utc::now().timestamp_micros() - row.created_at_us;
@@ -642,13 +703,4 @@ fn failpoint(name: &str) {
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
-}
-
-impl super::Auth {
-    /// Best effort: failing to remember a client only means throttling treats it as new.
-    async fn remember_client_quietly(&self, account: Uuid, client: &str) {
-        if let Err(e) = self.db.remember_client(account, client).await {
-            tracing::warn!(error = %e, "could not remember a client");
-        }
-    }
 }

@@ -57,6 +57,12 @@ impl Passwords {
         .await?;
         Ok(ok && real)
     }
+
+    /// [`Passwords::verify`] for what a caller typed: longer than [`MAX_PASSWORD_BYTES`], it is
+    /// refused unhashed (no password that long can have been set).
+    pub async fn verify_bounded(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
+        Ok(password.len() <= MAX_PASSWORD_BYTES && self.verify(password, hash).await?)
+    }
 }
 
 fn hasher() -> anyhow::Result<Argon2<'static>> {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use domain::athlete::Role;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, AssertSqlSafe};
 use uuid::Uuid;
 
 /// A refresh token is good for this long after it is issued (and is single-use).
@@ -24,6 +24,54 @@ pub struct Account {
     pub active: bool,
     /// When the row was inserted: how long a `pending` row has waited for its registration.
     pub created_at_us: i64,
+}
+
+/// The columns [`AccountRow`] reads, for every query that returns accounts.
+const ACCOUNT_COLUMNS: &str = "account_id, email, password_hash, role, status, created_at_us";
+
+/// An `auth_accounts` row as stored: ids and roles are `TEXT` on both stores.
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    account_id: String,
+    email: String,
+    password_hash: String,
+    role: String,
+    status: String,
+    created_at_us: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = sqlx::Error;
+
+    fn try_from(r: AccountRow) -> Result<Self, Self::Error> {
+        Ok(Account {
+            account_id: Uuid::parse_str(&r.account_id)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            email: r.email,
+            password_hash: r.password_hash,
+            role: parse_role(&r.role).unwrap_or(Role::Athlete),
+            active: r.status == "active",
+            created_at_us: r.created_at_us,
+        })
+    }
+}
+
+/// A refresh token with the session it belongs to, as [`IdentityDb::rotate_refresh`] checks it.
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    session_id: String,
+    used_at_us: Option<i64>,
+    expires_at_us: i64,
+    account_id: String,
+    revoked_at_us: Option<i64>,
+    session_expires_at_us: i64,
+}
+
+/// The session a refresh token belongs to, and its account.
+#[derive(sqlx::FromRow)]
+struct SessionOwnerRow {
+    session_id: String,
+    account_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +187,8 @@ impl IdentityDb {
     }
 
     /// Marks the account active once its `AthleteRegistered` is in the log. False when the row
-    /// is gone: a registration that stalled past [`crate::auth::routes::PENDING_GRACE`] had its
-    /// row reclaimed. Activating an active row is harmless (two completions may race).
+    /// is gone: a registration that stalled past the API's `PENDING_GRACE` had its row
+    /// reclaimed. Activating an active row is harmless (two completions may race).
     pub async fn activate(&self, account_id: Uuid) -> Result<bool, sqlx::Error> {
         let updated =
             sqlx::query("UPDATE auth_accounts SET status = 'active' WHERE account_id = $1")
@@ -177,40 +225,22 @@ impl IdentityDb {
         Ok(deleted.rows_affected() > 0)
     }
 
-    fn account_from_row(r: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
-        let id: String = r.try_get("account_id")?;
-        let role: String = r.try_get("role")?;
-        let status: String = r.try_get("status")?;
-        Ok(Account {
-            account_id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-            email: r.try_get("email")?,
-            password_hash: r.try_get("password_hash")?,
-            role: parse_role(&role).unwrap_or(Role::Athlete),
-            active: status == "active",
-            created_at_us: r.try_get("created_at_us")?,
-        })
-    }
-
     pub async fn account_by_email(&self, email: &str) -> Result<Option<Account>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT account_id, email, password_hash, role, status, created_at_us \
-             FROM auth_accounts WHERE email = $1",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::account_from_row).transpose()
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM auth_accounts WHERE email = $1");
+        let row = sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Account::try_from).transpose()
     }
 
     pub async fn account(&self, account_id: Uuid) -> Result<Option<Account>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT account_id, email, password_hash, role, status, created_at_us \
-             FROM auth_accounts WHERE account_id = $1",
-        )
-        .bind(account_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::account_from_row).transpose()
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM auth_accounts WHERE account_id = $1");
+        let row = sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql))
+            .bind(account_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Account::try_from).transpose()
     }
 
     pub async fn set_password(&self, account_id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
@@ -277,7 +307,7 @@ impl IdentityDb {
     ) -> Result<(Account, Uuid, String), RefreshError> {
         let hash = token_hash(token);
         let now = now_us();
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, RefreshRow>(
             "SELECT r.session_id, r.used_at_us, r.expires_at_us, s.account_id, \
                s.revoked_at_us, s.expires_at_us AS session_expires_at_us \
              FROM auth_refresh_tokens r JOIN auth_sessions s ON s.session_id = r.session_id \
@@ -289,20 +319,17 @@ impl IdentityDb {
         let Some(row) = row else {
             return Err(RefreshError::Invalid);
         };
-        let session: String = row.try_get("session_id")?;
-        let session_id = Uuid::parse_str(&session).map_err(|_| RefreshError::Invalid)?;
-        let account: String = row.try_get("account_id")?;
-        let account_id = Uuid::parse_str(&account).map_err(|_| RefreshError::Invalid)?;
-        let used: Option<i64> = row.try_get("used_at_us")?;
-        let revoked: Option<i64> = row.try_get("revoked_at_us")?;
-        let expires: i64 = row.try_get("expires_at_us")?;
-        let session_expires: i64 = row.try_get("session_expires_at_us")?;
-        if used.is_some() {
+        let session_id = Uuid::parse_str(&row.session_id).map_err(|_| RefreshError::Invalid)?;
+        let account_id = Uuid::parse_str(&row.account_id).map_err(|_| RefreshError::Invalid)?;
+        if row.used_at_us.is_some() {
             self.revoke_session(session_id, "refresh_token_reuse")
                 .await?;
             return Err(RefreshError::Reused { account_id });
         }
-        if revoked.is_some() || expires <= now || session_expires <= now {
+        if row.revoked_at_us.is_some()
+            || row.expires_at_us <= now
+            || row.session_expires_at_us <= now
+        {
             return Err(RefreshError::Invalid);
         }
         let mut tx = self.pool.begin().await?;
@@ -348,7 +375,7 @@ impl IdentityDb {
 
     /// Logout by refresh token: the session it belongs to, if any, ends. Returns its account.
     pub async fn revoke_by_refresh(&self, token: &str) -> Result<Option<Uuid>, sqlx::Error> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, SessionOwnerRow>(
             "SELECT s.session_id, s.account_id FROM auth_refresh_tokens r \
              JOIN auth_sessions s ON s.session_id = r.session_id WHERE r.token_hash = $1",
         )
@@ -356,12 +383,10 @@ impl IdentityDb {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let session: String = row.try_get(0)?;
-        let account: String = row.try_get(1)?;
-        if let Ok(session_id) = Uuid::parse_str(&session) {
+        if let Ok(session_id) = Uuid::parse_str(&row.session_id) {
             self.revoke_session(session_id, "logout").await?;
         }
-        Ok(Uuid::parse_str(&account).ok())
+        Ok(Uuid::parse_str(&row.account_id).ok())
     }
 
     /// Ends every session of the account but `keep`. Returns how many ended.
@@ -392,7 +417,7 @@ impl IdentityDb {
         session_id: Uuid,
         account_id: Uuid,
     ) -> Result<Option<LiveSession>, sqlx::Error> {
-        let row = sqlx::query(
+        let role: Option<String> = sqlx::query_scalar(
             "SELECT a.role FROM auth_sessions s JOIN auth_accounts a ON a.account_id = s.account_id \
              WHERE s.session_id = $1 AND s.account_id = $2 AND s.revoked_at_us IS NULL \
                AND s.expires_at_us > $3 AND a.status = 'active'",
@@ -402,13 +427,10 @@ impl IdentityDb {
         .bind(now_us())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match row {
-            Some(r) => {
-                let role: String = r.try_get(0)?;
-                parse_role(&role).map(|role| LiveSession { account_id, role })
-            }
-            None => None,
-        })
+        Ok(role
+            .as_deref()
+            .and_then(parse_role)
+            .map(|role| LiveSession { account_id, role }))
     }
 
     // --- throttling ----------------------------------------------------------------------
@@ -531,27 +553,18 @@ impl IdentityDb {
         account_id: Uuid,
         limit: i64,
     ) -> Result<Vec<SecurityRecord>, sqlx::Error> {
-        let rows = sqlx::query(
+        sqlx::query_as(
             "SELECT at_us, kind, detail FROM security_log WHERE account_id = $1 \
              ORDER BY at_us DESC, id DESC LIMIT $2",
         )
         .bind(account_id.to_string())
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SecurityRecord {
-                    at_us: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    detail: r.try_get(2)?,
-                })
-            })
-            .collect()
+        .await
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SecurityRecord {
     pub at_us: i64,
     pub kind: String,

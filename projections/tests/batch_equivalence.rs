@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
-use commands::demo::{DemoConfig, seed_direct};
+use devtools::demo::{DemoConfig, seed_direct};
 use commands::{CommandBus, CommandContext};
 use domain::DomainServices;
 use domain::athlete::{

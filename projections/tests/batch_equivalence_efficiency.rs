@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::demo::{DemoConfig, seed_direct};
+use devtools::demo::{DemoConfig, seed_direct};
 use commands::import::{Imported, import_file};
 use commands::{CommandBus, CommandContext};
 use domain::DomainServices;

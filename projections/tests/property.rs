@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use commands::demo::{self, DemoConfig, PlannedCommand};
+use devtools::demo::{self, DemoConfig, PlannedCommand};
 use commands::{CommandBus, CommandContext};
 use domain::DomainServices;
 use domain::activity::{Activity, ActivityCommand, DeleteActivity};

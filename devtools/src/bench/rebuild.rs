@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use commands::demo::{self, DemoConfig};
+use crate::demo::{self, DemoConfig};
 use projections::{Engine, ReadDb};
 use serde_json::json;
 use store::{
@@ -13,7 +13,7 @@ use store::{
 };
 use uuid::Uuid;
 
-use crate::bench::{progress, report, round, round3};
+use super::{progress, report, round, round3};
 
 pub struct Options {
     pub athletes: usize,

@@ -5,13 +5,13 @@
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate};
-use commands::demo::{self, DemoConfig};
+use crate::demo::{self, DemoConfig};
 use domain::correlation::{Options, analyze, input_names};
 use projections::{Engine, ReadDb};
 use serde_json::json;
 use store::{EventStore, MasterKey, StoreOptions};
 
-use crate::bench::{progress, report, round3};
+use super::{progress, report, round3};
 
 pub struct Config {
     pub athletes: usize,

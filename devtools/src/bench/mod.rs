@@ -22,7 +22,10 @@ use store::{
 };
 use uuid::Uuid;
 
-use crate::config::StoreArgs;
+mod analyze;
+mod api;
+mod correlations;
+mod rebuild;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -106,7 +109,13 @@ pub enum BenchCommand {
     },
 }
 
-pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
+/// Runs `cmd` against the server or file at `store_url`; `redact` shows that URL in errors
+/// without its password.
+pub async fn run(
+    store_url: &str,
+    redact: fn(&str) -> String,
+    cmd: BenchCommand,
+) -> anyhow::Result<()> {
     let (writers, commands_per_writer, history_years, json) = match cmd {
         BenchCommand::Append {
             writers,
@@ -118,7 +127,7 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             if rounds == 0 {
                 bail!("--rounds must be positive");
             }
-            return crate::bench_analyze::measure(rounds, json);
+            return analyze::measure(rounds, json);
         }
         BenchCommand::Api {
             connections,
@@ -127,18 +136,18 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             activities_per_athlete,
             json,
         } => {
-            let url = args.url();
+            let url = store_url.to_string();
             if !url.starts_with("postgres") {
                 bail!(
                     "bench api measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
                 );
             }
-            let scratch = ScratchDb::create(&url).await?;
+            let scratch = ScratchDb::create(&url, redact).await?;
             let secret: [u8; 32] = rand::random();
-            let result = crate::bench_api::measure(
+            let result = api::measure(
                 &scratch.url,
                 &secret,
-                crate::bench_api::Options {
+                api::Options {
                     connections,
                     seconds,
                     athletes,
@@ -160,24 +169,24 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             if athletes == 0 || rounds == 0 || days == 0 {
                 bail!("--athletes, --days and --rounds must be positive");
             }
-            let config = crate::bench_correlations::Config {
+            let config = correlations::Config {
                 athletes,
                 days,
                 rounds,
                 seed,
                 json,
             };
-            let url = args.url();
+            let url = store_url.to_string();
             if url.starts_with("postgres") {
-                let scratch = ScratchDb::create(&url).await?;
+                let scratch = ScratchDb::create(&url, redact).await?;
                 let result =
-                    crate::bench_correlations::measure(&scratch.url, "postgres", config).await;
+                    correlations::measure(&scratch.url, "postgres", config).await;
                 scratch.drop_db().await;
                 return result;
             }
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite://{}/bench.db", dir.path().display());
-            return crate::bench_correlations::measure(&url, "sqlite", config).await;
+            return correlations::measure(&url, "sqlite", config).await;
         }
         BenchCommand::Rebuild {
             athletes,
@@ -187,7 +196,7 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
             lag_seconds,
             json,
         } => {
-            let options = crate::bench_rebuild::Options {
+            let options = rebuild::Options {
                 athletes,
                 days,
                 seed,
@@ -195,19 +204,19 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
                 lag_seconds,
                 json,
             };
-            let url = args.url();
+            let url = store_url.to_string();
             if url.starts_with("postgres") {
-                let scratch = ScratchDb::create(&url).await?;
-                let result = crate::bench_rebuild::measure(&scratch.url, options).await;
+                let scratch = ScratchDb::create(&url, redact).await?;
+                let result = rebuild::measure(&scratch.url, options).await;
                 scratch.drop_db().await;
                 return result;
             }
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite://{}/bench.db", dir.path().display());
-            return crate::bench_rebuild::measure(&url, options).await;
+            return rebuild::measure(&url, options).await;
         }
     };
-    let url = args.url();
+    let url = store_url.to_string();
     if !url.starts_with("postgres") {
         bail!(
             "bench append measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
@@ -216,7 +225,7 @@ pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
     if writers.is_empty() || writers.contains(&0) || commands_per_writer == 0 {
         bail!("--writers and --commands-per-writer must be positive");
     }
-    let scratch = ScratchDb::create(&url).await?;
+    let scratch = ScratchDb::create(&url, redact).await?;
     let result = measure(
         &scratch.url,
         &writers,
@@ -236,10 +245,10 @@ struct ScratchDb {
 }
 
 impl ScratchDb {
-    async fn create(url: &str) -> anyhow::Result<Self> {
+    async fn create(url: &str, redact: fn(&str) -> String) -> anyhow::Result<Self> {
         let admin = PgPool::connect(url)
             .await
-            .with_context(|| format!("cannot reach {}", crate::config::redact(url)))?;
+            .with_context(|| format!("cannot reach {}", redact(url)))?;
         let name = format!("stridelog_bench_{}", Uuid::new_v4().simple());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)

@@ -64,7 +64,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
-use crate::{CommandBus, CommandContext, CommandError, Executed};
+use commands::{CommandBus, CommandContext, CommandError, Executed};
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -2238,7 +2238,7 @@ pub async fn seed_direct(
     concurrency: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<usize, CommandError> {
-    let services = domain::DomainServices::new(std::sync::Arc::new(crate::SystemClock));
+    let services = domain::DomainServices::new(std::sync::Arc::new(commands::SystemClock));
     let mut total = 0;
     let mut next = 0;
     while next < config.athletes {
@@ -2336,7 +2336,7 @@ where
 {
     let sink = cqrs_es::event_sink::EventSink::default();
     aggregate.handle(command, services, &sink).await?;
-    crate::new_events(&sink.collect().await)
+    commands::new_events(&sink.collect().await)
 }
 
 #[cfg(test)]

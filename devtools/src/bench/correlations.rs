@@ -4,21 +4,40 @@
 
 use std::time::Instant;
 
-use chrono::{Duration, NaiveDate};
+use anyhow::bail;
+
 use crate::demo::{self, DemoConfig};
+use chrono::{Duration, NaiveDate};
 use domain::correlation::{Options, analyze, input_names};
 use projections::{Engine, ReadDb};
 use serde_json::json;
 use store::{EventStore, MasterKey, StoreOptions};
+use uuid::Uuid;
 
-use super::{progress, report, round3};
+use super::{on_scratch, progress, report, round3};
 
+#[derive(Debug, clap::Args)]
 pub struct Config {
-    pub athletes: usize,
-    pub days: u32,
-    pub rounds: usize,
-    pub seed: u64,
-    pub json: bool,
+    #[arg(long, default_value_t = 1000)]
+    athletes: usize,
+    #[arg(long, default_value_t = 730)]
+    days: u32,
+    #[arg(long, default_value_t = 15)]
+    rounds: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(store_url: &str, redact: fn(&str) -> String, c: Config) -> anyhow::Result<()> {
+    if c.athletes == 0 || c.rounds == 0 || c.days == 0 {
+        bail!("--athletes, --days and --rounds must be positive");
+    }
+    on_scratch(store_url, redact, |url, backend| async move {
+        measure(&url, backend, c).await
+    })
+    .await
 }
 
 fn median_ms(mut v: Vec<f64>) -> f64 {
@@ -26,7 +45,7 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> {
+async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> {
     let store = EventStore::connect(
         url,
         MasterKey::generate(),
@@ -44,13 +63,44 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
         days: c.days,
         end_date,
     };
+    let engine = seed_and_project(&store, url, &config).await?;
+    let to = end_date;
+    let from: NaiveDate = to - Duration::days(729);
+    let athlete = richest_athlete(&engine, &config, from, to).await?;
+    let one = one_athlete(&engine, athlete, from, to, c.rounds).await?;
+    let (computed, worker_s) = worker_throughput(&engine, c.athletes).await?;
+    let (analysis_ms, baseline_ms) = (median_ms(one.analysis_ms), median_ms(one.baseline_ms));
+    report(
+        c.json,
+        json!({
+            "analysis_ms": round3(analysis_ms),
+            "baseline_ms": round3(baseline_ms),
+            "ratio": round3(analysis_ms / baseline_ms),
+            "athletes_per_s": round3(computed as f64 / worker_s),
+            "snapshot_ms": round3(one.snapshot_ms),
+            "tests_run": one.tests_run,
+            "inputs": one.inputs,
+            "days": c.days,
+            "athletes": computed,
+            "backend": backend,
+        }),
+    );
+    Ok(())
+}
+
+/// Seeds the generated athletes and builds every read model over them.
+async fn seed_and_project(
+    store: &EventStore,
+    url: &str,
+    config: &DemoConfig,
+) -> anyhow::Result<Engine> {
     progress(&format!(
         "seeding {} athletes x {} days",
-        c.athletes, c.days
+        config.athletes, config.days
     ));
     let started = Instant::now();
     let mut reported = 0;
-    let events = demo::seed_direct(&store, &config, 8, |done, total| {
+    let events = demo::seed_direct(store, config, 8, |done, total| {
         if done >= reported + 100 || done == total {
             reported = done;
             progress(&format!("seeded {done} of {total} athletes"));
@@ -71,30 +121,54 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
             .catch_up(p.as_ref(), std::time::Duration::from_secs(3600))
             .await?;
     }
+    Ok(engine)
+}
 
-    let to = end_date;
-    let from: NaiveDate = to - Duration::days(729);
-    // Generated athletes log different things (not all wear an HRV strap): measure the one
-    // with the most inputs among the first 50.
-    let mut athlete = demo::athlete_id(&config, 0);
+/// Generated athletes log different things (not all wear an HRV strap): the one with the most
+/// inputs among the first 50.
+async fn richest_athlete(
+    engine: &Engine,
+    config: &DemoConfig,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<Uuid> {
+    let mut athlete = demo::athlete_id(config, 0);
     let mut most = 0;
-    for i in 0..c.athletes.min(50) {
-        let id = demo::athlete_id(&config, i);
-        let n =
-            input_names(&projections::correlations::dataset(&engine, id, from, to).await?).len();
+    for i in 0..config.athletes.min(50) {
+        let id = demo::athlete_id(config, i);
+        let n = input_names(&projections::correlations::dataset(engine, id, from, to).await?).len();
         if n > most {
             (athlete, most) = (id, n);
         }
     }
-    progress(&format!("one athlete, {} rounds", c.rounds));
+    Ok(athlete)
+}
+
+/// One athlete's analysis, round after round, each beside building its series.
+struct OneAthlete {
+    baseline_ms: Vec<f64>,
+    analysis_ms: Vec<f64>,
+    tests_run: usize,
+    inputs: usize,
+    snapshot_ms: f64,
+}
+
+async fn one_athlete(
+    engine: &Engine,
+    athlete: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+    rounds: usize,
+) -> anyhow::Result<OneAthlete> {
+    progress(&format!("one athlete, {rounds} rounds"));
     let mut baseline = Vec::new();
     let mut analysis = Vec::new();
     let mut tests_run = 0;
     let mut inputs = 0;
     let options = Options::default();
-    for _ in 0..c.rounds {
+    for _ in 0..rounds {
         let t = Instant::now();
-        let data = projections::correlations::dataset(&engine, athlete, from, to).await?;
+        let data = projections::correlations::dataset(engine, athlete, from, to).await?;
         baseline.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let a = analyze(&data, &options);
@@ -103,17 +177,25 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
         inputs = input_names(&data).len();
     }
     let t = Instant::now();
-    projections::correlations::compute(&engine, athlete).await?;
-    let snapshot_ms = t.elapsed().as_secs_f64() * 1000.0;
+    projections::correlations::compute(engine, athlete).await?;
+    Ok(OneAthlete {
+        baseline_ms: baseline,
+        analysis_ms: analysis,
+        tests_run,
+        inputs,
+        snapshot_ms: t.elapsed().as_secs_f64() * 1000.0,
+    })
+}
 
+/// One worker process computing every athlete's snapshot: athletes computed, and seconds.
+async fn worker_throughput(engine: &Engine, athletes: usize) -> anyhow::Result<(usize, f64)> {
     progress(&format!(
-        "worker: snapshots for all {} athletes, one process",
-        c.athletes
+        "worker: snapshots for all {athletes} athletes, one process"
     ));
     let t = Instant::now();
     let mut computed = 0;
     loop {
-        let s = projections::correlations::step(&engine, "bench", 64).await?;
+        let s = projections::correlations::step(engine, "bench", 64).await?;
         if s.failed > 0 {
             anyhow::bail!("{} analyses failed", s.failed);
         }
@@ -121,24 +203,7 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
             break;
         }
         computed += s.computed;
-        progress(&format!("{computed} of {} athletes", c.athletes));
+        progress(&format!("{computed} of {athletes} athletes"));
     }
-    let worker_s = t.elapsed().as_secs_f64();
-    let (analysis_ms, baseline_ms) = (median_ms(analysis), median_ms(baseline));
-    report(
-        c.json,
-        json!({
-            "analysis_ms": round3(analysis_ms),
-            "baseline_ms": round3(baseline_ms),
-            "ratio": round3(analysis_ms / baseline_ms),
-            "athletes_per_s": round3(computed as f64 / worker_s),
-            "snapshot_ms": round3(snapshot_ms),
-            "tests_run": tests_run,
-            "inputs": inputs,
-            "days": c.days,
-            "athletes": computed,
-            "backend": backend,
-        }),
-    );
-    Ok(())
+    Ok((computed, t.elapsed().as_secs_f64()))
 }

@@ -1,7 +1,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin stridelog
+# No default features: the production image carries no demo generator and no benchmarks.
+RUN cargo build --release --locked --no-default-features --bin stridelog
 
 FROM debian:bookworm-slim
 RUN useradd --system --home /var/lib/stridelog stridelog

@@ -111,6 +111,7 @@ fn decode_secret(text: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The demo's signing secret: generated once beside the SQLite file (mode 0600).
+#[cfg(feature = "devtools")]
 pub fn demo_jwt_secret(store: &StoreArgs) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::env::var("STRIDELOG_JWT_SECRET") {
         return decode_secret(&text);

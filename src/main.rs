@@ -2,11 +2,6 @@
 //! describes each and every setting.
 
 mod analyze_cli;
-mod bench;
-mod bench_analyze;
-mod bench_api;
-mod bench_correlations;
-mod bench_rebuild;
 mod config;
 mod correlations_cli;
 mod events_cli;
@@ -84,18 +79,8 @@ enum Command {
     Events(events_cli::EventsCommand),
     /// A realistic athlete on the embedded default (a year of runs, check-ins, nutrition, work
     /// and body composition from the generator), then the API on localhost.
-    Demo {
-        /// Days of history, ending yesterday.
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-        #[arg(long, default_value_t = commands::demo::SHOWCASE_SEED)]
-        seed: u64,
-        #[arg(long, env = "STRIDELOG_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Seed only; do not serve afterwards.
-        #[arg(long)]
-        no_serve: bool,
-    },
+    #[cfg(feature = "devtools")]
+    Demo(devtools::showcase::DemoArgs),
     /// Run the background workers (the projector, the correlation worker) until SIGTERM/Ctrl-C;
     /// the first failure ends the process, for its supervisor to restart.
     Worker,
@@ -136,8 +121,9 @@ enum Command {
     #[command(subcommand)]
     Replay(ReplayCommand),
     /// Measure the store (see docs/operations.md, "Benchmarks").
+    #[cfg(feature = "devtools")]
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(devtools::bench::BenchCommand),
 }
 
 fn init_logging(format: LogFormat) {
@@ -182,20 +168,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = jwt.secret()?;
             serve(&cli.store, listen, !no_worker, &secret).await
         }
-        Command::Demo {
-            days,
-            seed,
-            listen,
-            no_serve,
-        } => {
+        #[cfg(feature = "devtools")]
+        Command::Demo(args) => {
             // The demo signs tokens with a key kept beside its database, so it runs with no
             // configuration; `serve` refuses to start without a configured one.
             let secret = config::demo_jwt_secret(&cli.store)?;
-            demo(&cli.store, days, seed, listen, &secret).await?;
-            if no_serve {
+            devtools::showcase::seed(&args, &cli.store.url(), cli.store.open()).await?;
+            if args.no_serve {
                 Ok(())
             } else {
-                serve(&cli.store, listen, true, &secret).await
+                serve(&cli.store, args.listen, true, &secret).await
             }
         }
         Command::Worker => {
@@ -261,159 +243,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench(cmd) => bench::run(&cli.store, cmd).await,
+        #[cfg(feature = "devtools")]
+        Command::Bench(cmd) => devtools::bench::run(&cli.store.url(), config::redact, cmd).await,
     }
 }
-
-/// Seeds the demo athlete once; a second run finds them and only reports.
-async fn demo(
-    args: &StoreArgs,
-    days: u32,
-    seed: u64,
-    listen: SocketAddr,
-    jwt_secret: &[u8],
-) -> anyhow::Result<()> {
-    use commands::demo::{self, DemoConfig};
-    if days == 0 {
-        anyhow::bail!("--days must be at least 1");
-    }
-    let store = args.open().await?;
-    store.migrate().await.context("migration failed")?;
-    // Yesterday: the domain refuses instants more than a day ahead, and an evening run on the
-    // last day west of UTC already falls on the next UTC day.
-    let config = DemoConfig {
-        seed,
-        athletes: 1,
-        days,
-        end_date: chrono::Utc::now().date_naive() - chrono::Duration::days(1),
-    };
-    let athlete = demo::athlete_id(&config, 0);
-    let stream = store::StreamId::new("athlete", athlete.to_string());
-    if store.stream_version(&stream).await? > 0 {
-        eprintln!("demo: athlete {athlete} is already here");
-    } else {
-        let mut last = std::time::Instant::now();
-        let bus = commands::CommandBus::new(
-            store.clone(),
-            domain::DomainServices::new(Arc::new(commands::SystemClock)),
-            domain::upcasters(),
-        );
-        let summary = demo::run_showcase(&bus, &config, |p| {
-            if last.elapsed() >= std::time::Duration::from_secs(1) {
-                last = std::time::Instant::now();
-                eprintln!(
-                    "demo: {} of {} commands",
-                    p.athlete_commands_done, p.athlete_commands_total
-                );
-            }
-        })
-        .await?;
-        eprintln!(
-            "demo: {} events over {days} days ({} runs)",
-            summary.events, summary.counts.runs
-        );
-    }
-    let email = demo::plan_showcase(&config)
-        .into_iter()
-        .find_map(|c| match c {
-            demo::PlannedCommand::Athlete {
-                command: domain::athlete::AthleteCommand::Register { email, .. },
-                ..
-            } => Some(email),
-            _ => None,
-        })
-        .context("the demo plan registers its athlete")?;
-    // The read models and the correlation snapshot, before serving: otherwise the embedded
-    // worker analyses the athlete while the projections are still catching up, and the next
-    // analysis waits out the worker's debounce, so `/v1/correlations` would show a partial year
-    // for the first ten minutes.
-    let read_db = projections::ReadDb::connect(&args.url()).await?;
-    let engine = projections::Engine::new(store.clone(), read_db.clone(), projections::all());
-    eprintln!("demo: building the read models");
-    for p in projections::all() {
-        engine
-            .catch_up(p.as_ref(), std::time::Duration::from_secs(600))
-            .await?;
-    }
-    let analysed = projections::correlations::step(&engine, "demo", 10).await?;
-    if analysed.computed > 0 {
-        eprintln!("demo: correlations analysed");
-    }
-    // The generator registers the athlete through the command path; the demo gives them a
-    // password so the API can be tried at once.
-    let identity = identity::IdentityDb::new(read_db.pool.clone());
-    if identity.account(athlete).await?.is_none() {
-        let hash = identity::Passwords::new(1)?.hash(DEMO_PASSWORD).await?;
-        identity
-            .insert_pending(athlete, &email, &hash, domain::athlete::Role::Athlete)
-            .await?;
-        identity.activate(athlete).await?;
-    }
-    let _ = jwt_secret;
-    let position = store.last_committed().await?.position;
-    let base = format!("http://{listen}");
-    let month_ago = config.end_date - chrono::Duration::days(29);
-    let end = config.end_date;
-    let bin = invocation();
-    println!("demo athlete: {athlete}");
-    println!("  login: {email} / {DEMO_PASSWORD}");
-    println!("  API documentation: {base}/docs");
-    println!();
-    println!("  TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' \\");
-    println!(
-        "      -d '{{\"email\":\"{email}\",\"password\":\"{DEMO_PASSWORD}\"}}' | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
-    );
-    println!("  curl -s {base}/v1/me -H \"authorization: Bearer $TOKEN\"");
-    println!("  curl -s '{base}/v1/activities?limit=5' -H \"authorization: Bearer $TOKEN\"");
-    println!(
-        "  curl -s '{base}/v1/checkins?from={month_ago}&to={end}' -H \"authorization: Bearer $TOKEN\""
-    );
-    println!(
-        "  curl -s -X PUT {base}/v1/checkins/$(date +%F) -H \"authorization: Bearer $TOKEN\" \\"
-    );
-    println!("      -H 'content-type: application/json' -d '{{\"sleep_h\":7.5,\"stress\":2}}'");
-    println!("  curl -s '{base}/v1/efficiency/trends?days=90' -H \"authorization: Bearer $TOKEN\"");
-    println!(
-        "  curl -s '{base}/v1/training-load?from={month_ago}' -H \"authorization: Bearer $TOKEN\""
-    );
-    println!("  curl -s '{base}/v1/correlations?days=365' -H \"authorization: Bearer $TOKEN\"");
-    println!(
-        "  curl -s {base}/v1/activities/import -H \"authorization: Bearer $TOKEN\" -F file=@testdata/activities/run-2013-02-06.fit"
-    );
-    println!();
-    println!("  {bin} events athlete {athlete} | tail");
-    println!("  {bin} audit {athlete} | tail");
-    println!("  {bin} replay athlete {athlete} --as-of {}", position / 2);
-    println!("  {bin} projections list");
-    Ok(())
-}
-
-/// How to run this binary again from the current directory, for the commands the demo prints:
-/// `cargo run` leaves no `stridelog` on the PATH, so the path it runs from (relative when it is
-/// under the current directory), quoted for a POSIX shell when it needs to be.
-fn invocation() -> String {
-    let Ok(exe) = std::env::current_exe() else {
-        return "stridelog".to_string();
-    };
-    let shown = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| p.to_path_buf()))
-        .map_or_else(
-            || exe.display().to_string(),
-            |relative| format!("./{}", relative.display()),
-        );
-    let plain = shown
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
-    if plain {
-        shown
-    } else {
-        format!("'{}'", shown.replace('\'', "'\\''"))
-    }
-}
-
-/// The demo athlete's password: printed by `stridelog demo`, and only ever set by it.
-const DEMO_PASSWORD: &str = "stridelog-demo";
 
 async fn engine(args: &StoreArgs) -> anyhow::Result<projections::Engine> {
     let store = args.open().await?;

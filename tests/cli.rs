@@ -273,7 +273,7 @@ fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
 
 /// Demo athletes through the command path, then the operators' read-side commands on them.
 async fn read_side_commands_work_end_to_end(t: TestStore) {
-    use commands::demo::{self, DemoConfig};
+    use devtools::demo::{self, DemoConfig};
     let bus = commands::CommandBus::new(
         t.store.clone(),
         domain::DomainServices::new(std::sync::Arc::new(commands::SystemClock)),

@@ -12,7 +12,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use commands::demo::{DemoConfig, seed_direct};
+use devtools::demo::{DemoConfig, seed_direct};
 use serde_json::{Value, json};
 use store::on_both_backends;
 use store::testing::TestStore;

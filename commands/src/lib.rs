@@ -7,7 +7,6 @@
 //! stored outcome of an idempotent retry. `store::repository` still lets `CqrsFramework` run
 //! on the same store; docs/decisions.md has the reasoning.
 
-pub mod demo;
 mod executor;
 pub mod import;
 

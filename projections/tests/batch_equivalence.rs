@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
-use commands::demo::{DemoConfig, seed_direct};
 use commands::{CommandBus, CommandContext};
+use devtools::demo::{DemoConfig, seed_direct};
 use domain::DomainServices;
 use domain::athlete::{
     Athlete, AthleteCommand, CoachAccessScope, ErasureReason, Nutrients, Physiology, TrainingGoal,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::demo::{DemoConfig, seed_direct};
 use commands::{CommandBus, CommandContext};
+use devtools::demo::{DemoConfig, seed_direct};
 use domain::DomainServices;
 use domain::activity::{
     Activity, ActivityCommand, ActivitySource, DeleteActivity, MarkAsRace, RecordActivity,

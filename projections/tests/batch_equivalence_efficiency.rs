@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::demo::{DemoConfig, seed_direct};
 use commands::import::{Imported, import_file};
 use commands::{CommandBus, CommandContext};
+use devtools::demo::{DemoConfig, seed_direct};
 use domain::DomainServices;
 use domain::activity::{
     Activity, ActivityCommand, ActivitySource, DeleteActivity, RecordActivity, SetWorkoutType,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::demo::{self, DemoConfig};
+use devtools::demo::{self, DemoConfig};
 use projections::correlations::{snapshot, step};
 use projections::{Engine, ReadDb};
 use store::testing::TestStore;

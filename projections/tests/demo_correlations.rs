@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use commands::CommandBus;
-use commands::demo::{self, DemoConfig};
+use devtools::demo::{self, DemoConfig};
 use domain::DomainServices;
 use domain::correlation::{Analysis, Category, Options, analyze};
 use projections::{Engine, ReadDb};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use commands::demo::{self, DemoConfig, PlannedCommand};
 use commands::{CommandBus, CommandContext};
+use devtools::demo::{self, DemoConfig, PlannedCommand};
 use domain::DomainServices;
 use domain::activity::{Activity, ActivityCommand, DeleteActivity};
 use domain::athlete::{Athlete, AthleteCommand, ErasureReason};

@@ -1,10 +1,10 @@
-//! `stridelog bench`: measurements reported as ratios to a baseline taken in the same run, on a
-//! throwaway database, so figures from different machines can be compared.
+//! `stridelog bench append`: append throughput and latency against plain INSERT + COMMIT, then
+//! batch appends, then command latency for an athlete with years of history against a new one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::{TimeZone, Utc};
 use commands::{CommandBus, CommandContext};
 use cqrs_es::DomainEvent;
@@ -22,261 +22,38 @@ use store::{
 };
 use uuid::Uuid;
 
-use crate::config::StoreArgs;
+use super::{ScratchDb, progress, report, require_postgres, round, round3};
 
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Append throughput and latency against plain INSERT + COMMIT, then batch appends, then
-    /// command latency for an athlete with ten years of history against a new athlete.
-    /// Needs PostgreSQL; creates and drops its own database on that server.
-    Append {
-        /// Concurrent writers to measure, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
-        writers: Vec<usize>,
-        /// Commands each writer issues per measurement.
-        #[arg(long, default_value_t = 300)]
-        commands_per_writer: usize,
-        /// Years of history for the long-history measurement.
-        #[arg(long, default_value_t = 10)]
-        history_years: u32,
-        /// One JSON object per line on stdout.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Rebuild throughput of every read model over generated athletes, beside a baseline that
-    /// reads and decrypts the same events with no projection work; then follower lag under a
-    /// steady append rate. PostgreSQL with --database-url postgres://… (a scratch database is
-    /// created and dropped), else a scratch SQLite file.
-    Rebuild {
-        #[arg(long, default_value_t = 500)]
-        athletes: usize,
-        #[arg(long, default_value_t = 730)]
-        days: u32,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Appends per second for the lag measurement.
-        #[arg(long, default_value_t = 500)]
-        rate: u32,
-        /// Seconds of steady appends for the lag measurement.
-        #[arg(long, default_value_t = 20)]
-        lag_seconds: u32,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Parse + efficiency analysis of a one-hour 1 Hz run (GPX), beside parsing alone. No
-    /// database.
-    Analyze {
-        #[arg(long, default_value_t = 50)]
-        rounds: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The correlation analysis of one athlete with 730 days of data (every input, both
-    /// outcomes, lags 0-7, both methods), single-threaded, beside building its daily series
-    /// from the read models; then one worker process computing every athlete's snapshot.
-    /// PostgreSQL with --database-url postgres://… (a scratch database is created and dropped),
-    /// else a scratch SQLite file.
-    Correlations {
-        #[arg(long, default_value_t = 1000)]
-        athletes: usize,
-        #[arg(long, default_value_t = 730)]
-        days: u32,
-        #[arg(long, default_value_t = 15)]
-        rounds: usize,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        #[arg(long)]
-        json: bool,
-    },
-    /// HTTP requests per second and latency of `GET /v1/activities` and
-    /// `PUT /v1/checkins/{date}` at N concurrent connections, each beside `GET /health` on the
-    /// same server in the same run. Needs PostgreSQL; creates and drops its own database.
-    Api {
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        #[arg(long, default_value_t = 16)]
-        athletes: usize,
-        #[arg(long, default_value_t = 100)]
-        activities_per_athlete: usize,
-        #[arg(long)]
-        json: bool,
-    },
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Concurrent writers to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    writers: Vec<usize>,
+    /// Commands each writer issues per measurement.
+    #[arg(long, default_value_t = 300)]
+    commands_per_writer: usize,
+    /// Years of history for the long-history measurement.
+    #[arg(long, default_value_t = 10)]
+    history_years: u32,
+    /// One JSON object per line on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
-pub async fn run(args: &StoreArgs, cmd: BenchCommand) -> anyhow::Result<()> {
-    let (writers, commands_per_writer, history_years, json) = match cmd {
-        BenchCommand::Append {
-            writers,
-            commands_per_writer,
-            history_years,
-            json,
-        } => (writers, commands_per_writer, history_years, json),
-        BenchCommand::Analyze { rounds, json } => {
-            if rounds == 0 {
-                bail!("--rounds must be positive");
-            }
-            return crate::bench_analyze::measure(rounds, json);
-        }
-        BenchCommand::Api {
-            connections,
-            seconds,
-            athletes,
-            activities_per_athlete,
-            json,
-        } => {
-            let url = args.url();
-            if !url.starts_with("postgres") {
-                bail!(
-                    "bench api measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
-                );
-            }
-            let scratch = ScratchDb::create(&url).await?;
-            let secret: [u8; 32] = rand::random();
-            let result = crate::bench_api::measure(
-                &scratch.url,
-                &secret,
-                crate::bench_api::Options {
-                    connections,
-                    seconds,
-                    athletes,
-                    activities_per_athlete,
-                    json,
-                },
-            )
-            .await;
-            scratch.drop_db().await;
-            return result;
-        }
-        BenchCommand::Correlations {
-            athletes,
-            days,
-            rounds,
-            seed,
-            json,
-        } => {
-            if athletes == 0 || rounds == 0 || days == 0 {
-                bail!("--athletes, --days and --rounds must be positive");
-            }
-            let config = crate::bench_correlations::Config {
-                athletes,
-                days,
-                rounds,
-                seed,
-                json,
-            };
-            let url = args.url();
-            if url.starts_with("postgres") {
-                let scratch = ScratchDb::create(&url).await?;
-                let result =
-                    crate::bench_correlations::measure(&scratch.url, "postgres", config).await;
-                scratch.drop_db().await;
-                return result;
-            }
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}/bench.db", dir.path().display());
-            return crate::bench_correlations::measure(&url, "sqlite", config).await;
-        }
-        BenchCommand::Rebuild {
-            athletes,
-            days,
-            seed,
-            rate,
-            lag_seconds,
-            json,
-        } => {
-            let options = crate::bench_rebuild::Options {
-                athletes,
-                days,
-                seed,
-                rate,
-                lag_seconds,
-                json,
-            };
-            let url = args.url();
-            if url.starts_with("postgres") {
-                let scratch = ScratchDb::create(&url).await?;
-                let result = crate::bench_rebuild::measure(&scratch.url, options).await;
-                scratch.drop_db().await;
-                return result;
-            }
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}/bench.db", dir.path().display());
-            return crate::bench_rebuild::measure(&url, options).await;
-        }
-    };
-    let url = args.url();
-    if !url.starts_with("postgres") {
-        bail!(
-            "bench append measures PostgreSQL: set --database-url postgres://… (a server where it may create a database)"
-        );
-    }
-    if writers.is_empty() || writers.contains(&0) || commands_per_writer == 0 {
+/// Needs PostgreSQL: measures on a scratch database created on the server at `store_url`.
+pub async fn run(store_url: &str, redact: fn(&str) -> String, args: Args) -> anyhow::Result<()> {
+    require_postgres(store_url, "append")?;
+    if args.writers.is_empty() || args.writers.contains(&0) || args.commands_per_writer == 0 {
         bail!("--writers and --commands-per-writer must be positive");
     }
-    let scratch = ScratchDb::create(&url).await?;
-    let result = measure(
-        &scratch.url,
-        &writers,
-        commands_per_writer,
-        history_years,
-        json,
-    )
-    .await;
+    let scratch = ScratchDb::create(store_url, redact).await?;
+    let result = measure(&scratch.url, &args).await;
     scratch.drop_db().await;
     result
 }
 
-struct ScratchDb {
-    admin: PgPool,
-    name: String,
-    url: String,
-}
-
-impl ScratchDb {
-    async fn create(url: &str) -> anyhow::Result<Self> {
-        let admin = PgPool::connect(url)
-            .await
-            .with_context(|| format!("cannot reach {}", crate::config::redact(url)))?;
-        let name = format!("stridelog_bench_{}", Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .context("the bench needs permission to create a database")?;
-        let base = url.split('?').next().unwrap_or(url);
-        let base = &base[..base.rfind('/').unwrap_or(base.len())];
-        Ok(Self {
-            admin,
-            url: format!("{base}/{name}"),
-            name,
-        })
-    }
-
-    async fn drop_db(self) {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await;
-    }
-}
-
-/// Progress goes to stderr in both output modes, so stdout stays machine-readable.
-pub(crate) fn progress(msg: &str) {
-    eprintln!("bench: {msg}");
-}
-
-async fn measure(
-    url: &str,
-    writers: &[usize],
-    per_writer: usize,
-    history_years: u32,
-    json: bool,
-) -> anyhow::Result<()> {
-    let max_writers = writers.iter().copied().max().unwrap_or(1);
+async fn measure(url: &str, args: &Args) -> anyhow::Result<()> {
+    let max_writers = args.writers.iter().copied().max().unwrap_or(1);
     let store = EventStore::connect(
         url,
         MasterKey::generate(),
@@ -299,14 +76,20 @@ async fn measure(
     progress("warming up");
     run_commands(&bus, 4, 25).await?;
     run_baseline(&pool, 4, 25, 1).await?;
+    single_event_commands(&bus, &pool, args).await?;
+    batch_appends(&store, &pool, max_writers, args).await?;
+    long_history(&store, &bus, args).await
+}
 
-    for &w in writers {
+async fn single_event_commands(bus: &CommandBus, pool: &PgPool, args: &Args) -> anyhow::Result<()> {
+    let per_writer = args.commands_per_writer;
+    for &w in &args.writers {
         progress(&format!("{w} writer(s): plain INSERT + COMMIT baseline"));
-        let base = run_baseline(&pool, w, per_writer, 1).await?;
+        let base = run_baseline(pool, w, per_writer, 1).await?;
         progress(&format!("{w} writer(s): single-event commands"));
-        let cmd = run_commands(&bus, w, per_writer).await?;
+        let cmd = run_commands(bus, w, per_writer).await?;
         report(
-            json,
+            args.json,
             json!({
                 "bench": "append",
                 "writers": w,
@@ -320,14 +103,22 @@ async fn measure(
             }),
         );
     }
+    Ok(())
+}
 
+async fn batch_appends(
+    store: &EventStore,
+    pool: &PgPool,
+    max_writers: usize,
+    args: &Args,
+) -> anyhow::Result<()> {
     let batch_writers = 4.min(max_writers);
-    let batches = (per_writer / 10).max(5);
+    let batches = (args.commands_per_writer / 10).max(5);
     progress(&format!("{batch_writers} writer(s): 100-event appends"));
-    let base = run_baseline(&pool, batch_writers, batches, 100).await?;
-    let batch = run_batches(&store, batch_writers, batches, 100).await?;
+    let base = run_baseline(pool, batch_writers, batches, 100).await?;
+    let batch = run_batches(store, batch_writers, batches, 100).await?;
     report(
-        json,
+        args.json,
         json!({
             "bench": "append_batch",
             "events_per_command": 100,
@@ -339,14 +130,18 @@ async fn measure(
             "p99_ms": round3(batch.percentile_ms(99.0)),
         }),
     );
+    Ok(())
+}
 
+async fn long_history(store: &EventStore, bus: &CommandBus, args: &Args) -> anyhow::Result<()> {
+    let history_years = args.history_years;
     progress(&format!(
         "seeding an athlete with {history_years} years of history"
     ));
     let veteran = Uuid::now_v7();
-    let seeded = seed_history(&store, veteran, history_years).await?;
+    let seeded = seed_history(store, veteran, history_years).await?;
     let newcomer = Uuid::now_v7();
-    let samples = per_writer.max(100);
+    let samples = args.commands_per_writer.max(100);
     progress(&format!("{samples} commands each, alternating"));
     let (mut old, mut new) = (Vec::new(), Vec::new());
     for i in 0..samples {
@@ -356,24 +151,15 @@ async fn measure(
         } else {
             (newcomer, veteran)
         };
-        let ta = timed_record(&bus, a).await?;
-        let tb = timed_record(&bus, b).await?;
+        let ta = timed_record(bus, a).await?;
+        let tb = timed_record(bus, b).await?;
         let (to, tn) = if a == veteran { (ta, tb) } else { (tb, ta) };
         old.push(to);
         new.push(tn);
     }
-    let old = Run {
-        latencies: old,
-        elapsed: Duration::ZERO,
-        events: 0,
-    };
-    let new = Run {
-        latencies: new,
-        elapsed: Duration::ZERO,
-        events: 0,
-    };
+    let (old, new) = (Run::latencies(old), Run::latencies(new));
     report(
-        json,
+        args.json,
         json!({
             "bench": "history",
             "history_years": history_years,
@@ -388,28 +174,6 @@ async fn measure(
     Ok(())
 }
 
-pub(crate) fn report(json: bool, value: serde_json::Value) {
-    if json {
-        println!("{value}");
-    } else {
-        let fields: Vec<String> = value
-            .as_object()
-            .expect("object")
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        println!("{}", fields.join("  "));
-    }
-}
-
-pub(crate) fn round(x: f64) -> f64 {
-    x.round()
-}
-
-pub(crate) fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 struct Run {
     latencies: Vec<Duration>,
     elapsed: Duration,
@@ -417,6 +181,15 @@ struct Run {
 }
 
 impl Run {
+    /// Latencies alone, for percentiles.
+    fn latencies(latencies: Vec<Duration>) -> Self {
+        Self {
+            latencies,
+            elapsed: Duration::ZERO,
+            events: 0,
+        }
+    }
+
     fn events_per_s(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64()
     }

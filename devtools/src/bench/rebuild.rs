@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::demo::{self, DemoConfig};
 use chrono::NaiveDate;
-use commands::demo::{self, DemoConfig};
 use projections::{Engine, ReadDb};
 use serde_json::json;
 use store::{
@@ -13,15 +13,24 @@ use store::{
 };
 use uuid::Uuid;
 
-use crate::bench::{progress, report, round, round3};
+use super::{progress, report, round, round3};
 
+#[derive(Debug, clap::Args)]
 pub struct Options {
-    pub athletes: usize,
-    pub days: u32,
-    pub seed: u64,
-    pub rate: u32,
-    pub lag_seconds: u32,
-    pub json: bool,
+    #[arg(long, default_value_t = 500)]
+    athletes: usize,
+    #[arg(long, default_value_t = 730)]
+    days: u32,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Appends per second for the lag measurement.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Seconds of steady appends for the lag measurement.
+    #[arg(long, default_value_t = 20)]
+    lag_seconds: u32,
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
@@ -34,20 +43,31 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
     )
     .await?;
     store.migrate().await?;
-
     let config = DemoConfig {
         seed: o.seed,
         athletes: o.athletes,
         days: o.days,
         end_date: NaiveDate::from_ymd_opt(2026, 11, 20).expect("a date"),
     };
+    seed(&store, &config).await?;
+    let (read, baseline) = read_whole_log(&store).await?;
+    let engine = Engine::new(
+        store.clone(),
+        ReadDb::connect(url).await?,
+        projections::all(),
+    );
+    rebuilds(&engine, read, baseline, o.json).await?;
+    follower_lag(&store, Arc::new(engine), demo::athlete_id(&config, 0), &o).await
+}
+
+async fn seed(store: &EventStore, config: &DemoConfig) -> anyhow::Result<()> {
     progress(&format!(
         "seeding {} athletes x {} days",
-        o.athletes, o.days
+        config.athletes, config.days
     ));
     let started = Instant::now();
     let mut reported = 0;
-    let events = demo::seed_direct(&store, &config, 16, |done, total| {
+    let events = demo::seed_direct(store, config, 16, |done, total| {
         if done >= reported + 50 || done == total {
             reported = done;
             progress(&format!("seeded {done} of {total} athletes"));
@@ -58,8 +78,12 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
         "{events} events in {:.0} s",
         started.elapsed().as_secs_f64()
     ));
+    Ok(())
+}
 
-    // Baseline: the same events read and decrypted from the log in the engine's batch size.
+/// The baseline: the same events read and decrypted from the log in the engine's batch size.
+/// Returns the events read and the rate.
+async fn read_whole_log(store: &EventStore) -> anyhow::Result<(usize, f64)> {
     progress("baseline: reading the whole log");
     let started = Instant::now();
     let mut cursor = LogCursor::START;
@@ -71,13 +95,10 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
         read += batch.len();
     }
     let baseline_s = started.elapsed().as_secs_f64();
-    let baseline = read as f64 / baseline_s;
+    Ok((read, read as f64 / baseline_s))
+}
 
-    let engine = Engine::new(
-        store.clone(),
-        ReadDb::connect(url).await?,
-        projections::all(),
-    );
+async fn rebuilds(engine: &Engine, read: usize, baseline: f64, json: bool) -> anyhow::Result<()> {
     // The live generations first (not timed), so each rebuild below is what operators run: a
     // new generation built from position 0 beside a live one that has nothing left to do.
     for p in projections::all() {
@@ -95,7 +116,7 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
         total_s += secs;
         let rate = read as f64 / secs;
         report(
-            o.json,
+            json,
             json!({"bench": "rebuild", "projection": name, "events": read,
                    "events_per_s": round(rate), "baseline_events_per_s": round(baseline),
                    "ratio": round3(rate / baseline)}),
@@ -103,7 +124,7 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
     }
     let all = read as f64 / total_s;
     report(
-        o.json,
+        json,
         json!({"bench": "rebuild", "projection": "all (one after another)", "events": read,
                "events_per_s": round(all), "baseline_events_per_s": round(baseline),
                "ratio": round3(all / baseline)}),
@@ -116,19 +137,26 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let rate = read as f64 / secs;
     report(
-        o.json,
+        json,
         json!({"bench": "rebuild", "projection": "all (one pass)", "events": read,
                "events_per_s": round(rate), "baseline_events_per_s": round(baseline),
                "ratio": round3(rate / baseline)}),
     );
+    Ok(())
+}
 
-    // Lag: the projector runs while appends arrive at a steady rate; every 10th append measures
-    // how long until every read model has applied it.
+/// The projector runs while appends arrive at a steady rate; every 10th append measures how
+/// long until every read model has applied it.
+async fn follower_lag(
+    store: &EventStore,
+    engine: Arc<Engine>,
+    athlete: Uuid,
+    o: &Options,
+) -> anyhow::Result<()> {
     progress(&format!(
         "follower lag at {} appends/s for {} s",
         o.rate, o.lag_seconds
     ));
-    let engine = Arc::new(engine);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = {
         let engine = engine.clone();
@@ -144,25 +172,11 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
     let interval = Duration::from_secs_f64(1.0 / o.rate as f64);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let athlete = demo::athlete_id(&config, 0);
     let total = (o.rate * o.lag_seconds) as usize;
     let mut waits = Vec::new();
     for i in 0..total {
         ticker.tick().await;
-        let req = AppendRequest {
-            stream: store::StreamId::new("journal", format!("{athlete}:lag-{}", Uuid::now_v7())),
-            expected: ExpectedVersion::NoStream,
-            events: vec![store::NewEvent::new(
-                "InsightFeedbackGiven",
-                "1.0",
-                json!({"type": "InsightFeedbackGiven", "athlete_id": athlete, "date": "2026-11-20",
-                       "insight_id": format!("lag-{i}"), "helpful": true, "notes": null}),
-                true,
-            )],
-            metadata: store::Metadata::new(store::Actor::user(athlete, "athlete"))
-                .for_athlete(athlete),
-            idempotency: None,
-        };
+        let req = lag_append(athlete, i);
         let store = store.clone();
         let engine = engine.clone();
         let names = names.clone();
@@ -187,6 +201,28 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(());
     runner.await??;
+    report_lag(lags, o);
+    Ok(())
+}
+
+/// One small personal event on a stream of its own.
+fn lag_append(athlete: Uuid, i: usize) -> AppendRequest {
+    AppendRequest {
+        stream: store::StreamId::new("journal", format!("{athlete}:lag-{}", Uuid::now_v7())),
+        expected: ExpectedVersion::NoStream,
+        events: vec![store::NewEvent::new(
+            "InsightFeedbackGiven",
+            "1.0",
+            json!({"type": "InsightFeedbackGiven", "athlete_id": athlete, "date": "2026-11-20",
+                   "insight_id": format!("lag-{i}"), "helpful": true, "notes": null}),
+            true,
+        )],
+        metadata: store::Metadata::new(store::Actor::user(athlete, "athlete")).for_athlete(athlete),
+        idempotency: None,
+    }
+}
+
+fn report_lag(mut lags: Vec<Duration>, o: &Options) {
     lags.sort_unstable();
     let pct = |p: f64| {
         lags[((p / 100.0) * (lags.len() as f64 - 1.0)).round() as usize].as_secs_f64() * 1000.0
@@ -197,5 +233,4 @@ pub async fn measure(url: &str, o: Options) -> anyhow::Result<()> {
                "samples": lags.len(), "p50_ms": round3(pct(50.0)), "p99_ms": round3(pct(99.0)),
                "max_ms": round3(pct(100.0))}),
     );
-    Ok(())
 }

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use commands::demo::{self, DemoConfig, DemoProgress, PlanCounts, PlannedCommand};
 use commands::{CommandBus, CommandError};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
+use devtools::demo::{self, DemoConfig, DemoProgress, PlanCounts, PlannedCommand};
 use domain::activity::{
     Activity, ActivityCommand, ActivitySource, RecordActivity, Sport, WorkoutType,
 };

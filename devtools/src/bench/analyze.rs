@@ -4,7 +4,23 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use anyhow::bail;
 use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 50)]
+    rounds: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.rounds == 0 {
+        bail!("--rounds must be positive");
+    }
+    measure(args.rounds, args.json)
+}
 
 /// A one-hour run at 1 Hz as GPX 1.1, with elevation and heart rate in Garmin's extension:
 /// rolling hills and a slow heart-rate drift, deterministic.
@@ -34,7 +50,7 @@ pub fn hour_run_gpx() -> String {
     s
 }
 
-pub fn measure(rounds: usize, json: bool) -> anyhow::Result<()> {
+fn measure(rounds: usize, json: bool) -> anyhow::Result<()> {
     let file = hour_run_gpx();
     let bytes = file.as_bytes();
     let samples = ingest::parse(ingest::Format::Gpx, bytes)?.samples.len();

@@ -13,12 +13,35 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::{ScratchDb, require_postgres};
+
+#[derive(Debug, clap::Args)]
 pub struct Options {
-    pub connections: usize,
-    pub seconds: u64,
-    pub athletes: usize,
-    pub activities_per_athlete: usize,
-    pub json: bool,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 16)]
+    athletes: usize,
+    #[arg(long, default_value_t = 100)]
+    activities_per_athlete: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Needs PostgreSQL: measures on a scratch database created on the server at `store_url`.
+pub async fn run(
+    store_url: &str,
+    redact: fn(&str) -> String,
+    options: Options,
+) -> anyhow::Result<()> {
+    require_postgres(store_url, "api")?;
+    let scratch = ScratchDb::create(store_url, redact).await?;
+    let secret: [u8; 32] = rand::random();
+    let result = measure(&scratch.url, &secret, options).await;
+    scratch.drop_db().await;
+    result
 }
 
 /// One keep-alive connection speaking just enough HTTP/1.1 for the benchmark.
@@ -184,57 +207,94 @@ async fn drive(
     Ok(out)
 }
 
-pub async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()> {
+async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()> {
     if o.connections == 0 || o.seconds == 0 || o.athletes == 0 {
         bail!("--connections, --seconds and --athletes must be positive");
     }
-    let master = store::MasterKey::generate();
-    let store = store::EventStore::connect(
-        url,
-        master,
-        store::StoreOptions {
-            max_connections: 40,
-        },
-    )
-    .await?;
-    store.migrate().await?;
-    let commands = commands::CommandBus::new(
-        store.clone(),
-        domain::DomainServices::new(Arc::new(commands::SystemClock)),
-        domain::upcasters(),
-    );
-    let engine = Arc::new(projections::Engine::new(
-        store.clone(),
-        projections::ReadDb::connect(url).await?,
-        projections::all(),
-    ));
-    let state = api::AppState::new(store.clone(), commands, engine, secret)?;
-    let app = api::router(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+    let server = Server::start(url, secret).await?;
+    let tokens = Arc::new(sign_up_athletes(server.addr, &o).await?);
+    let results = measure_endpoints(server.addr, tokens, &o).await?;
+    server.stop().await;
+    print_results(&results, o.json);
+    Ok(())
+}
+
+/// The API as `serve` runs it (the same router, an embedded projector), on a free loopback port.
+struct Server {
+    addr: SocketAddr,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_worker: tokio::sync::oneshot::Sender<()>,
+    worker: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(url: &str, secret: &[u8]) -> anyhow::Result<Self> {
+        let master = store::MasterKey::generate();
+        let store = store::EventStore::connect(
+            url,
+            master,
+            store::StoreOptions {
+                max_connections: 40,
+            },
         )
-        .with_graceful_shutdown(async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
-    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = {
-        let (store, url) = (store.clone(), url.to_string());
-        tokio::spawn(async move {
-            workers::run_projector(store, &url, async {
-                let _ = worker_stopped.await;
+        .await?;
+        store.migrate().await?;
+        let commands = commands::CommandBus::new(
+            store.clone(),
+            domain::DomainServices::new(Arc::new(commands::SystemClock)),
+            domain::upcasters(),
+        );
+        let engine = Arc::new(projections::Engine::new(
+            store.clone(),
+            projections::ReadDb::connect(url).await?,
+            projections::all(),
+        ));
+        let state = api::AppState::new(store.clone(), commands, engine, secret)?;
+        let app = api::router(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_server, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
             })
             .await
+        });
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = {
+            let (store, url) = (store.clone(), url.to_string());
+            tokio::spawn(async move {
+                workers::run_projector(store, &url, async {
+                    let _ = worker_stopped.await;
+                })
+                .await
+            })
+        };
+        Ok(Self {
+            addr,
+            stop_server,
+            server,
+            stop_worker,
+            worker,
         })
-    };
+    }
 
-    // Athletes with some history, signed in through the API.
+    async fn stop(self) {
+        let _ = self.stop_server.send(());
+        let _ = self.stop_worker.send(());
+        let _ = self.server.await;
+        let _ = self.worker.await;
+    }
+}
+
+/// Athletes with some history, signed in through the API: their access tokens, once the read
+/// models hold every activity.
+async fn sign_up_athletes(addr: SocketAddr, o: &Options) -> anyhow::Result<Vec<String>> {
     eprintln!(
         "bench api: {} athletes x {} activities",
         o.athletes, o.activities_per_athlete
@@ -254,25 +314,8 @@ pub async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()>
         }
         let reply: serde_json::Value = serde_json::from_slice(&reply)?;
         let token = reply["access_token"].as_str().context("token")?.to_string();
-        let start = chrono::Utc::now() - chrono::Duration::days(1);
-        for a in 0..o.activities_per_athlete {
-            let body = json!({
-                "sport": "run",
-                "start_time": (start - chrono::Duration::days(a as i64)).to_rfc3339(),
-                "distance_m": 8000.0 + (a % 7) as f64 * 500.0,
-                "moving_time_s": 2700.0 + (a % 5) as f64 * 120.0,
-                "avg_hr_bpm": 140.0 + (a % 10) as f64,
-            })
-            .to_string();
-            let (status, reply) = setup
-                .call("POST", "/v1/activities", Some(&token), Some(&body))
-                .await?;
-            if status != 201 {
-                bail!("activity: {status} {}", String::from_utf8_lossy(&reply));
-            }
-            let reply: serde_json::Value = serde_json::from_slice(&reply)?;
-            last_position = last_position.max(reply["position"].as_i64().unwrap_or(0));
-        }
+        let position = record_history(&mut setup, &token, o.activities_per_athlete).await?;
+        last_position = last_position.max(position);
         tokens.push(token);
     }
     let (status, _) = setup
@@ -286,8 +329,39 @@ pub async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()>
     if status != 200 {
         bail!("the read models did not catch up ({status})");
     }
-    let tokens = Arc::new(tokens);
+    Ok(tokens)
+}
 
+/// `activities` runs, one a day back from yesterday; returns the last one's log position.
+async fn record_history(setup: &mut Conn, token: &str, activities: usize) -> anyhow::Result<i64> {
+    let mut last_position = 0i64;
+    let start = chrono::Utc::now() - chrono::Duration::days(1);
+    for a in 0..activities {
+        let body = json!({
+            "sport": "run",
+            "start_time": (start - chrono::Duration::days(a as i64)).to_rfc3339(),
+            "distance_m": 8000.0 + (a % 7) as f64 * 500.0,
+            "moving_time_s": 2700.0 + (a % 5) as f64 * 120.0,
+            "avg_hr_bpm": 140.0 + (a % 10) as f64,
+        })
+        .to_string();
+        let (status, reply) = setup
+            .call("POST", "/v1/activities", Some(token), Some(&body))
+            .await?;
+        if status != 201 {
+            bail!("activity: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        let reply: serde_json::Value = serde_json::from_slice(&reply)?;
+        last_position = last_position.max(reply["position"].as_i64().unwrap_or(0));
+    }
+    Ok(last_position)
+}
+
+async fn measure_endpoints(
+    addr: SocketAddr,
+    tokens: Arc<Vec<String>>,
+    o: &Options,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut results = Vec::new();
     for (name, load) in [
         ("GET /v1/activities", Load::ListActivities),
@@ -311,12 +385,12 @@ pub async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()>
         });
         results.push(line);
     }
-    let _ = stop_tx.send(());
-    let _ = stop_worker.send(());
-    let _ = server.await;
-    let _ = worker.await;
-    for r in &results {
-        if o.json {
+    Ok(results)
+}
+
+fn print_results(results: &[serde_json::Value], json: bool) {
+    for r in results {
+        if json {
             println!("{r}");
         } else {
             println!(
@@ -331,5 +405,4 @@ pub async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()>
             );
         }
     }
-    Ok(())
 }

@@ -158,6 +158,53 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `stridelog projections …`; exits 1 when `verify` finds differences.
+async fn projections_command(
+    args: &StoreArgs,
+    cmd: projections_cli::ProjectionsCommand,
+) -> anyhow::Result<()> {
+    let engine = engine(args).await?;
+    if projections_cli::run(&engine, cmd).await? {
+        Ok(())
+    } else {
+        // `verify` found differences: already printed, exit 1 without an error line.
+        std::process::exit(1)
+    }
+}
+
+/// `stridelog migrate`: brings the schema up to date and says which version it is at.
+async fn migrate(args: &StoreArgs, json: bool) -> anyhow::Result<()> {
+    let store = args.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let info = store.info().await?;
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        println!(
+            "{} store at schema version {}",
+            info.backend, info.schema_version
+        );
+    }
+    Ok(())
+}
+
+/// `stridelog replay athlete`: the athlete's state as of a point in the log.
+async fn replay_athlete(
+    args: &StoreArgs,
+    athlete_id: uuid::Uuid,
+    as_of: store::AsOf,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = args.open().await?;
+    let state = projections::replay::athlete_at(&store, athlete_id, as_of).await?;
+    if json {
+        println!("{}", serde_json::to_string(&state)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&state)?);
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -185,15 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.migrate().await.context("migration failed")?;
             workers::run_all(store, &cli.store.url(), shutdown()).await
         }
-        Command::Projections(cmd) => {
-            let engine = engine(&cli.store).await?;
-            if projections_cli::run(&engine, cmd).await? {
-                Ok(())
-            } else {
-                // `verify` found differences: already printed, exit 1 without an error line.
-                std::process::exit(1)
-            }
-        }
+        Command::Projections(cmd) => projections_command(&cli.store, cmd).await,
         Command::Users(cmd) => users_cli::run(&cli.store, cmd).await,
         Command::Analyze(cmd) => analyze_cli::run(cmd),
         Command::Correlations(cmd) => correlations_cli::run(cmd),
@@ -211,20 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let engine = engine(&cli.store).await?;
             projections_cli::audit(&engine, athlete_id, since, actor, json).await
         }
-        Command::Migrate { json } => {
-            let store = cli.store.open().await?;
-            store.migrate().await.context("migration failed")?;
-            let info = store.info().await?;
-            if json {
-                println!("{}", serde_json::to_string(&info)?);
-            } else {
-                println!(
-                    "{} store at schema version {}",
-                    info.backend, info.schema_version
-                );
-            }
-            Ok(())
-        }
+        Command::Migrate { json } => migrate(&cli.store, json).await,
         Command::Events(cmd) => {
             let store = cli.store.open().await?;
             events_cli::run(store, cmd).await
@@ -233,16 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             athlete_id,
             as_of,
             json,
-        }) => {
-            let store = cli.store.open().await?;
-            let state = projections::replay::athlete_at(&store, athlete_id, as_of).await?;
-            if json {
-                println!("{}", serde_json::to_string(&state)?);
-            } else {
-                println!("{}", serde_json::to_string_pretty(&state)?);
-            }
-            Ok(())
-        }
+        }) => replay_athlete(&cli.store, athlete_id, as_of, json).await,
         #[cfg(feature = "devtools")]
         Command::Bench(cmd) => devtools::bench::run(&cli.store.url(), config::redact, cmd).await,
     }

@@ -175,17 +175,51 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
             .into_response();
         }
     };
-    let projections = status
-        .into_iter()
-        .map(|s| ProjectionHealth {
+    let worker_status = state.workers.snapshot();
+    let reasons = reasons(&unresolved, &worker_status);
+    let health = Health {
+        status: "ok",
+        backend: info.backend,
+        schema_version: info.schema_version,
+        horizon_lag_s,
+        projections: status.into_iter().map(ProjectionHealth::from).collect(),
+        workers: worker_status.iter().map(WorkerHealth::from).collect(),
+    };
+    if reasons.is_empty() {
+        return Json(health).into_response();
+    }
+    not_ready(health, reasons)
+}
+
+impl From<projections::Status> for ProjectionHealth {
+    fn from(s: projections::Status) -> Self {
+        ProjectionHealth {
             name: s.name,
             state: s.state,
             positions_behind: s.positions_behind,
             seconds_behind: s.seconds_behind,
             skipped_events: s.skipped_events,
-        })
-        .collect();
-    let worker_status = state.workers.snapshot();
+        }
+    }
+}
+
+impl From<&workers::WorkerStatus> for WorkerHealth {
+    fn from(w: &workers::WorkerStatus) -> Self {
+        WorkerHealth {
+            name: w.name,
+            state: state_text(w.state),
+            since: w.since,
+            restarts: w.restarts,
+        }
+    }
+}
+
+/// What keeps this process from serving current data: unresolved poison events, then
+/// embedded workers that are not running.
+fn reasons(
+    unresolved: &[projections::Skipped],
+    worker_status: &[workers::WorkerStatus],
+) -> Vec<Reason> {
     let mut reasons: Vec<Reason> = unresolved
         .iter()
         .map(|s| Reason::SkippedEvent {
@@ -205,26 +239,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
                 since: w.since,
             }),
     );
-    let workers = worker_status
-        .iter()
-        .map(|w| WorkerHealth {
-            name: w.name,
-            state: state_text(w.state),
-            since: w.since,
-            restarts: w.restarts,
-        })
-        .collect();
-    if reasons.is_empty() {
-        return Json(Health {
-            status: "ok",
-            backend: info.backend,
-            schema_version: info.schema_version,
-            horizon_lag_s,
-            projections,
-            workers,
-        })
-        .into_response();
-    }
+    reasons
+}
+
+/// The 503: the reasons, and the rest of the health report beside them.
+fn not_ready(health: Health, reasons: Vec<Reason>) -> Response {
     let detail = reasons
         .iter()
         .map(Reason::sentence)
@@ -236,11 +255,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
         detail: Some(detail),
         reasons,
-        backend: Some(info.backend),
-        schema_version: Some(info.schema_version),
-        horizon_lag_s: Some(horizon_lag_s),
-        projections,
-        workers,
+        backend: Some(health.backend),
+        schema_version: Some(health.schema_version),
+        horizon_lag_s: Some(health.horizon_lag_s),
+        projections: health.projections,
+        workers: health.workers,
     };
     let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     res.headers_mut().insert(

@@ -77,13 +77,62 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     serde_json::from_value(v).expect("the completed document is still OpenAPI")
 }
 
+/// What opens a parameter in a path template (`/v1/activities/{activity_id}`).
+const PATH_PARAMETER: char = '{';
+
 fn complete(
     path: &str,
     method: &str,
     access: Option<Access>,
     op: &mut serde_json::Map<String, Value>,
 ) {
-    let writes = method != "get" && access.is_some_and(|a| a != Access::Public);
+    let signed_in = access.filter(|a| *a != Access::Public);
+    let mut errors = request_errors(op);
+    if method != "get" && signed_in.is_some() {
+        errors.push((
+            "409",
+            "Changed by another request meanwhile (read again and retry), or not allowed in its current state",
+        ));
+    }
+    let reads_models = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|p| p.iter().any(|p| p["name"] == "min_position"));
+    if reads_models {
+        errors.push((
+            "503",
+            "The read model has not reached `min_position` within 5 s; see Retry-After",
+        ));
+    }
+    if let Some(a) = signed_in {
+        errors.push(("401", "No valid access token"));
+        if a == Access::Coach {
+            errors.push(("403", "The caller is not a coach"));
+        }
+        if a == Access::CoachOfAthlete || path.contains(PATH_PARAMETER) {
+            errors.push(("404", "Not found, or not visible to the caller"));
+        }
+    }
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("responses is an object");
+    // A response the handler documented itself keeps its description.
+    for (status, description) in errors {
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem(description));
+    }
+    if signed_in.is_some() && !op.contains_key("security") {
+        op.insert("security".into(), json!([{"bearer": []}]));
+    }
+    problem_json_errors(op);
+}
+
+/// The errors that what the request carries can cause: a multipart body, a JSON body,
+/// parameters. In the order they are documented.
+fn request_errors(op: &serde_json::Map<String, Value>) -> Vec<(&'static str, &'static str)> {
     let has_body = op.contains_key("requestBody");
     let multipart = op
         .get("requestBody")
@@ -94,70 +143,38 @@ fn complete(
         .get("parameters")
         .and_then(Value::as_array)
         .is_some_and(|p| !p.is_empty());
-    let reads_models = op
-        .get("parameters")
-        .and_then(Value::as_array)
-        .is_some_and(|p| p.iter().any(|p| p["name"] == "min_position"));
-    let responses = op
-        .entry("responses")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("responses is an object");
-    let mut add = |status: &str, description: &str| {
-        responses
-            .entry(status.to_string())
-            .or_insert_with(|| problem(description));
-    };
+    let mut errors = Vec::new();
     if multipart {
-        add("400", "The body is not valid multipart/form-data");
-        add("413", "A file or the request is over its size limit");
-        add("415", "The body is not `multipart/form-data`");
-        add(
-            "422",
-            "No file could be imported; `errors` names each file and its problem",
-        );
-        add(
-            "503",
-            "The read models are not caught up within 5 s; see Retry-After",
-        );
+        errors.extend([
+            ("400", "The body is not valid multipart/form-data"),
+            ("413", "A file or the request is over its size limit"),
+            ("415", "The body is not `multipart/form-data`"),
+            (
+                "422",
+                "No file could be imported; `errors` names each file and its problem",
+            ),
+            (
+                "503",
+                "The read models are not caught up within 5 s; see Retry-After",
+            ),
+        ]);
     }
     if has_body {
-        add("400", "The body is not valid JSON");
-        add("413", "The body is too large");
-        add("415", "The body is not `application/json`");
-        add("422", "A value was refused; `errors` names the fields");
+        errors.extend([
+            ("400", "The body is not valid JSON"),
+            ("413", "The body is too large"),
+            ("415", "The body is not `application/json`"),
+            ("422", "A value was refused; `errors` names the fields"),
+        ]);
     }
     if has_params {
-        add("422", "A parameter was refused; `errors` names it");
+        errors.push(("422", "A parameter was refused; `errors` names it"));
     }
-    if writes {
-        add(
-            "409",
-            "Changed by another request meanwhile (read again and retry), or not allowed in its current state",
-        );
-    }
-    if reads_models {
-        add(
-            "503",
-            "The read model has not reached `min_position` within 5 s; see Retry-After",
-        );
-    }
-    match access {
-        Some(Access::Public) | None => {}
-        Some(a) => {
-            add("401", "No valid access token");
-            if a == Access::Coach {
-                add("403", "The caller is not a coach");
-            }
-            if a == Access::CoachOfAthlete || path.contains('{') {
-                add("404", "Not found, or not visible to the caller");
-            }
-            if !op.contains_key("security") {
-                op.insert("security".into(), json!([{"bearer": []}]));
-            }
-        }
-    }
-    // Every error is problem+json, including those a handler annotated itself.
+    errors
+}
+
+/// Every error is problem+json, including those a handler annotated itself.
+fn problem_json_errors(op: &mut serde_json::Map<String, Value>) {
     if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
         for (status, response) in responses.iter_mut() {
             let is_error = status.starts_with('4') || status.starts_with('5');

@@ -148,68 +148,32 @@ pub async fn record(
         file: file.to_string(),
         source,
     };
-    let stream = StreamId::new(<Activity as cqrs_es::Aggregate>::TYPE, id.to_string());
-    if bus
-        .store()
-        .stream_version(&stream)
-        .await
-        .map_err(|e| refused(e.into()))?
-        > 0
-    {
-        return Ok(Imported::AlreadyImported { activity_id: id });
-    }
     let distance_m = (e.distance_m > 0.0).then_some(e.distance_m);
-    if let Some(c) = earlier
-        .iter()
-        .find(|c| is_duplicate(c, parsed.start_time, distance_m))
+    if let Some(before) = recorded_before(bus, id, earlier, parsed.start_time, distance_m)
+        .await
+        .map_err(refused)?
     {
-        return Ok(Imported::DuplicateOf {
-            activity_id: c.activity_id,
-        });
+        return Ok(before);
     }
-    let hr: Vec<f64> = parsed
-        .samples
-        .iter()
-        .filter_map(|s| s.hr_bpm)
-        .filter(|h| (25.0..=250.0).contains(h))
-        .collect();
-    let avg_hr_bpm = (!hr.is_empty()).then(|| hr.iter().sum::<f64>() / hr.len() as f64);
-    let max_hr_bpm = hr.iter().copied().reduce(f64::max);
-    let elapsed_time_s = parsed.samples.iter().filter_map(|s| s.t_s).reduce(f64::max);
-    let format_name = match format {
-        ingest::Format::Fit => "fit",
-        ingest::Format::Gpx => "gpx",
-        ingest::Format::Tcx => "tcx",
-    };
+    let heart_rate = HeartRate::of(&parsed.samples);
+    let format_name = format_name(format);
     let blob = bus
         .store()
         .put_blob(athlete, format_name, &bytes)
         .await
         .map_err(|e| refused(e.into()))?;
-    // The name comes from the upload's file name, which nobody typed as a name: characters
-    // text may not hold (docs/decisions.md) are dropped rather than refusing the file.
-    let name = std::path::Path::new(file)
-        .file_stem()
-        .map(|s| {
-            s.to_string_lossy()
-                .chars()
-                .filter(|c| domain::validation::storable_char(*c, false))
-                .take(200)
-                .collect::<String>()
-        })
-        .filter(|n| !n.trim().is_empty());
     let command = ActivityCommand::RecordActivity(RecordActivity {
         athlete_id: athlete,
         activity_id: id,
         sport: parsed.sport,
-        name,
+        name: activity_name(file),
         start_time: parsed.start_time,
         timezone: timezone.to_string(),
         distance_m,
         moving_time_s: e.moving_time_s,
-        elapsed_time_s,
-        avg_hr_bpm,
-        max_hr_bpm,
+        elapsed_time_s: parsed.samples.iter().filter_map(|s| s.t_s).reduce(f64::max),
+        avg_hr_bpm: heart_rate.avg_bpm,
+        max_hr_bpm: heart_rate.max_bpm,
         elevation_gain_m: e.elevation_gain_m.map(|g| g.min(20_000.0)),
         elevation_loss_m: e.elevation_loss_m.map(|l| l.min(20_000.0)),
         source: format.source(),
@@ -237,4 +201,68 @@ pub async fn record(
         distance_m,
         efficiency: Box::new(e),
     })
+}
+
+/// What stands in for recording activity `id`: the activity itself when this very file was
+/// imported before, or an `earlier` one that is the same run from another file.
+async fn recorded_before(
+    bus: &CommandBus,
+    id: Uuid,
+    earlier: &[Candidate],
+    start: DateTime<Utc>,
+    distance_m: Option<f64>,
+) -> Result<Option<Imported>, CommandError> {
+    let stream = StreamId::new(<Activity as cqrs_es::Aggregate>::TYPE, id.to_string());
+    if bus.store().stream_version(&stream).await? > 0 {
+        return Ok(Some(Imported::AlreadyImported { activity_id: id }));
+    }
+    Ok(earlier
+        .iter()
+        .find(|c| is_duplicate(c, start, distance_m))
+        .map(|c| Imported::DuplicateOf {
+            activity_id: c.activity_id,
+        }))
+}
+
+/// The samples' heart rate, over the plausible readings only.
+struct HeartRate {
+    avg_bpm: Option<f64>,
+    max_bpm: Option<f64>,
+}
+
+impl HeartRate {
+    fn of(samples: &[domain::efficiency::Sample]) -> Self {
+        let hr: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.hr_bpm)
+            .filter(|h| (25.0..=250.0).contains(h))
+            .collect();
+        HeartRate {
+            avg_bpm: (!hr.is_empty()).then(|| hr.iter().sum::<f64>() / hr.len() as f64),
+            max_bpm: hr.iter().copied().reduce(f64::max),
+        }
+    }
+}
+
+fn format_name(format: ingest::Format) -> &'static str {
+    match format {
+        ingest::Format::Fit => "fit",
+        ingest::Format::Gpx => "gpx",
+        ingest::Format::Tcx => "tcx",
+    }
+}
+
+/// The name comes from the upload's file name, which nobody typed as a name: characters
+/// text may not hold (docs/decisions.md) are dropped rather than refusing the file.
+fn activity_name(file: &str) -> Option<String> {
+    std::path::Path::new(file)
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .filter(|c| domain::validation::storable_char(*c, false))
+                .take(200)
+                .collect::<String>()
+        })
+        .filter(|n| !n.trim().is_empty())
 }

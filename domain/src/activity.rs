@@ -424,6 +424,58 @@ impl Activity {
         }
         Ok(())
     }
+
+    /// Recording an id twice conflicts; someone else's id answers like a missing activity.
+    fn record(&self, c: RecordActivity, now: DateTime<Utc>) -> Result<ActivityEvent, DomainError> {
+        if self.owner.is_some() {
+            self.live(c.athlete_id)?;
+            return Err(DomainError::Conflict(
+                "activity already recorded".to_string(),
+            ));
+        }
+        check_record(&c, now)?;
+        Ok(ActivityEvent::ActivityRecorded(ActivityRecorded {
+            activity_id: c.activity_id,
+            athlete_id: c.athlete_id,
+            sport: c.sport,
+            name: c.name,
+            start_time: c.start_time,
+            timezone: c.timezone,
+            distance_m: c.distance_m,
+            moving_time_s: c.moving_time_s,
+            elapsed_time_s: c.elapsed_time_s,
+            avg_hr_bpm: c.avg_hr_bpm,
+            max_hr_bpm: c.max_hr_bpm,
+            elevation_gain_m: c.elevation_gain_m,
+            elevation_loss_m: c.elevation_loss_m,
+            source: c.source,
+            external_id: c.external_id,
+            laps: c.laps,
+            samples: c.samples,
+        }))
+    }
+
+    fn record_effort(&self, c: RecordPerceivedEffort) -> Result<ActivityEvent, DomainError> {
+        self.live(c.athlete_id)?;
+        validation::on_scale("effort", c.effort, 1, 10)?;
+        validation::opt_on_scale("leg_feel", c.leg_feel, 1, 5)?;
+        validation::opt_on_scale("mood_before", c.mood_before, 1, 5)?;
+        validation::opt_on_scale("mood_after", c.mood_after, 1, 5)?;
+        validation::opt_on_scale("energy_before", c.energy_before, 1, 5)?;
+        validation::opt_on_scale("energy_after", c.energy_after, 1, 5)?;
+        validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)?;
+        Ok(ActivityEvent::PerceivedEffortRecorded(
+            PerceivedEffortRecorded {
+                effort: c.effort,
+                leg_feel: c.leg_feel,
+                mood_before: c.mood_before,
+                mood_after: c.mood_after,
+                energy_before: c.energy_before,
+                energy_after: c.energy_after,
+                notes: c.notes,
+            },
+        ))
+    }
 }
 
 impl Aggregate for Activity {
@@ -441,34 +493,7 @@ impl Aggregate for Activity {
     ) -> Result<(), DomainError> {
         let now = services.now();
         let event = match command {
-            ActivityCommand::RecordActivity(c) => {
-                if self.owner.is_some() {
-                    self.live(c.athlete_id)?;
-                    return Err(DomainError::Conflict(
-                        "activity already recorded".to_string(),
-                    ));
-                }
-                check_record(&c, now)?;
-                ActivityEvent::ActivityRecorded(ActivityRecorded {
-                    activity_id: c.activity_id,
-                    athlete_id: c.athlete_id,
-                    sport: c.sport,
-                    name: c.name,
-                    start_time: c.start_time,
-                    timezone: c.timezone,
-                    distance_m: c.distance_m,
-                    moving_time_s: c.moving_time_s,
-                    elapsed_time_s: c.elapsed_time_s,
-                    avg_hr_bpm: c.avg_hr_bpm,
-                    max_hr_bpm: c.max_hr_bpm,
-                    elevation_gain_m: c.elevation_gain_m,
-                    elevation_loss_m: c.elevation_loss_m,
-                    source: c.source,
-                    external_id: c.external_id,
-                    laps: c.laps,
-                    samples: c.samples,
-                })
-            }
+            ActivityCommand::RecordActivity(c) => self.record(c, now)?,
             ActivityCommand::UpdateActivity(c) => {
                 self.live(c.athlete_id)?;
                 self.check_update(&c)?;
@@ -506,25 +531,7 @@ impl Aggregate for Activity {
                     official_time_s: c.official_time_s,
                 })
             }
-            ActivityCommand::RecordPerceivedEffort(c) => {
-                self.live(c.athlete_id)?;
-                validation::on_scale("effort", c.effort, 1, 10)?;
-                validation::opt_on_scale("leg_feel", c.leg_feel, 1, 5)?;
-                validation::opt_on_scale("mood_before", c.mood_before, 1, 5)?;
-                validation::opt_on_scale("mood_after", c.mood_after, 1, 5)?;
-                validation::opt_on_scale("energy_before", c.energy_before, 1, 5)?;
-                validation::opt_on_scale("energy_after", c.energy_after, 1, 5)?;
-                validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)?;
-                ActivityEvent::PerceivedEffortRecorded(PerceivedEffortRecorded {
-                    effort: c.effort,
-                    leg_feel: c.leg_feel,
-                    mood_before: c.mood_before,
-                    mood_after: c.mood_after,
-                    energy_before: c.energy_before,
-                    energy_after: c.energy_after,
-                    notes: c.notes,
-                })
-            }
+            ActivityCommand::RecordPerceivedEffort(c) => self.record_effort(c)?,
             ActivityCommand::RemovePerceivedEffort(c) => {
                 self.live(c.athlete_id)?;
                 // Idempotent, like deleting the activity: a retried removal succeeds quietly.

@@ -236,6 +236,34 @@ fn build(data: &Dataset) -> Option<Series> {
     let len = (last - first).num_days() as usize + 1;
     let at = |d: NaiveDate| (d - first).num_days() as usize;
 
+    let mut inputs = logged_inputs(data, len, at);
+    let runs = run_outcomes(data, len, at);
+    let run_days = runs.duration_h.iter().filter(|d| **d > 0.0).count();
+
+    // Load inputs: the state at the end of the previous day.
+    if let Some(first_load) = data.activities.iter().map(|a| a.date).min() {
+        let series = load_series(first, first_load, last, &runs.daily_load, at(first_load));
+        for (name, s) in LOAD_INPUTS.iter().zip(series) {
+            inputs.insert(name.to_string(), s);
+        }
+    }
+    Some(Series {
+        first,
+        len,
+        inputs,
+        outcomes: runs.outcomes,
+        duration_h: runs.duration_h,
+        run_days,
+    })
+}
+
+/// The athlete's own inputs on the calendar: entry errors screened out, then sparse inputs
+/// carried forward as far as declared. The load inputs are derived, never taken as logged.
+fn logged_inputs(
+    data: &Dataset,
+    len: usize,
+    at: impl Fn(NaiveDate) -> usize,
+) -> BTreeMap<String, Vec<Option<f64>>> {
     let mut inputs: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
     for day in &data.days {
         for (name, v) in &day.inputs {
@@ -252,23 +280,41 @@ fn build(data: &Dataset) -> Option<Series> {
     }
     for (name, days) in &data.carry_forward_days {
         if let Some(series) = inputs.get_mut(name) {
-            let mut last: Option<(usize, f64)> = None;
-            for (i, slot) in series.iter_mut().enumerate() {
-                match *slot {
-                    Some(v) => last = Some((i, v)),
-                    None => {
-                        if let Some((j, v)) = last
-                            && i - j <= *days as usize
-                        {
-                            *slot = Some(v);
-                        }
-                    }
+            carry_forward(series, *days as usize);
+        }
+    }
+    inputs
+}
+
+/// Fills each gap with the last value seen at most `days` days before it.
+fn carry_forward(series: &mut [Option<f64>], days: usize) {
+    let mut last: Option<(usize, f64)> = None;
+    for (i, slot) in series.iter_mut().enumerate() {
+        match *slot {
+            Some(v) => last = Some((i, v)),
+            None => {
+                if let Some((j, v)) = last
+                    && i - j <= days
+                {
+                    *slot = Some(v);
                 }
             }
         }
     }
+}
 
-    // Outcomes from qualifying runs, weighted by analysed time.
+/// What the runs give each calendar day.
+struct RunDays {
+    /// Per outcome: the day's value, averaged over qualifying runs by analysed time.
+    outcomes: BTreeMap<&'static str, Vec<Option<f64>>>,
+    /// Analysed time of the day's qualifying runs, in hours.
+    duration_h: Vec<f64>,
+    /// The day's training load over every run, qualifying or not.
+    daily_load: Vec<f64>,
+}
+
+/// Outcomes from qualifying runs, weighted by analysed time.
+fn run_outcomes(data: &Dataset, len: usize, at: impl Fn(NaiveDate) -> usize) -> RunDays {
     let mut sums: BTreeMap<&'static str, Vec<(f64, f64)>> = BTreeMap::new();
     let mut duration_h = vec![0.0; len];
     let mut daily_load = vec![0.0; len];
@@ -296,7 +342,7 @@ fn build(data: &Dataset) -> Option<Series> {
             }
         }
     }
-    let outcomes: BTreeMap<&'static str, Vec<Option<f64>>> = sums
+    let outcomes = sums
         .into_iter()
         .map(|(k, v)| {
             (
@@ -307,38 +353,39 @@ fn build(data: &Dataset) -> Option<Series> {
             )
         })
         .collect();
-    let run_days = duration_h.iter().filter(|d| **d > 0.0).count();
-
-    // Load inputs: the state at the end of the previous day.
-    if let Some(first_load) = data.activities.iter().map(|a| a.date).min() {
-        let loads: Vec<(NaiveDate, f64)> = (0..len)
-            .map(|i| (first + chrono::Duration::days(i as i64), daily_load[i]))
-            .collect();
-        let pmc = load::pmc(first_load, last, &loads);
-        let offset = at(first_load);
-        let mut series: [Vec<Option<f64>>; 4] = std::array::from_fn(|_| vec![None; len]);
-        for (k, day) in pmc.iter().enumerate() {
-            let i = offset + k + 1;
-            if i >= len {
-                break;
-            }
-            series[0][i] = Some(day.load);
-            series[1][i] = Some(day.ctl);
-            series[2][i] = Some(day.atl);
-            series[3][i] = Some(day.tsb);
-        }
-        for (name, s) in LOAD_INPUTS.iter().zip(series) {
-            inputs.insert(name.to_string(), s);
-        }
-    }
-    Some(Series {
-        first,
-        len,
-        inputs,
+    RunDays {
         outcomes,
         duration_h,
-        run_days,
-    })
+        daily_load,
+    }
+}
+
+/// The load inputs in [`LOAD_INPUTS`] order, each day holding the previous day's end state.
+/// `offset` is `first_load`'s index on the calendar that starts at `first`.
+fn load_series(
+    first: NaiveDate,
+    first_load: NaiveDate,
+    last: NaiveDate,
+    daily_load: &[f64],
+    offset: usize,
+) -> [Vec<Option<f64>>; 4] {
+    let len = daily_load.len();
+    let loads: Vec<(NaiveDate, f64)> = (0..len)
+        .map(|i| (first + chrono::Duration::days(i as i64), daily_load[i]))
+        .collect();
+    let pmc = load::pmc(first_load, last, &loads);
+    let mut series: [Vec<Option<f64>>; 4] = std::array::from_fn(|_| vec![None; len]);
+    for (k, day) in pmc.iter().enumerate() {
+        let i = offset + k + 1;
+        if i >= len {
+            break;
+        }
+        series[0][i] = Some(day.load);
+        series[1][i] = Some(day.ctl);
+        series[2][i] = Some(day.atl);
+        series[3][i] = Some(day.tsb);
+    }
+    series
 }
 
 /// Values further than this many robust standard deviations (1.4826 x MAD) from the input's
@@ -570,6 +617,12 @@ fn difference(a: &[f64], b: &[f64], n_eff: f64, n: usize) -> Option<(f64, f64, f
     Some((d, d - t * se, d + t * se))
 }
 
+/// Per (input, outcome): the most aligned pairs at any lag, and their effective number.
+type Coverage = BTreeMap<(String, &'static str), (usize, f64)>;
+
+/// Per (input, outcome): the index of its best surfaced test, and that test's q.
+type Best = BTreeMap<(String, &'static str), (usize, f64)>;
+
 /// Runs the whole analysis.
 pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
     let Some(s) = build(data) else {
@@ -579,8 +632,51 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
             insufficient: Vec::new(),
         };
     };
-    let detrended: BTreeMap<&str, Vec<Option<f64>>> = s
-        .inputs
+    let detrended = detrended_inputs(&s, options);
+    let mut tests: Vec<Test> = Vec::new();
+    let mut coverage = Coverage::new();
+    for spec in OUTCOMES {
+        let Some(raw_y) = s.outcomes.get(spec.name) else {
+            continue;
+        };
+        outcome_tests(
+            &s,
+            &detrended,
+            spec,
+            raw_y,
+            options,
+            &mut tests,
+            &mut coverage,
+        );
+    }
+
+    let p: Vec<f64> = tests.iter().map(|t| t.p).collect();
+    let q = if options.multiple_testing {
+        stats::benjamini_hochberg(&p)
+    } else {
+        p.clone()
+    };
+    bootstrap_combinations(&mut tests, &q);
+    let best = best_surfaced(&tests, &q);
+    let mut findings: Vec<Finding> = best
+        .values()
+        .map(|(i, qi)| finding(&tests[*i], *qi))
+        .collect();
+    findings.sort_by(|a, b| a.q.total_cmp(&b.q).then(b.r.abs().total_cmp(&a.r.abs())));
+
+    let tests_run = tests.len();
+    let family = family_size(detrended.len(), options);
+    let insufficient = insufficient(&s, coverage, &best, family);
+    Analysis {
+        tests_run,
+        findings,
+        insufficient,
+    }
+}
+
+/// Each input without its slow trend (or as it is, when structure is not removed).
+fn detrended_inputs<'a>(s: &'a Series, options: &Options) -> BTreeMap<&'a str, Vec<Option<f64>>> {
+    s.inputs
         .iter()
         .map(|(k, v)| {
             (
@@ -592,90 +688,99 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
                 },
             )
         })
-        .collect();
-    let mut tests: Vec<Test> = Vec::new();
-    let mut coverage: BTreeMap<(String, &'static str), (usize, f64)> = BTreeMap::new();
-    for spec in OUTCOMES {
-        let Some(raw_y) = s.outcomes.get(spec.name) else {
-            continue;
-        };
-        let mean_y = {
-            let v: Vec<f64> = raw_y.iter().flatten().copied().collect();
-            if v.is_empty() {
-                0.0
-            } else {
-                v.iter().sum::<f64>() / v.len() as f64
-            }
-        };
-        let scale = |d: f64| {
-            if spec.relative && mean_y != 0.0 {
-                100.0 * d / mean_y
-            } else {
-                d
-            }
-        };
-        let y_full = adjusted_outcome(&s, raw_y, options);
-        for (name, x) in &detrended {
-            let y = &y_full;
-            let raw_x = &s.inputs[*name];
-            for lag in 0..=options.max_lag_days {
-                let p = pairs(x, raw_x, y, raw_y, lag as usize);
-                let n = p.x.len();
-                let r1 = stats::lag1_autocorrelation(&p.x);
-                let r2 = stats::lag1_autocorrelation(&p.y);
-                let n_eff = stats::effective_n(n as f64, r1, r2);
-                let c = coverage
-                    .entry((name.to_string(), spec.name))
-                    .or_insert((0, 0.0));
-                if n > c.0 {
-                    *c = (n, n_eff);
-                }
-                if n < MIN_PAIRS_TO_TEST {
-                    continue;
-                }
-                for method in [Method::Pearson, Method::Spearman] {
-                    let r = match method {
-                        Method::Pearson => stats::pearson(&p.x, &p.y),
-                        _ => stats::spearman(&p.x, &p.y),
-                    };
-                    let Some(r) = r else { continue };
-                    let Some((lo, hi)) = stats::fisher_ci(r, n_eff, 0.95) else {
-                        continue;
-                    };
-                    let effect = split_effect(&p.raw_x, &p.y, n_eff, n)
-                        .map(|(d, a, b, m)| ((scale(d), scale(a), scale(b)), m));
-                    let Some((effect, threshold)) = effect else {
-                        continue;
-                    };
-                    tests.push(Test {
-                        input: name.to_string(),
-                        outcome: spec,
-                        lag,
-                        method,
-                        r,
-                        p: stats::p_value(r, n_eff - 2.0),
-                        n,
-                        n_eff,
-                        ci: (lo, hi),
-                        effect,
-                        threshold: Some(threshold),
-                        groups: None,
-                    });
-                }
-            }
+        .collect()
+}
+
+/// Every test of one outcome: each input at each lag by each method, then the combinations.
+/// Records each (input, outcome)'s coverage on the way, tested or not.
+fn outcome_tests(
+    s: &Series,
+    detrended: &BTreeMap<&str, Vec<Option<f64>>>,
+    spec: &'static OutcomeSpec,
+    raw_y: &[Option<f64>],
+    options: &Options,
+    tests: &mut Vec<Test>,
+    coverage: &mut Coverage,
+) {
+    let mean_y = {
+        let v: Vec<f64> = raw_y.iter().flatten().copied().collect();
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
         }
-        if options.combinations {
-            combinations(&s, &detrended, &y_full, raw_y, spec, &scale, &mut tests);
+    };
+    let scale = |d: f64| {
+        if spec.relative && mean_y != 0.0 {
+            100.0 * d / mean_y
+        } else {
+            d
+        }
+    };
+    let y_full = adjusted_outcome(s, raw_y, options);
+    for (name, x) in detrended {
+        let y = &y_full;
+        let raw_x = &s.inputs[*name];
+        for lag in 0..=options.max_lag_days {
+            let p = pairs(x, raw_x, y, raw_y, lag as usize);
+            let n = p.x.len();
+            let r1 = stats::lag1_autocorrelation(&p.x);
+            let r2 = stats::lag1_autocorrelation(&p.y);
+            let n_eff = stats::effective_n(n as f64, r1, r2);
+            let c = coverage
+                .entry((name.to_string(), spec.name))
+                .or_insert((0, 0.0));
+            if n > c.0 {
+                *c = (n, n_eff);
+            }
+            if n < MIN_PAIRS_TO_TEST {
+                continue;
+            }
+            for method in [Method::Pearson, Method::Spearman] {
+                let key = (*name, spec, lag, method);
+                tests.extend(correlation_test(key, &p, n_eff, &scale));
+            }
         }
     }
+    if options.combinations {
+        combinations(s, detrended, &y_full, raw_y, spec, &scale, tests);
+    }
+}
 
-    let p: Vec<f64> = tests.iter().map(|t| t.p).collect();
-    let q = if options.multiple_testing {
-        stats::benjamini_hochberg(&p)
-    } else {
-        p.clone()
-    };
-    // A combination that passes the correction gets its interval from a bootstrap.
+/// One input against one outcome at one lag by one method; `None` when the numbers are not
+/// defined (a constant series, too few pairs on one side of the median).
+fn correlation_test(
+    (name, spec, lag, method): (&str, &'static OutcomeSpec, u32, Method),
+    p: &Pairs,
+    n_eff: f64,
+    scale: &dyn Fn(f64) -> f64,
+) -> Option<Test> {
+    let n = p.x.len();
+    let r = match method {
+        Method::Pearson => stats::pearson(&p.x, &p.y),
+        _ => stats::spearman(&p.x, &p.y),
+    }?;
+    let (lo, hi) = stats::fisher_ci(r, n_eff, 0.95)?;
+    let (effect, threshold) = split_effect(&p.raw_x, &p.y, n_eff, n)
+        .map(|(d, a, b, m)| ((scale(d), scale(a), scale(b)), m))?;
+    Some(Test {
+        input: name.to_string(),
+        outcome: spec,
+        lag,
+        method,
+        r,
+        p: stats::p_value(r, n_eff - 2.0),
+        n,
+        n_eff,
+        ci: (lo, hi),
+        effect,
+        threshold: Some(threshold),
+        groups: None,
+    })
+}
+
+/// A combination that passes the correction gets its interval from a bootstrap.
+fn bootstrap_combinations(tests: &mut [Test], q: &[f64]) {
     for (i, t) in tests.iter_mut().enumerate() {
         if q[i] > Q_THRESHOLD {
             continue;
@@ -688,8 +793,11 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
             t.ci = (lo, hi);
         }
     }
-    // The best surfaced test per (input, outcome).
-    let mut best: BTreeMap<(String, &'static str), (usize, f64)> = BTreeMap::new();
+}
+
+/// The best surfaced test per (input, outcome).
+fn best_surfaced(tests: &[Test], q: &[f64]) -> Best {
+    let mut best = Best::new();
     for (i, t) in tests.iter().enumerate() {
         let surfaced = q[i] <= Q_THRESHOLD
             && t.n >= MIN_PAIRS
@@ -707,28 +815,30 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
             best.insert(key, (i, q[i]));
         }
     }
-    let mut findings: Vec<Finding> = best
-        .values()
-        .map(|(i, qi)| finding(&tests[*i], *qi))
-        .collect();
-    findings.sort_by(|a, b| a.q.total_cmp(&b.q).then(b.r.abs().total_cmp(&a.r.abs())));
+    best
+}
 
-    let tests_run = tests.len();
-    // The family a full data set gives this athlete: every input x outcome x lag x method,
-    // and every pair of inputs per outcome. A lone true effect passes BH when its p is below
-    // q / family, so that is the alpha the power calculation uses.
-    let k = detrended.len();
-    let family = k * OUTCOMES.len() * (options.max_lag_days as usize + 1) * 2
+/// The family a full data set gives this athlete with `inputs` inputs: every input x outcome x
+/// lag x method, and every pair of inputs per outcome. A lone true effect passes BH when its p
+/// is below q / family, so that is the alpha the power calculation uses.
+fn family_size(inputs: usize, options: &Options) -> usize {
+    let k = inputs;
+    k * OUTCOMES.len() * (options.max_lag_days as usize + 1) * 2
         + if options.combinations {
             let m = k.saturating_sub(LOAD_INPUTS.len());
             m * m.saturating_sub(1) / 2 * OUTCOMES.len()
         } else {
             0
-        };
+        }
+}
+
+/// The (input, outcome)s that surfaced nothing and have too few (effective) pairs to, with how
+/// much more data they need.
+fn insufficient(s: &Series, coverage: Coverage, best: &Best, family: usize) -> Vec<Insufficient> {
     let alpha = Q_THRESHOLD / family.max(1) as f64;
     let needed = stats::sample_size(POWER_EFFECT_R, alpha, POWER).ceil() as usize;
     let runs_per_day = s.run_days as f64 / s.len.max(1) as f64;
-    let insufficient = coverage
+    coverage
         .into_iter()
         .filter(|(_, (n, n_eff))| *n < MIN_PAIRS || *n_eff < needed as f64)
         .filter(|(key, _)| !best.contains_key(key))
@@ -762,12 +872,7 @@ pub fn analyze(data: &Dataset, options: &Options) -> Analysis {
                 text,
             }
         })
-        .collect();
-    Analysis {
-        tests_run,
-        findings,
-        insufficient,
-    }
+        .collect()
 }
 
 /// Pairs of inputs at lag 1: days when both were above their medians against days when both
@@ -798,71 +903,80 @@ fn combinations(
                     rows.push((va, vb, yv));
                 }
             }
-            let n = rows.len();
-            if n < MIN_PAIRS {
+            if rows.len() < MIN_PAIRS {
                 continue;
             }
-            let ma = median(rows.iter().map(|r| r.0).collect());
-            let mb = median(rows.iter().map(|r| r.1).collect());
-            let both_high: Vec<f64> = rows
-                .iter()
-                .filter(|r| r.0 > ma && r.1 > mb)
-                .map(|r| r.2)
-                .collect();
-            let both_low: Vec<f64> = rows
-                .iter()
-                .filter(|r| r.0 <= ma && r.1 <= mb)
-                .map(|r| r.2)
-                .collect();
-            let used = both_high.len() + both_low.len();
-            if both_high.len() < 5 || both_low.len() < 5 {
-                continue;
-            }
-            let seq: Vec<f64> = rows.iter().map(|r| r.2).collect();
-            let r1 = stats::lag1_autocorrelation(&seq);
-            let n_eff = stats::effective_n(used as f64, r1, r1.max(0.0));
-            let Some((d, lo, hi)) = difference(&both_high, &both_low, n_eff, used) else {
-                continue;
-            };
-            // Welch's t on the effective sizes, as a point-biserial r for the family.
-            let se = (hi - d) / {
-                let df = (n_eff - 2.0).max(1.0);
-                statrs::distribution::StudentsT::new(0.0, 1.0, df)
-                    .map(|dist| statrs::distribution::ContinuousCDF::inverse_cdf(&dist, 0.975))
-                    .unwrap_or(f64::INFINITY)
-            };
-            if se.is_nan() || se <= 0.0 {
-                continue;
-            }
-            let t = d / se;
-            let df = (n_eff - 2.0).max(1.0);
-            let r = t / (t * t + df).sqrt();
-            let p = stats::p_value(r, df);
-            let pooled = {
-                let all: Vec<f64> = both_high.iter().chain(&both_low).copied().collect();
-                let m = all.iter().sum::<f64>() / all.len() as f64;
-                (all.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (all.len() - 1) as f64).sqrt()
-            };
-            let cohen_d = if pooled > 0.0 { d / pooled } else { 0.0 };
-            tests.push(Test {
-                input: format!("{a}+{b}"),
-                outcome: spec,
-                lag: lag as u32,
-                method: Method::Quadrant,
-                r: cohen_d,
-                p,
-                n: used,
-                n_eff,
-                ci: (lo, hi),
-                effect: (scale(d), scale(lo), scale(hi)),
-                threshold: None,
-                groups: Some(Box::new((
-                    both_high.iter().map(|v| scale(*v)).collect(),
-                    both_low.iter().map(|v| scale(*v)).collect(),
-                ))),
-            });
+            tests.extend(quadrant_test(&format!("{a}+{b}"), &rows, spec, lag, scale));
         }
     }
+}
+
+/// One combination's test from its (a, b, adjusted outcome) rows; `None` when either quadrant
+/// has fewer than 5 days or the difference has no spread.
+fn quadrant_test(
+    input: &str,
+    rows: &[(f64, f64, f64)],
+    spec: &'static OutcomeSpec,
+    lag: usize,
+    scale: &dyn Fn(f64) -> f64,
+) -> Option<Test> {
+    let ma = median(rows.iter().map(|r| r.0).collect());
+    let mb = median(rows.iter().map(|r| r.1).collect());
+    let both_high: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.0 > ma && r.1 > mb)
+        .map(|r| r.2)
+        .collect();
+    let both_low: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.0 <= ma && r.1 <= mb)
+        .map(|r| r.2)
+        .collect();
+    let used = both_high.len() + both_low.len();
+    if both_high.len() < 5 || both_low.len() < 5 {
+        return None;
+    }
+    let seq: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let r1 = stats::lag1_autocorrelation(&seq);
+    let n_eff = stats::effective_n(used as f64, r1, r1.max(0.0));
+    let (d, lo, hi) = difference(&both_high, &both_low, n_eff, used)?;
+    // Welch's t on the effective sizes, as a point-biserial r for the family.
+    let se = (hi - d) / {
+        let df = (n_eff - 2.0).max(1.0);
+        statrs::distribution::StudentsT::new(0.0, 1.0, df)
+            .map(|dist| statrs::distribution::ContinuousCDF::inverse_cdf(&dist, 0.975))
+            .unwrap_or(f64::INFINITY)
+    };
+    if se.is_nan() || se <= 0.0 {
+        return None;
+    }
+    let t = d / se;
+    let df = (n_eff - 2.0).max(1.0);
+    let r = t / (t * t + df).sqrt();
+    let p = stats::p_value(r, df);
+    let pooled = {
+        let all: Vec<f64> = both_high.iter().chain(&both_low).copied().collect();
+        let m = all.iter().sum::<f64>() / all.len() as f64;
+        (all.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (all.len() - 1) as f64).sqrt()
+    };
+    let cohen_d = if pooled > 0.0 { d / pooled } else { 0.0 };
+    Some(Test {
+        input: input.to_string(),
+        outcome: spec,
+        lag: lag as u32,
+        method: Method::Quadrant,
+        r: cohen_d,
+        p,
+        n: used,
+        n_eff,
+        ci: (lo, hi),
+        effect: (scale(d), scale(lo), scale(hi)),
+        threshold: None,
+        groups: Some(Box::new((
+            both_high.iter().map(|v| scale(*v)).collect(),
+            both_low.iter().map(|v| scale(*v)).collect(),
+        ))),
+    })
 }
 
 fn finding(t: &Test, q: f64) -> Finding {

@@ -243,8 +243,29 @@ pub fn analyze_with_load(sport: Sport, samples: &[Sample]) -> (Efficiency, LoadI
         (Some(a), Some(b)) => (b.d_m - a.d_m).max(0.0),
         _ => 0.0,
     };
+    let (gain, loss) = elevation_m(&pts);
+    let (used, load) = intervals(&pts, profile.as_ref());
+    let elevation = profile.is_some().then_some((gain, loss));
+    let mut out = totals(sport, distance_m, load.moving_time_s, &used, elevation);
+    if let Some(reason) = not_a_run(sport) {
+        out.reason = Some(reason);
+        return (out, load);
+    }
+    let analyzed_time_s = out.analyzed_time_s;
+    if analyzed_time_s < MIN_ANALYZED_S {
+        out.reason = Some(format!(
+            "{analyzed_time_s:.0} s analysed (moving, after the first {WARM_UP_S:.0} s, with heart rate); at least {MIN_ANALYZED_S:.0} s are needed"
+        ));
+        return (out, load);
+    }
+    fill_metrics(&mut out, &used);
+    (out, load)
+}
+
+/// Total climb and descent over the points with an altitude: (gain, loss).
+fn elevation_m(pts: &[Point]) -> (f64, f64) {
     let (mut gain, mut loss, mut last_alt) = (0.0, 0.0, None::<f64>);
-    for p in &pts {
+    for p in pts {
         if let Some(a) = p.alt_m {
             if let Some(prev) = last_alt {
                 let step = a - prev;
@@ -257,7 +278,12 @@ pub fn analyze_with_load(sport: Sport, samples: &[Sample]) -> (Efficiency, LoadI
             last_alt = Some(a);
         }
     }
+    (gain, loss)
+}
 
+/// The intervals between consecutive points: those that count towards EF, and the load input
+/// (which counts more of them).
+fn intervals(pts: &[Point], profile: Option<&Profile>) -> (Vec<Used>, LoadInput) {
     let mut moving_time_s = 0.0;
     let mut used = Vec::new();
     let mut hr_time = HrTime::default();
@@ -276,7 +302,7 @@ pub fn analyze_with_load(sport: Sport, samples: &[Sample]) -> (Efficiency, LoadI
         if dd < 0.0 || dd / dt <= MOVING_SPEED_M_S {
             continue;
         }
-        let g = profile.as_ref().map_or(0.0, |p| p.grade_at(b.d_m));
+        let g = profile.map_or(0.0, |p| p.grade_at(b.d_m));
         let gad_m = dd * minetti_cr(g) / 3.6;
         gap_distance_m += gad_m;
         let moving_before = moving_time_s;
@@ -300,12 +326,23 @@ pub fn analyze_with_load(sport: Sport, samples: &[Sample]) -> (Efficiency, LoadI
         moving_time_s,
         gap_distance_m,
     };
+    (used, load)
+}
+
+/// What both kinds of activity report before any metric: totals, the analysed time over
+/// `used` and its time-weighted heart rate, and the elevation (gain, loss) where known.
+fn totals(
+    sport: Sport,
+    distance_m: f64,
+    moving_time_s: f64,
+    used: &[Used],
+    elevation_m: Option<(f64, f64)>,
+) -> Efficiency {
     // `+ 0.0`: an empty float sum is -0.0, which would print as "-0".
     let analyzed_time_s: f64 = used.iter().map(|u| u.dt_s).sum::<f64>() + 0.0;
     let avg_hr = (analyzed_time_s > 0.0)
         .then(|| used.iter().map(|u| u.hr_bpm * u.dt_s).sum::<f64>() / analyzed_time_s);
-    let has_altitude = profile.is_some();
-    let mut out = Efficiency {
+    Efficiency {
         sport,
         distance_m,
         moving_time_s,
@@ -316,25 +353,18 @@ pub fn analyze_with_load(sport: Sport, samples: &[Sample]) -> (Efficiency, LoadI
         efficiency_factor_yd: None,
         decoupling_pct: None,
         decoupling_badge: None,
-        elevation_gain_m: has_altitude.then_some(gain),
-        elevation_loss_m: has_altitude.then_some(loss),
+        elevation_gain_m: elevation_m.map(|e| e.0),
+        elevation_loss_m: elevation_m.map(|e| e.1),
         gap_model: GAP_MODEL.to_string(),
         reason: None,
-    };
-    if !is_running(sport) {
-        out.reason = Some(format!(
-            "efficiency factor and decoupling are defined for runs; this is {sport:?}"
-        ));
-        return (out, load);
     }
-    if analyzed_time_s < MIN_ANALYZED_S {
-        out.reason = Some(format!(
-            "{analyzed_time_s:.0} s analysed (moving, after the first {WARM_UP_S:.0} s, with heart rate); at least {MIN_ANALYZED_S:.0} s are needed"
-        ));
-        return (out, load);
-    }
-    fill_metrics(&mut out, &used);
-    (out, load)
+}
+
+/// Why an activity that is not a run has no EF or decoupling; `None` for a run.
+fn not_a_run(sport: Sport) -> Option<String> {
+    (!is_running(sport)).then(|| {
+        format!("efficiency factor and decoupling are defined for runs; this is {sport:?}")
+    })
 }
 
 /// EF, raw EF and decoupling over the used intervals (at least [`MIN_ANALYZED_S`] of them).
@@ -387,12 +417,51 @@ pub fn analyze_manual_with_load(
     avg_hr_bpm: Option<f64>,
     laps: &[crate::activity::Lap],
 ) -> (Efficiency, LoadInput) {
+    let pieces = manual_pieces(distance_m, moving_time_s, avg_hr_bpm, laps);
+    let load = LoadInput {
+        hr_time: manual_hr_time(moving_time_s, avg_hr_bpm, laps).into_pairs(),
+        moving_time_s,
+        gap_distance_m: distance_m.unwrap_or(0.0),
+    };
+    let used = after_warm_up(&pieces);
+    let mut out = totals(sport, distance_m.unwrap_or(0.0), moving_time_s, &used, None);
+    if let Some(reason) = not_a_run(sport) {
+        out.reason = Some(reason);
+        return (out, load);
+    }
+    if pieces.is_empty() {
+        out.reason = Some(
+            "no samples, and no distance with heart rate in the summary or splits".to_string(),
+        );
+        return (out, load);
+    }
+    let analyzed_time_s = out.analyzed_time_s;
+    if analyzed_time_s < MIN_ANALYZED_S {
+        out.reason = Some(format!(
+            "{analyzed_time_s:.0} s analysed (after the first {WARM_UP_S:.0} s); at least {MIN_ANALYZED_S:.0} s are needed"
+        ));
+        return (out, load);
+    }
+    if !fill_metrics(&mut out, &used) {
+        out.reason = Some("decoupling needs splits on both sides of the middle".to_string());
+    }
+    (out, load)
+}
+
+/// What EF is computed from, as (moving time, distance, heart rate): the usable splits, or
+/// without any, the summary when it has all three.
+fn manual_pieces(
+    distance_m: Option<f64>,
+    moving_time_s: f64,
+    avg_hr_bpm: Option<f64>,
+    laps: &[crate::activity::Lap],
+) -> Vec<(f64, f64, f64)> {
     let splits: Vec<(f64, f64, f64)> = laps
         .iter()
         .filter_map(|l| Some((l.moving_time_s?, l.distance_m?, l.avg_hr_bpm?)))
         .filter(|(dt, dd, hr)| *dt > 0.0 && *dd > 0.0 && *hr > 0.0)
         .collect();
-    let pieces: Vec<(f64, f64, f64)> = if splits.is_empty() {
+    if splits.is_empty() {
         match (distance_m, avg_hr_bpm) {
             (Some(d), Some(hr)) if d > 0.0 && moving_time_s > 0.0 && hr > 0.0 => {
                 vec![(moving_time_s, d, hr)]
@@ -401,9 +470,16 @@ pub fn analyze_manual_with_load(
         }
     } else {
         splits
-    };
-    // Load counts every split with a heart rate, distance or not (a strength session, a
-    // standing rest); EF counts only those that covered ground.
+    }
+}
+
+/// Load counts every split with a heart rate, distance or not (a strength session, a
+/// standing rest); EF counts only those that covered ground.
+fn manual_hr_time(
+    moving_time_s: f64,
+    avg_hr_bpm: Option<f64>,
+    laps: &[crate::activity::Lap],
+) -> HrTime {
     let mut hr_time = HrTime::default();
     let timed: Vec<(f64, f64)> = laps
         .iter()
@@ -419,14 +495,15 @@ pub fn analyze_manual_with_load(
             hr_time.add(hr, dt);
         }
     }
-    let load = LoadInput {
-        hr_time: hr_time.into_pairs(),
-        moving_time_s,
-        gap_distance_m: distance_m.unwrap_or(0.0),
-    };
+    hr_time
+}
+
+/// The pieces after the first [`WARM_UP_S`] of moving time, a piece that straddles it keeping
+/// the later part in proportion.
+fn after_warm_up(pieces: &[(f64, f64, f64)]) -> Vec<Used> {
     let mut used = Vec::new();
     let mut elapsed = 0.0;
-    for (dt, dd, hr) in &pieces {
+    for (dt, dd, hr) in pieces {
         let (start, end) = (elapsed, elapsed + dt);
         elapsed = end;
         if end <= WARM_UP_S {
@@ -440,46 +517,7 @@ pub fn analyze_manual_with_load(
             hr_bpm: *hr,
         });
     }
-    let analyzed_time_s = used.iter().map(|u| u.dt_s).sum::<f64>() + 0.0;
-    let mut out = Efficiency {
-        sport,
-        distance_m: distance_m.unwrap_or(0.0),
-        moving_time_s,
-        analyzed_time_s,
-        avg_hr: (analyzed_time_s > 0.0)
-            .then(|| used.iter().map(|u| u.hr_bpm * u.dt_s).sum::<f64>() / analyzed_time_s),
-        efficiency_factor: None,
-        efficiency_factor_raw: None,
-        efficiency_factor_yd: None,
-        decoupling_pct: None,
-        decoupling_badge: None,
-        elevation_gain_m: None,
-        elevation_loss_m: None,
-        gap_model: GAP_MODEL.to_string(),
-        reason: None,
-    };
-    if !is_running(sport) {
-        out.reason = Some(format!(
-            "efficiency factor and decoupling are defined for runs; this is {sport:?}"
-        ));
-        return (out, load);
-    }
-    if pieces.is_empty() {
-        out.reason = Some(
-            "no samples, and no distance with heart rate in the summary or splits".to_string(),
-        );
-        return (out, load);
-    }
-    if analyzed_time_s < MIN_ANALYZED_S {
-        out.reason = Some(format!(
-            "{analyzed_time_s:.0} s analysed (after the first {WARM_UP_S:.0} s); at least {MIN_ANALYZED_S:.0} s are needed"
-        ));
-        return (out, load);
-    }
-    if !fill_metrics(&mut out, &used) {
-        out.reason = Some("decoupling needs splits on both sides of the middle".to_string());
-    }
-    (out, load)
+    used
 }
 
 /// EF of a steady effort given as a pace and a heart rate: metres per minute per beat.

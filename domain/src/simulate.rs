@@ -102,115 +102,24 @@ fn ar1(d: &mut Dice, phi: f64, n: usize) -> Vec<f64> {
 
 /// Athlete `index` of the population `spec` describes, in the CLI's input format.
 pub fn athlete(spec: &Spec, index: usize) -> Dataset {
+    // The phases draw from one generator in this order; reordering them changes every athlete.
     let mut d = Dice::new(spec.seed, index);
     let n = spec.days as usize;
-    // A Monday, so weekdays line up the same way for every athlete.
-    let start = NaiveDate::from_ymd_opt(2025, 1, 6).expect("a valid date");
-    let date = |i: usize| start + Duration::days(i as i64);
     let season: Vec<f64> = {
         let phase = d.uniform(0.0, std::f64::consts::TAU);
         (0..n)
             .map(|i| (std::f64::consts::TAU * i as f64 / 365.0 + phase).sin())
             .collect()
     };
-
-    // Runs and their load.
-    let mut runs: Vec<(usize, f64)> = Vec::new(); // (day, minutes)
-    let mut load = vec![0.0; n];
-    let mut kind = vec![0u8; n]; // 0 none, 1 easy, 2 quality, 3 long
-    for (i, k) in kind.iter_mut().enumerate() {
-        let wd = date(i).weekday().num_days_from_monday();
-        let (minutes, intensity, k_) = match wd {
-            6 => (d.uniform(80.0, 110.0), 1.1, 3),
-            1 => (d.uniform(45.0, 60.0), 1.6, 2),
-            3 => (d.uniform(35.0, 50.0), 1.0, 1),
-            2 if d.chance(0.4) => (d.uniform(30.0, 45.0), 1.0, 1),
-            5 if d.chance(0.5) => (d.uniform(30.0, 50.0), 1.0, 1),
-            _ => continue,
-        };
-        // Now and then a planned run does not happen.
-        if d.chance(0.08) {
-            continue;
-        }
-        runs.push((i, minutes));
-        load[i] = minutes * intensity * d.uniform(0.85, 1.15);
-        *k = k_;
-    }
-    let prev_load = |i: usize| if i == 0 { 0.0 } else { load[i - 1] };
-    let load_z = |l: f64| (l - 60.0) / 50.0;
-
-    // Inputs.
+    let runs = Runs::schedule(&mut d, n);
     let mut values: Vec<Vec<Option<f64>>> = Vec::new();
     let mut latent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (name, mean, sd) in INPUTS {
-        let phi = d.uniform(0.3, 0.85);
-        let z = ar1(&mut d, phi, n);
-        let logged = d.uniform(0.7, 0.85);
-        let mut series = Vec::with_capacity(n);
-        for i in 0..n {
-            let weekend = date(i).weekday().num_days_from_monday() >= 5;
-            let sunday = date(i).weekday().num_days_from_monday() == 6;
-            let mut v = mean + sd * z[i];
-            match name {
-                "sleep_hours" if weekend => v += 0.6,
-                "work_hours" if weekend => v = (v - 6.5).max(0.0),
-                "calories_kcal" if sunday => v += 350.0,
-                "hrv_rmssd_ms" => v += 7.0 * season[i],
-                "soreness" => v += 0.5 * load_z(prev_load(i)),
-                "resting_hr_bpm" => v += 1.5 * load_z(prev_load(i)),
-                _ => {}
-            }
-            let present = if name == "weight_kg" {
-                matches!(date(i).weekday().num_days_from_monday(), 0 | 3) && d.chance(0.9)
-            } else {
-                d.chance(logged)
-            };
-            series.push(present.then_some(v));
-        }
-        // A few entry errors.
-        for _ in 0..3 {
-            let i = (d.unit() * n as f64) as usize;
-            if let Some(Some(v)) = series.get(i).copied() {
-                series[i] = Some(if d.chance(0.5) { v * 10.0 } else { 0.0 });
-            }
-        }
+        let (series, z) = logged_input(&mut d, (name, mean, sd), &season, &runs);
         latent.insert(name, z);
         values.push(series);
     }
-
-    // Outcomes.
-    let ef_noise = ar1(&mut d, 0.3, n);
-    let base_ef = d.uniform(0.9, 1.3);
-    let planted_beta = spec.planted.map(|p| {
-        // Efficiency's noise on run days is EF_NOISE; an added b x z with z of unit variance
-        // correlates r = b / sqrt(b^2 + EF_NOISE^2) with z.
-        (p, EF_NOISE * p.r / (1.0 - p.r * p.r).sqrt())
-    });
-    let mut activities = Vec::new();
-    for (i, minutes) in &runs {
-        let i = *i;
-        let hours = minutes / 60.0;
-        let mut ef =
-            base_ef + 0.04 * season[i] - 0.03 * load_z(prev_load(i)) - 0.02 * (hours - 0.75)
-                + EF_NOISE * ef_noise[i];
-        if kind[i] == 2 {
-            ef += 0.02;
-        }
-        if let Some((p, beta)) = planted_beta
-            && let Some(z) = latent.get(p.input)
-            && i >= p.lag_days as usize
-        {
-            ef += beta * z[i - p.lag_days as usize];
-        }
-        let decoupling = 3.0 + 2.5 * (hours - 0.75) + 0.8 * load_z(prev_load(i)) + 1.5 * d.normal();
-        activities.push(RunOutcome {
-            date: date(i),
-            efficiency_factor: Some(ef),
-            decoupling_pct: Some(decoupling),
-            analyzed_time_s: minutes * 60.0 - 360.0,
-            training_load: Some(load[i]),
-        });
-    }
+    let activities = outcomes(&mut d, spec, &runs, &season, &latent);
 
     let days = (0..n)
         .map(|i| DayInputs {
@@ -228,4 +137,140 @@ pub fn athlete(spec: &Spec, index: usize) -> Dataset {
         activities,
         carry_forward_days: BTreeMap::from([("weight_kg".to_string(), 7)]),
     }
+}
+
+/// Day `i` of every athlete's calendar. It starts on a Monday, so weekdays line up the same
+/// way for every athlete.
+fn date(i: usize) -> NaiveDate {
+    let start = NaiveDate::from_ymd_opt(2025, 1, 6).expect("a valid date");
+    start + Duration::days(i as i64)
+}
+
+/// Runs and their load.
+struct Runs {
+    /// (day, minutes)
+    runs: Vec<(usize, f64)>,
+    load: Vec<f64>,
+    /// 0 none, 1 easy, 2 quality, 3 long
+    kind: Vec<u8>,
+}
+
+impl Runs {
+    fn schedule(d: &mut Dice, n: usize) -> Self {
+        let mut runs: Vec<(usize, f64)> = Vec::new();
+        let mut load = vec![0.0; n];
+        let mut kind = vec![0u8; n];
+        for (i, k) in kind.iter_mut().enumerate() {
+            let wd = date(i).weekday().num_days_from_monday();
+            let (minutes, intensity, k_) = match wd {
+                6 => (d.uniform(80.0, 110.0), 1.1, 3),
+                1 => (d.uniform(45.0, 60.0), 1.6, 2),
+                3 => (d.uniform(35.0, 50.0), 1.0, 1),
+                2 if d.chance(0.4) => (d.uniform(30.0, 45.0), 1.0, 1),
+                5 if d.chance(0.5) => (d.uniform(30.0, 50.0), 1.0, 1),
+                _ => continue,
+            };
+            // Now and then a planned run does not happen.
+            if d.chance(0.08) {
+                continue;
+            }
+            runs.push((i, minutes));
+            load[i] = minutes * intensity * d.uniform(0.85, 1.15);
+            *k = k_;
+        }
+        Self { runs, load, kind }
+    }
+
+    /// The previous day's load, standardised.
+    fn prev_load_z(&self, i: usize) -> f64 {
+        let prev_load = if i == 0 { 0.0 } else { self.load[i - 1] };
+        (prev_load - 60.0) / 50.0
+    }
+}
+
+/// One input's logged series (with gaps and a few entry errors) and the latent AR(1) series
+/// behind it, for planting an effect.
+fn logged_input(
+    d: &mut Dice,
+    (name, mean, sd): (&str, f64, f64),
+    season: &[f64],
+    runs: &Runs,
+) -> (Vec<Option<f64>>, Vec<f64>) {
+    let n = season.len();
+    let phi = d.uniform(0.3, 0.85);
+    let z = ar1(d, phi, n);
+    let logged = d.uniform(0.7, 0.85);
+    let mut series = Vec::with_capacity(n);
+    for i in 0..n {
+        let weekend = date(i).weekday().num_days_from_monday() >= 5;
+        let sunday = date(i).weekday().num_days_from_monday() == 6;
+        let mut v = mean + sd * z[i];
+        match name {
+            "sleep_hours" if weekend => v += 0.6,
+            "work_hours" if weekend => v = (v - 6.5).max(0.0),
+            "calories_kcal" if sunday => v += 350.0,
+            "hrv_rmssd_ms" => v += 7.0 * season[i],
+            "soreness" => v += 0.5 * runs.prev_load_z(i),
+            "resting_hr_bpm" => v += 1.5 * runs.prev_load_z(i),
+            _ => {}
+        }
+        let present = if name == "weight_kg" {
+            matches!(date(i).weekday().num_days_from_monday(), 0 | 3) && d.chance(0.9)
+        } else {
+            d.chance(logged)
+        };
+        series.push(present.then_some(v));
+    }
+    // A few entry errors.
+    for _ in 0..3 {
+        let i = (d.unit() * n as f64) as usize;
+        if let Some(Some(v)) = series.get(i).copied() {
+            series[i] = Some(if d.chance(0.5) { v * 10.0 } else { 0.0 });
+        }
+    }
+    (series, z)
+}
+
+/// Each run's outcomes: the known structure, noise, and the planted effect if any.
+fn outcomes(
+    d: &mut Dice,
+    spec: &Spec,
+    runs: &Runs,
+    season: &[f64],
+    latent: &BTreeMap<&str, Vec<f64>>,
+) -> Vec<RunOutcome> {
+    let n = season.len();
+    let ef_noise = ar1(d, 0.3, n);
+    let base_ef = d.uniform(0.9, 1.3);
+    let planted_beta = spec.planted.map(|p| {
+        // Efficiency's noise on run days is EF_NOISE; an added b x z with z of unit variance
+        // correlates r = b / sqrt(b^2 + EF_NOISE^2) with z.
+        (p, EF_NOISE * p.r / (1.0 - p.r * p.r).sqrt())
+    });
+    let mut activities = Vec::new();
+    for (i, minutes) in &runs.runs {
+        let i = *i;
+        let hours = minutes / 60.0;
+        let mut ef =
+            base_ef + 0.04 * season[i] - 0.03 * runs.prev_load_z(i) - 0.02 * (hours - 0.75)
+                + EF_NOISE * ef_noise[i];
+        if runs.kind[i] == 2 {
+            ef += 0.02;
+        }
+        if let Some((p, beta)) = planted_beta
+            && let Some(z) = latent.get(p.input)
+            && i >= p.lag_days as usize
+        {
+            ef += beta * z[i - p.lag_days as usize];
+        }
+        let decoupling = 3.0 + 2.5 * (hours - 0.75) + 0.8 * runs.prev_load_z(i) + 1.5 * d.normal();
+        activities.push(RunOutcome {
+            date: date(i),
+            efficiency_factor: Some(ef),
+            decoupling_pct: Some(decoupling),
+            analyzed_time_s: minutes * 60.0 - 360.0,
+            training_load: Some(runs.load[i]),
+        });
+    }
+    activities
 }

@@ -232,19 +232,7 @@ async fn insert(
     .map_err(|e| map_insert_error(e, req))?;
 
     if rows.is_empty() {
-        if let Some(athlete) = req.metadata.athlete_id {
-            let erased: Option<bool> = sqlx::query_scalar(
-                "SELECT wrapped_key IS NULL FROM athlete_keys WHERE athlete_id = $1",
-            )
-            .bind(athlete)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if erased == Some(true) {
-                keys.forget(athlete);
-                return Err(StoreError::AthleteErased(athlete));
-            }
-        }
-        return Err(conflict(req));
+        return Err(refusal(conn, keys, req).await?);
     }
 
     let mut positions: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
@@ -260,6 +248,28 @@ async fn insert(
         positions,
         replayed: false,
     })
+}
+
+/// Why [`insert`] inserted nothing: the athlete was erased meanwhile, or else the stream is not
+/// at the expected version.
+async fn refusal(
+    conn: &mut sqlx::PgConnection,
+    keys: &KeyCache,
+    req: &AppendRequest,
+) -> StoreResult<StoreError> {
+    if let Some(athlete) = req.metadata.athlete_id {
+        let erased: Option<bool> = sqlx::query_scalar(
+            "SELECT wrapped_key IS NULL FROM athlete_keys WHERE athlete_id = $1",
+        )
+        .bind(athlete)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if erased == Some(true) {
+            keys.forget(athlete);
+            return Ok(StoreError::AthleteErased(athlete));
+        }
+    }
+    Ok(conflict(req))
 }
 
 fn map_insert_error(e: sqlx::Error, req: &AppendRequest) -> StoreError {

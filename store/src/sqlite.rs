@@ -146,33 +146,8 @@ async fn append_in(
         return Err(conflict(req).into());
     }
 
-    let metadata = serde_json::to_string(&req.metadata)
-        .map_err(|e| StoreError::Invalid(format!("metadata: {e}")))?;
-    let athlete = req.metadata.athlete_id.map(|a| a.to_string());
     let now = micros(Utc::now());
-    let mut positions = Vec::with_capacity(req.events.len());
-    for (i, (event, sealed)) in req.events.iter().zip(&sealed).enumerate() {
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO events (event_id, stream_type, stream_id, stream_version, event_type, \
-                                 event_version, athlete_id, recorded_at_us, metadata, payload, encrypted) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING global_position",
-        )
-        .bind(event.event_id.to_string())
-        .bind(&req.stream.stream_type)
-        .bind(&req.stream.stream_id)
-        .bind((head + 1 + i as u64) as i64)
-        .bind(&event.event_type)
-        .bind(&event.event_version)
-        .bind(&athlete)
-        .bind(now)
-        .bind(&metadata)
-        .bind(&sealed.bytes)
-        .bind(sealed.encrypted)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(|e| map_insert_error(e, req, event.event_id))?;
-        positions.push(position);
-    }
+    let positions = insert_events(tx, req, &sealed, head, now).await?;
     let last = *positions.last().expect("appends are never empty");
     let outcome = AppendOutcome {
         stream_version: head + req.events.len() as u64,
@@ -198,6 +173,44 @@ async fn append_in(
         .await?;
     }
     Ok(outcome)
+}
+
+/// Inserts the sealed events after stream version `head`, recorded at `now` (microseconds);
+/// their global positions, in order.
+async fn insert_events(
+    tx: &mut Transaction<'static, Sqlite>,
+    req: &AppendRequest,
+    sealed: &[codec::Sealed],
+    head: u64,
+    now: i64,
+) -> StoreResult<Vec<i64>> {
+    let metadata = serde_json::to_string(&req.metadata)
+        .map_err(|e| StoreError::Invalid(format!("metadata: {e}")))?;
+    let athlete = req.metadata.athlete_id.map(|a| a.to_string());
+    let mut positions = Vec::with_capacity(req.events.len());
+    for (i, (event, sealed)) in req.events.iter().zip(sealed).enumerate() {
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (event_id, stream_type, stream_id, stream_version, event_type, \
+                                 event_version, athlete_id, recorded_at_us, metadata, payload, encrypted) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING global_position",
+        )
+        .bind(event.event_id.to_string())
+        .bind(&req.stream.stream_type)
+        .bind(&req.stream.stream_id)
+        .bind((head + 1 + i as u64) as i64)
+        .bind(&event.event_type)
+        .bind(&event.event_version)
+        .bind(&athlete)
+        .bind(now)
+        .bind(&metadata)
+        .bind(&sealed.bytes)
+        .bind(sealed.encrypted)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| map_insert_error(e, req, event.event_id))?;
+        positions.push(position);
+    }
+    Ok(positions)
 }
 
 fn map_insert_error(e: sqlx::Error, req: &AppendRequest, event_id: Uuid) -> StoreError {

@@ -104,9 +104,9 @@ pub async fn create_activity(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Json(body): Json<NewActivityBody>,
+    Json(mut body): Json<NewActivityBody>,
 ) -> ApiResult<Response> {
-    let timezone = match body.timezone {
+    let timezone = match body.timezone.take() {
         Some(tz) => tz,
         None => {
             super::me::current_profile(&state, caller.account_id)
@@ -122,18 +122,6 @@ pub async fn create_activity(
         ));
     }
     let activity_id = Uuid::now_v7();
-    let laps = body
-        .splits
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Lap {
-            index: u32::try_from(i).unwrap_or(u32::MAX),
-            distance_m: s.distance_m,
-            moving_time_s: s.moving_time_s,
-            avg_hr_bpm: s.avg_hr_bpm,
-            elevation_gain_m: s.elevation_gain_m,
-        })
-        .collect();
     let mut context = ctx(&caller);
     // A retried POST with the same key records one activity, not two.
     let key = idempotency_key(&headers)?;
@@ -145,30 +133,13 @@ pub async fn create_activity(
         }
         None => activity_id,
     };
+    let command = body.into_command(caller.account_id, aggregate_id, timezone);
     let executed = state
         .commands
         .execute::<Activity>(
             &context,
             &aggregate_id.to_string(),
-            ActivityCommand::RecordActivity(RecordActivity {
-                athlete_id: caller.account_id,
-                activity_id: aggregate_id,
-                sport: body.sport,
-                name: body.name,
-                start_time: body.start_time,
-                timezone,
-                distance_m: body.distance_m,
-                moving_time_s: body.moving_time_s,
-                elapsed_time_s: body.elapsed_time_s,
-                avg_hr_bpm: body.avg_hr_bpm,
-                max_hr_bpm: body.max_hr_bpm,
-                elevation_gain_m: body.elevation_gain_m,
-                elevation_loss_m: body.elevation_loss_m,
-                source: ActivitySource::Manual,
-                external_id: None,
-                laps,
-                samples: None,
-            }),
+            ActivityCommand::RecordActivity(command),
         )
         .await?;
     let created = Created {
@@ -181,6 +152,44 @@ pub async fn create_activity(
         axum::Json(created),
     )
         .into_response())
+}
+
+impl NewActivityBody {
+    /// The command that records this activity, its splits numbered in order; `timezone`
+    /// replaces the body's own.
+    fn into_command(self, athlete_id: Uuid, activity_id: Uuid, timezone: String) -> RecordActivity {
+        let laps = self
+            .splits
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Lap {
+                index: u32::try_from(i).unwrap_or(u32::MAX),
+                distance_m: s.distance_m,
+                moving_time_s: s.moving_time_s,
+                avg_hr_bpm: s.avg_hr_bpm,
+                elevation_gain_m: s.elevation_gain_m,
+            })
+            .collect();
+        RecordActivity {
+            athlete_id,
+            activity_id,
+            sport: self.sport,
+            name: self.name,
+            start_time: self.start_time,
+            timezone,
+            distance_m: self.distance_m,
+            moving_time_s: self.moving_time_s,
+            elapsed_time_s: self.elapsed_time_s,
+            avg_hr_bpm: self.avg_hr_bpm,
+            max_hr_bpm: self.max_hr_bpm,
+            elevation_gain_m: self.elevation_gain_m,
+            elevation_loss_m: self.elevation_loss_m,
+            source: ActivitySource::Manual,
+            external_id: None,
+            laps,
+            samples: None,
+        }
+    }
 }
 
 /// A retry with the same key and body returns the first answer and creates nothing.

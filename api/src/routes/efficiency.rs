@@ -210,6 +210,41 @@ pub async fn trends(
     let all = history(&state, caller.account_id, min).await?;
     let (units, to) = units_and_today(&state, caller.account_id).await?;
     let from = to - chrono::Duration::days(i64::from(days) - 1);
+    let out = trend_runs(&all, units, from, to);
+    let (trend, trend_note) = fitted_trend(&out);
+    let pick = |r: &TrendRun| RunRef {
+        activity_id: r.activity_id,
+        local_date: r.local_date,
+        efficiency_factor: r.efficiency_factor,
+    };
+    let best = out
+        .iter()
+        .max_by(|a, b| a.efficiency_factor.total_cmp(&b.efficiency_factor))
+        .map(pick);
+    let latest = out.last().map(pick);
+    Ok(axum::Json(EfficiencyTrends {
+        days,
+        from,
+        to,
+        unit: "m/min/bpm".to_string(),
+        gap_model: domain::efficiency::GAP_MODEL.to_string(),
+        decoupling: DecouplingSummary::of(&out),
+        runs: out,
+        trend,
+        trend_note,
+        best,
+        latest,
+    }))
+}
+
+/// The runs with an EF from `from` to `to`, each with the rolling means ending at it (over
+/// all of the athlete's runs, earlier ones included).
+fn trend_runs(
+    all: &[ActivityMetrics],
+    units: Units,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<TrendRun> {
     let runs: Vec<RunEf> = all.iter().filter_map(run_ef).collect();
     let [w7, w28, w90] = trends::ROLLING_WINDOWS_DAYS;
     let mut out = Vec::new();
@@ -241,6 +276,11 @@ pub async fn trends(
             ),
         });
     }
+    out
+}
+
+/// The linear trend of EF over days since the first run, or why there is none.
+fn fitted_trend(out: &[TrendRun]) -> (Option<Trend>, Option<String>) {
     let origin = out.first().map(|r| r.start_time);
     let points: Vec<(f64, f64)> = out
         .iter()
@@ -249,47 +289,31 @@ pub async fn trends(
             (since.num_seconds() as f64 / 86_400.0, r.efficiency_factor)
         })
         .collect();
-    let (trend, trend_note) = match trends::trend(&points) {
+    match trends::trend(&points) {
         Ok(t) => (Some(t), None),
         Err(e) => (None, Some(e.message())),
-    };
-    let pick = |r: &TrendRun| RunRef {
-        activity_id: r.activity_id,
-        local_date: r.local_date,
-        efficiency_factor: r.efficiency_factor,
-    };
-    let best = out
-        .iter()
-        .max_by(|a, b| a.efficiency_factor.total_cmp(&b.efficiency_factor))
-        .map(pick);
-    let latest = out.last().map(pick);
-    let mut dec: Vec<f64> = out.iter().filter_map(|r| r.decoupling_pct).collect();
-    dec.sort_by(f64::total_cmp);
-    let median_pct = match dec.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(dec[n / 2]),
-        n => Some((dec[n / 2 - 1] + dec[n / 2]) / 2.0),
-    };
-    let count = |b: DecouplingBadge| out.iter().filter(|r| r.decoupling_badge == Some(b)).count();
-    Ok(axum::Json(EfficiencyTrends {
-        days,
-        from,
-        to,
-        unit: "m/min/bpm".to_string(),
-        gap_model: domain::efficiency::GAP_MODEL.to_string(),
-        decoupling: DecouplingSummary {
+    }
+}
+
+impl DecouplingSummary {
+    fn of(out: &[TrendRun]) -> Self {
+        let mut dec: Vec<f64> = out.iter().filter_map(|r| r.decoupling_pct).collect();
+        dec.sort_by(f64::total_cmp);
+        let median_pct = match dec.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(dec[n / 2]),
+            n => Some((dec[n / 2 - 1] + dec[n / 2]) / 2.0),
+        };
+        let count =
+            |b: DecouplingBadge| out.iter().filter(|r| r.decoupling_badge == Some(b)).count();
+        DecouplingSummary {
             runs: dec.len(),
             median_pct,
             green: count(DecouplingBadge::Green),
             yellow: count(DecouplingBadge::Yellow),
             red: count(DecouplingBadge::Red),
-        },
-        runs: out,
-        trend,
-        trend_note,
-        best,
-        latest,
-    }))
+        }
+    }
 }
 
 /// One activity's load.
@@ -362,31 +386,7 @@ pub async fn training_load(
         })
         .collect();
     let started = per_activity.iter().map(|(d, _)| *d).min();
-    // The chart stops at tomorrow (any zone's today): later days hold no activity, only decay,
-    // and a range in the far future must not cost a loop over every day until then.
-    let tomorrow = Utc::now().date_naive() + chrono::Duration::days(1);
-    let end = w.to.min(tomorrow);
-    let mut days = Vec::new();
-    let mut note = None;
-    match started {
-        Some(first) if first <= end && w.from <= end => {
-            let loads: Vec<(NaiveDate, f64)> = per_activity
-                .iter()
-                .map(|(d, a)| (*d, a.trimp.unwrap_or(0.0)))
-                .collect();
-            days = load::pmc(first, end, &loads)
-                .into_iter()
-                .filter(|d| d.date >= w.from)
-                .collect();
-        }
-        Some(first) if first > w.to => {
-            note = Some(format!(
-                "the first activity is on {first}, after this range"
-            ));
-        }
-        Some(_) => note = Some(format!("the chart ends on {tomorrow}")),
-        None => note = Some("no activities yet".to_string()),
-    }
+    let (days, note) = load_days(&per_activity, started, w.from, w.to);
     Ok(axum::Json(TrainingLoad {
         from: w.from,
         to: w.to,
@@ -405,4 +405,39 @@ pub async fn training_load(
             .collect(),
         note,
     }))
+}
+
+/// The chart's days from `from` to `to` (those from the first activity on), or a note on why
+/// there are none.
+fn load_days(
+    per_activity: &[(NaiveDate, ActivityLoad)],
+    started: Option<NaiveDate>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> (Vec<LoadDay>, Option<String>) {
+    // The chart stops at tomorrow (any zone's today): later days hold no activity, only decay,
+    // and a range in the far future must not cost a loop over every day until then.
+    let tomorrow = Utc::now().date_naive() + chrono::Duration::days(1);
+    let end = to.min(tomorrow);
+    match started {
+        Some(first) if first <= end && from <= end => {
+            let loads: Vec<(NaiveDate, f64)> = per_activity
+                .iter()
+                .map(|(d, a)| (*d, a.trimp.unwrap_or(0.0)))
+                .collect();
+            let days = load::pmc(first, end, &loads)
+                .into_iter()
+                .filter(|d| d.date >= from)
+                .collect();
+            (days, None)
+        }
+        Some(first) if first > to => (
+            Vec::new(),
+            Some(format!(
+                "the first activity is on {first}, after this range"
+            )),
+        ),
+        Some(_) => (Vec::new(), Some(format!("the chart ends on {tomorrow}"))),
+        None => (Vec::new(), Some("no activities yet".to_string())),
+    }
 }

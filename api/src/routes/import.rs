@@ -89,10 +89,40 @@ pub async fn import_activities(
         )
         .detail("Send the files as multipart/form-data, in parts named \"file\"."));
     }
-    let mut multipart = multipart.map_err(|e| {
+    let multipart = multipart.map_err(|e| {
         Problem::bad_request(format!("malformed multipart body: {}", e.body_text()))
     })?;
     // Read every part first: a malformed or oversized request stores nothing at all.
+    let files = read_files(multipart).await?;
+
+    let profile = super::me::current_profile(&state, caller.account_id).await?;
+    state.caught_up(&["activities"]).await?;
+    let mut importer = Importer {
+        tables: state.tables("activities").await?,
+        state: &state,
+        account_id: caller.account_id,
+        ctx: CommandContext::athlete(caller.account_id),
+        timezone: &profile.preferences.timezone,
+        batch: Vec::new(),
+    };
+    let mut report = ImportReport {
+        files: Vec::new(),
+        recorded: 0,
+        failed: 0,
+        position: None,
+    };
+    for (name, bytes) in files {
+        let outcome = importer.import(&name, bytes).await?;
+        report.add(name, outcome, &mut importer.batch)?;
+    }
+    if report.failed == report.files.len() {
+        return Err(nothing_imported(&report));
+    }
+    Ok((StatusCode::OK, axum::Json(report)))
+}
+
+/// Every part of the form, as (file name, bytes), within the limits on count and size.
+async fn read_files(mut multipart: Multipart) -> ApiResult<Vec<(String, Vec<u8>)>> {
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_problem)? {
         if field.name() != Some("file") {
@@ -130,45 +160,60 @@ pub async fn import_activities(
             "no files; send one or more parts named \"file\"",
         ));
     }
+    Ok(files)
+}
 
-    let profile = super::me::current_profile(&state, caller.account_id).await?;
-    state.caught_up(&["activities"]).await?;
-    let t = state.tables("activities").await?;
-    let ctx = CommandContext::athlete(caller.account_id);
-    let mut batch: Vec<Candidate> = Vec::new();
-    let mut report = ImportReport {
-        files: Vec::new(),
-        recorded: 0,
-        failed: 0,
-        position: None,
-    };
-    for (name, bytes) in files {
-        let outcome = match prepare(&name, bytes).await {
-            Err(e) => Err(e),
-            Ok(prepared) => {
-                let near = projections::activities::starting_near(
-                    state.read_pool(),
-                    &t,
-                    caller.account_id,
-                    prepared.start_time(),
-                )
-                .await?;
-                let mut earlier = batch.clone();
-                earlier.extend(near.iter().map(|a| Candidate {
-                    activity_id: a.activity_id,
-                    start_time: a.start_time,
-                    distance_m: a.distance_m,
-                }));
-                record(
-                    &state.commands,
-                    &ctx,
-                    prepared,
-                    &profile.preferences.timezone,
-                    &earlier,
-                )
-                .await
-            }
+/// Imports one request's files for one athlete.
+struct Importer<'a> {
+    state: &'a AppState,
+    tables: projections::Tables,
+    account_id: Uuid,
+    ctx: CommandContext,
+    timezone: &'a str,
+    /// The activities this request has recorded so far: a later file of the same run is a
+    /// duplicate of them before the projection has caught up.
+    batch: Vec<Candidate>,
+}
+
+impl Importer<'_> {
+    /// One file's outcome; the outer error is the request's (the read side failed).
+    async fn import(&self, name: &str, bytes: Vec<u8>) -> ApiResult<Result<Imported, ImportError>> {
+        let prepared = match prepare(name, bytes).await {
+            Err(e) => return Ok(Err(e)),
+            Ok(prepared) => prepared,
         };
+        let near = projections::activities::starting_near(
+            self.state.read_pool(),
+            &self.tables,
+            self.account_id,
+            prepared.start_time(),
+        )
+        .await?;
+        let mut earlier = self.batch.clone();
+        earlier.extend(near.iter().map(|a| Candidate {
+            activity_id: a.activity_id,
+            start_time: a.start_time,
+            distance_m: a.distance_m,
+        }));
+        Ok(record(
+            &self.state.commands,
+            &self.ctx,
+            prepared,
+            self.timezone,
+            &earlier,
+        )
+        .await)
+    }
+}
+
+impl ImportReport {
+    /// Lists one file's outcome; a recorded activity joins `batch`.
+    fn add(
+        &mut self,
+        file: String,
+        outcome: Result<Imported, ImportError>,
+        batch: &mut Vec<Candidate>,
+    ) -> ApiResult<()> {
         let (status, activity_id, error) = match outcome {
             Ok(Imported::Recorded {
                 activity_id,
@@ -182,8 +227,8 @@ pub async fn import_activities(
                     start_time,
                     distance_m,
                 });
-                report.recorded += 1;
-                report.position = Some(position).filter(|p| *p > 0).or(report.position);
+                self.recorded += 1;
+                self.position = Some(position).filter(|p| *p > 0).or(self.position);
                 (ImportStatus::Recorded, Some(activity_id), None)
             }
             Ok(Imported::AlreadyImported { activity_id }) => {
@@ -193,43 +238,45 @@ pub async fn import_activities(
                 (ImportStatus::Duplicate, Some(activity_id), None)
             }
             Err(ImportError::Unreadable { problem, .. }) => {
-                report.failed += 1;
+                self.failed += 1;
                 (ImportStatus::Error, None, Some(problem))
             }
             // A refusal of the command itself (the store, an erased account) is not about the
             // file: it is the request's answer.
             Err(ImportError::Refused { source, .. }) => return Err(source.into()),
         };
-        report.files.push(ImportedFile {
-            file: name,
+        self.files.push(ImportedFile {
+            file,
             status,
             activity_id,
             error,
         });
+        Ok(())
     }
-    if report.failed == report.files.len() {
-        let mut p = Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unreadable-files",
-            "No file could be imported",
-        )
-        .detail(
-            report
-                .files
-                .iter()
-                .map(|f| format!("{}: {}", f.file, f.error.as_deref().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join("; "),
+}
+
+/// The 422 when no file could be imported: one error per file.
+fn nothing_imported(report: &ImportReport) -> Problem {
+    let mut p = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unreadable-files",
+        "No file could be imported",
+    )
+    .detail(
+        report
+            .files
+            .iter()
+            .map(|f| format!("{}: {}", f.file, f.error.as_deref().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    for (i, f) in report.files.iter().enumerate() {
+        p = p.field(
+            format!("file[{i}]"),
+            format!("{}: {}", f.file, f.error.as_deref().unwrap_or_default()),
         );
-        for (i, f) in report.files.iter().enumerate() {
-            p = p.field(
-                format!("file[{i}]"),
-                format!("{}: {}", f.file, f.error.as_deref().unwrap_or_default()),
-            );
-        }
-        return Err(p);
     }
-    Ok((StatusCode::OK, axum::Json(report)))
+    p
 }
 
 fn too_large(detail: String) -> Problem {

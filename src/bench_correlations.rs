@@ -80,8 +80,7 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
     let mut most = 0;
     for i in 0..c.athletes.min(50) {
         let id = demo::athlete_id(&config, i);
-        let n =
-            input_names(&projections::correlations::dataset(&engine, id, from, to).await?).len();
+        let n = input_names(&workers::correlations::dataset(&engine, id, from, to).await?).len();
         if n > most {
             (athlete, most) = (id, n);
         }
@@ -94,7 +93,7 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
     let options = Options::default();
     for _ in 0..c.rounds {
         let t = Instant::now();
-        let data = projections::correlations::dataset(&engine, athlete, from, to).await?;
+        let data = workers::correlations::dataset(&engine, athlete, from, to).await?;
         baseline.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let a = analyze(&data, &options);
@@ -103,7 +102,7 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
         inputs = input_names(&data).len();
     }
     let t = Instant::now();
-    projections::correlations::compute(&engine, athlete).await?;
+    workers::correlations::compute(&engine, athlete).await?;
     let snapshot_ms = t.elapsed().as_secs_f64() * 1000.0;
 
     progress(&format!(
@@ -113,7 +112,7 @@ pub async fn measure(url: &str, backend: &str, c: Config) -> anyhow::Result<()> 
     let t = Instant::now();
     let mut computed = 0;
     loop {
-        let s = projections::correlations::step(&engine, "bench", 64).await?;
+        let s = workers::correlations::step(&engine, "bench", 64).await?;
         if s.failed > 0 {
             anyhow::bail!("{} analyses failed", s.failed);
         }

@@ -7,7 +7,7 @@
 //! the last event that changes an input or an outcome (check-ins, nutrition, work, body,
 //! activities, physiology) and nothing else. A snapshot reflecting an older position is stale.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -16,11 +16,13 @@ use domain::athlete::AthleteEvent;
 use domain::correlation::Analysis;
 use domain::journal::JournalEvent;
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use uuid::Uuid;
 
 use crate::decode::DomainEvent;
 use crate::engine::{Engine, Projected, Projection, Tables};
+use crate::read_model_table;
+use crate::table::{self, Pending, Table};
 
 /// The windows every snapshot holds, in days up to the athlete's today.
 pub const WINDOWS_DAYS: [u32; 5] = [30, 90, 180, 365, 730];
@@ -43,6 +45,43 @@ pub fn changes_inputs(event: &DomainEvent) -> bool {
 /// Per athlete: the position of the last event that changed an input.
 pub struct CorrelationInputsProjection;
 
+read_model_table! {
+    /// One row per athlete; the last input-changing event of a batch wins (positions grow
+    /// along the log).
+    pub struct ChangedRow in "changed", key 1, Replace {
+        athlete_id: String,
+        position: i64,
+    }
+}
+
+// The job tables are created by the migrations (`migrations/*/0005_correlations.sql`), not by a
+// projection: the declarations give their row types and column lists, and they are named by
+// their base alone (`TableDef::select_fixed_sql`, `table::write_fixed`).
+
+read_model_table! {
+    /// One athlete's latest analysis for every window, and the log position it reflects.
+    pub struct SnapshotRow in "correlation_snapshots", key 1, Replace {
+        athlete_id: String,
+        position: i64,
+        computed_at_us: i64,
+        analyses_json: String,
+    }
+}
+
+read_model_table! {
+    /// A request to recompute now.
+    pub struct JobRow in "correlation_jobs", key 1, Insert {
+        job_id: String,
+        athlete_id: String,
+        state: String,
+        requested_at_us: i64,
+        started_at_us: Option<i64>,
+        finished_at_us: Option<i64>,
+        position: Option<i64>,
+        error: Option<String>,
+    }
+}
+
 #[async_trait::async_trait]
 impl Projection for CorrelationInputsProjection {
     fn name(&self) -> &'static str {
@@ -54,17 +93,11 @@ impl Projection for CorrelationInputsProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["changed"]
+        &[ChangedRow::DEF.base]
     }
 
     fn schema(&self, t: &Tables) -> Vec<String> {
-        vec![format!(
-            "CREATE TABLE {} (
-                athlete_id  TEXT   PRIMARY KEY,
-                position    BIGINT NOT NULL
-            )",
-            t.table("changed")
-        )]
+        vec![ChangedRow::DEF.create_sql(t)]
     }
 
     fn order_by(&self, _table: &str) -> &'static str {
@@ -77,92 +110,50 @@ impl Projection for CorrelationInputsProjection {
         t: &Tables,
         e: &Projected<'_>,
     ) -> anyhow::Result<()> {
-        let Some(athlete) = e.recorded.metadata.athlete_id else {
-            return Ok(());
-        };
-        let table = t.table("changed");
-        if let DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) = e.event {
-            // Snapshots and jobs are derived personal data: they go with the athlete.
-            for sql in [
-                format!("DELETE FROM {table} WHERE athlete_id = $1"),
-                "DELETE FROM correlation_snapshots WHERE athlete_id = $1".to_string(),
-                "DELETE FROM correlation_jobs WHERE athlete_id = $1".to_string(),
-                "DELETE FROM correlation_leases WHERE athlete_id = $1".to_string(),
-            ] {
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(athlete.to_string())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            return Ok(());
-        }
-        if !changes_inputs(e.event) {
-            return Ok(());
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table} (athlete_id, position) VALUES ($1, $2) \
-             ON CONFLICT (athlete_id) DO UPDATE SET position = excluded.position"
-        )))
-        .bind(athlete.to_string())
-        .bind(e.recorded.position)
-        .execute(conn)
-        .await?;
-        Ok(())
+        self.apply_batch(conn, t, std::slice::from_ref(e)).await
     }
 
-    /// Only the last input-changing event of each athlete in the batch counts (positions grow
-    /// along the log), so the batch collapses to one row per athlete, written many per
-    /// statement. An erasure writes what came before it first, then deletes.
+    /// The batch collapses to one row per athlete, written many per statement. An erasure
+    /// writes what came before it first, then deletes.
     async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
         t: &Tables,
         events: &[Projected<'_>],
     ) -> anyhow::Result<()> {
-        let mut last: HashMap<Uuid, i64> = HashMap::new();
+        let mut pending = Pending::default();
         for e in events {
             let Some(athlete) = e.recorded.metadata.athlete_id else {
                 continue;
             };
             if let DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) = e.event {
-                write_changed(conn, t, &mut last).await?;
-                self.apply(conn, t, e).await?;
+                pending.flush(conn, t).await?;
+                erase(conn, t, athlete).await?;
             } else if changes_inputs(e.event) {
-                last.insert(athlete, e.recorded.position);
+                pending.put(&ChangedRow {
+                    athlete_id: athlete.to_string(),
+                    position: e.recorded.position,
+                })?;
             }
         }
-        write_changed(conn, t, &mut last).await
+        pending.flush(conn, t).await
     }
 }
 
-/// Rows per multi-row upsert (2 parameters each).
-const CHUNK: usize = 400;
-
-/// Upserts the athletes' latest positions; one row per athlete, so no statement touches a row
-/// twice (PostgreSQL refuses that in one `INSERT … ON CONFLICT`).
-async fn write_changed(
-    conn: &mut AnyConnection,
-    t: &Tables,
-    last: &mut HashMap<Uuid, i64>,
-) -> anyhow::Result<()> {
-    let rows: Vec<(Uuid, i64)> = last.drain().collect();
-    for chunk in rows.chunks(CHUNK) {
-        let values = (0..chunk.len())
-            .map(|r| format!("(${}, ${})", 2 * r + 1, 2 * r + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Unprepared: the text changes with the number of rows, and a cached statement per
-        // row count would only crowd the connection's statement cache.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (athlete_id, position) VALUES {values} \
-             ON CONFLICT (athlete_id) DO UPDATE SET position = excluded.position",
-            t.table("changed")
+/// Snapshots and jobs are derived personal data: they go with the athlete.
+async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: Uuid) -> anyhow::Result<()> {
+    for table in [
+        t.table(ChangedRow::DEF.base),
+        SnapshotRow::DEF.base.to_string(),
+        JobRow::DEF.base.to_string(),
+        "correlation_leases".to_string(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE athlete_id = $1"
         )))
-        .persistent(false);
-        for (athlete, position) in chunk {
-            q = q.bind(athlete.to_string()).bind(*position);
-        }
-        q.execute(&mut *conn).await?;
+        .bind(athlete.to_string())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -175,29 +166,33 @@ pub struct Snapshot {
     pub analyses: BTreeMap<u32, Analysis>,
 }
 
+/// The athlete's latest snapshot, if one was computed.
 pub async fn snapshot(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Option<Snapshot>> {
-    let row = sqlx::query(
-        "SELECT position, computed_at_us, analyses_json FROM correlation_snapshots \
-         WHERE athlete_id = $1",
-    )
-    .bind(athlete.to_string())
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| {
-        let mut analyses: BTreeMap<u32, Analysis> =
-            serde_json::from_str(&r.try_get::<String, _>(2)?)?;
+    let sql = SnapshotRow::DEF.select_fixed_sql("WHERE athlete_id = $1");
+    sqlx::query_as::<_, SnapshotRow>(sqlx::AssertSqlSafe(sql))
+        .bind(athlete.to_string())
+        .fetch_optional(pool)
+        .await?
+        .map(Snapshot::try_from)
+        .transpose()
+}
+
+impl TryFrom<SnapshotRow> for Snapshot {
+    type Error = anyhow::Error;
+    fn try_from(r: SnapshotRow) -> anyhow::Result<Self> {
+        let mut analyses: BTreeMap<u32, Analysis> = serde_json::from_str(&r.analyses_json)?;
+        // Snapshots stored before findings had ids get theirs here.
         for analysis in analyses.values_mut() {
             let findings = std::mem::take(&mut analysis.findings);
             analysis.findings = findings.into_iter().map(|f| f.with_id()).collect();
         }
         Ok(Snapshot {
-            position: r.try_get(0)?,
-            computed_at: DateTime::from_timestamp_micros(r.try_get(1)?)
+            position: r.position,
+            computed_at: DateTime::from_timestamp_micros(r.computed_at_us)
                 .context("snapshot time out of range")?,
             analyses,
         })
-    })
-    .transpose()
+    }
 }
 
 /// The position of the last input change for the athlete, if any.
@@ -205,7 +200,7 @@ pub async fn changed_at(engine: &Engine, athlete: Uuid) -> anyhow::Result<Option
     let t = engine.active_tables("correlation_inputs").await?;
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT position FROM {} WHERE athlete_id = $1",
-        t.table("changed")
+        t.table(ChangedRow::DEF.base)
     )))
     .bind(athlete.to_string())
     .fetch_optional(&engine.db().pool)
@@ -262,45 +257,65 @@ fn micros_to_time(us: Option<i64>) -> Option<DateTime<Utc>> {
     us.and_then(DateTime::from_timestamp_micros)
 }
 
-fn job_of(r: &sqlx::any::AnyRow) -> anyhow::Result<Job> {
-    Ok(Job {
-        job_id: r.try_get::<String, _>(0)?.parse()?,
-        state: JobState::parse(&r.try_get::<String, _>(1)?)?,
-        requested_at: micros_to_time(Some(r.try_get(2)?)).context("time out of range")?,
-        started_at: micros_to_time(r.try_get(3)?),
-        finished_at: micros_to_time(r.try_get(4)?),
-        position: r.try_get(5)?,
-        error: r.try_get(6)?,
-    })
+impl TryFrom<JobRow> for Job {
+    type Error = anyhow::Error;
+    fn try_from(r: JobRow) -> anyhow::Result<Self> {
+        Ok(Job {
+            job_id: r.job_id.parse()?,
+            state: JobState::parse(&r.state)?,
+            requested_at: micros_to_time(Some(r.requested_at_us)).context("time out of range")?,
+            started_at: micros_to_time(r.started_at_us),
+            finished_at: micros_to_time(r.finished_at_us),
+            position: r.position,
+            error: r.error,
+        })
+    }
 }
 
-const JOB_COLUMNS: &str =
-    "job_id, state, requested_at_us, started_at_us, finished_at_us, position, error";
+/// The athlete's job matching `rest` (a WHERE clause whose `$1` is the athlete), if any.
+async fn find_job(
+    pool: &AnyPool,
+    athlete: Uuid,
+    rest: &str,
+    job_id: Option<Uuid>,
+) -> anyhow::Result<Option<Job>> {
+    let sql = JobRow::DEF.select_fixed_sql(rest);
+    let mut q = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(athlete.to_string());
+    if let Some(job_id) = job_id {
+        q = q.bind(job_id.to_string());
+    }
+    q.fetch_optional(pool).await?.map(Job::try_from).transpose()
+}
 
 /// Asks for a recompute. A request while one is queued or running for the athlete is that
 /// one: asking twice does not do the work twice.
 pub async fn request(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Job> {
-    let open = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM correlation_jobs \
-         WHERE athlete_id = $1 AND state IN ('queued', 'running') \
-         ORDER BY requested_at_us LIMIT 1"
-    )))
-    .bind(athlete.to_string())
-    .fetch_optional(pool)
+    let open = find_job(
+        pool,
+        athlete,
+        "WHERE athlete_id = $1 AND state IN ('queued', 'running') \
+         ORDER BY requested_at_us LIMIT 1",
+        None,
+    )
     .await?;
-    if let Some(r) = open {
-        return job_of(&r);
+    if let Some(job) = open {
+        return Ok(job);
     }
     let job_id = Uuid::now_v7();
     let now = Utc::now();
-    sqlx::query(
-        "INSERT INTO correlation_jobs (job_id, athlete_id, state, requested_at_us) \
-         VALUES ($1, $2, 'queued', $3)",
+    table::write_fixed(
+        pool,
+        &JobRow {
+            job_id: job_id.to_string(),
+            athlete_id: athlete.to_string(),
+            state: JobState::Queued.text().to_string(),
+            requested_at_us: now.timestamp_micros(),
+            started_at_us: None,
+            finished_at_us: None,
+            position: None,
+            error: None,
+        },
     )
-    .bind(job_id.to_string())
-    .bind(athlete.to_string())
-    .bind(now.timestamp_micros())
-    .execute(pool)
     .await?;
     Ok(Job {
         job_id,
@@ -315,13 +330,11 @@ pub async fn request(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Job> {
 
 /// The athlete's job, if it is theirs.
 pub async fn job(pool: &AnyPool, athlete: Uuid, job_id: Uuid) -> anyhow::Result<Option<Job>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM correlation_jobs WHERE job_id = $1 AND athlete_id = $2"
-    )))
-    .bind(job_id.to_string())
-    .bind(athlete.to_string())
-    .fetch_optional(pool)
-    .await?
-    .map(|r| job_of(&r))
-    .transpose()
+    find_job(
+        pool,
+        athlete,
+        "WHERE athlete_id = $1 AND job_id = $2",
+        Some(job_id),
+    )
+    .await
 }

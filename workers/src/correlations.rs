@@ -17,9 +17,10 @@ use chrono::{NaiveDate, Utc};
 use domain::correlation::{Analysis, Dataset, DayInputs, Options, RunOutcome, analyze};
 use domain::load::LoadSettings;
 use projections::Engine;
-use projections::correlations::{JobState, WINDOWS_DAYS, changed_at};
+use projections::correlations::{ChangedRow, JobState, SnapshotRow, WINDOWS_DAYS, changed_at};
 use projections::journal::{JournalDay, NutritionEntry};
 use projections::profile::Profile;
+use projections::table::Table;
 use sqlx::AnyPool;
 use uuid::Uuid;
 
@@ -245,7 +246,7 @@ async fn due(engine: &Engine, only: Option<&str>, limit: i64) -> anyhow::Result<
     let changed = engine
         .active_tables("correlation_inputs")
         .await?
-        .table("changed");
+        .table(ChangedRow::DEF.base);
     // The athlete id is bound, never spliced: only the presence of the clause varies.
     let one = |column: &str, n: u8| only.map_or(String::new(), |_| format!(" AND {column} = ${n}"));
     let queued = format!(
@@ -361,19 +362,14 @@ async fn write_snapshot(engine: &Engine, athlete: &str) -> anyhow::Result<i64> {
         anyhow::bail!("the read models did not reach position {position} within 30 s");
     }
     let analyses = compute(engine, id).await?;
-    let now = Utc::now().timestamp_micros();
-    sqlx::query(
-        "INSERT INTO correlation_snapshots (athlete_id, position, computed_at_us, analyses_json) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (athlete_id) DO UPDATE SET \
-         position = excluded.position, computed_at_us = excluded.computed_at_us, \
-         analyses_json = excluded.analyses_json",
-    )
-    .bind(athlete)
-    .bind(position)
-    .bind(now)
-    .bind(serde_json::to_string(&analyses)?)
-    .execute(&engine.db().pool)
-    .await?;
+    let row = SnapshotRow {
+        athlete_id: athlete.to_string(),
+        position,
+        computed_at_us: Utc::now().timestamp_micros(),
+        analyses_json: serde_json::to_string(&analyses)?,
+    };
+    // Replaces the athlete's previous snapshot.
+    projections::table::write_fixed(&engine.db().pool, &row).await?;
     Ok(position)
 }
 

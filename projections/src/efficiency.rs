@@ -25,7 +25,7 @@ use crate::activities::{enum_text, text_enum};
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
 use crate::read_model_table;
-use crate::table::{self, Table};
+use crate::table::{self, Table, Write};
 
 /// The version of the formulas in `domain::efficiency` and of this table's shape. 2: load
 /// inputs, sport, workout type and local date beside the metrics.
@@ -157,6 +157,9 @@ impl Projection for EfficiencyProjection {
         "activity_id"
     }
 
+    /// One event on its own: a recording is inserted; a workout type or a correction is
+    /// folded into the stored row, which is written back whole; a deletion or an erasure
+    /// removes rows.
     async fn apply(
         &self,
         conn: &mut AnyConnection,
@@ -185,18 +188,20 @@ impl Projection for EfficiencyProjection {
             ActivityEvent::ActivityDeleted(_) => {
                 delete_where(conn, &table, "activity_id", activity_id).await
             }
-            ActivityEvent::WorkoutTypeSet(w) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET workout_type = $1 WHERE activity_id = $2"
-                )))
-                .bind(enum_text(&w.workout_type)?)
-                .bind(activity_id)
-                .execute(conn)
-                .await?;
-                Ok(())
-            }
-            ActivityEvent::ActivityUpdated(u) => {
-                recompute(conn, &table, e, athlete, activity_id, u).await
+            ActivityEvent::WorkoutTypeSet(_) | ActivityEvent::ActivityUpdated(_) => {
+                // An activity not stored (deleted) stays absent.
+                let sql = MetricsRow::DEF.select_sql(t, "WHERE activity_id = $1");
+                let Some(mut row) = sqlx::query_as::<_, MetricsRow>(sqlx::AssertSqlSafe(sql))
+                    .bind(&activity_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
+                    return Ok(());
+                };
+                row.fold(e, athlete, event).await?;
+                let mut pending = table::Pending::default();
+                pending.put_as(MetricsRow::DEF.writing(Write::Replace), &row)?;
+                pending.flush(conn, t).await
             }
             _ => Ok(()),
         }
@@ -281,40 +286,32 @@ async fn delete_where(
     Ok(())
 }
 
-/// A correction of an activity recorded in an earlier batch: the stored input is corrected and
-/// the metrics computed again from it. An activity not stored (deleted) stays absent.
-async fn recompute(
-    conn: &mut AnyConnection,
-    table: &str,
-    e: &Projected<'_>,
-    athlete: Uuid,
-    activity_id: String,
-    u: &ActivityUpdated,
-) -> anyhow::Result<()> {
-    let stored: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT input_json FROM {table} WHERE activity_id = $1"
-    )))
-    .bind(&activity_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(stored) = stored else {
-        return Ok(());
-    };
-    let mut input: Input = serde_json::from_str(&stored)?;
-    input.correct(u);
-    let (metrics, load) = input.metrics(e, athlete).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE {table} SET sport = $1, input_json = $2, metrics_json = $3, load_json = $4 \
-         WHERE activity_id = $5"
-    )))
-    .bind(enum_text(&input.sport)?)
-    .bind(serde_json::to_string(&input)?)
-    .bind(serde_json::to_string(&metrics)?)
-    .bind(serde_json::to_string(&load)?)
-    .bind(activity_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+impl MetricsRow {
+    /// The effect of a later event on a stored row: a workout type is set; a correction
+    /// changes the input, and the metrics are computed again from it.
+    async fn fold(
+        &mut self,
+        e: &Projected<'_>,
+        athlete: Uuid,
+        event: &ActivityEvent,
+    ) -> anyhow::Result<()> {
+        match event {
+            ActivityEvent::WorkoutTypeSet(w) => {
+                self.workout_type = Some(enum_text(&w.workout_type)?);
+            }
+            ActivityEvent::ActivityUpdated(u) => {
+                let mut input: Input = serde_json::from_str(&self.input_json)?;
+                input.correct(u);
+                let (metrics, load) = input.metrics(e, athlete).await?;
+                self.sport = enum_text(&input.sport)?;
+                self.input_json = serde_json::to_string(&input)?;
+                self.metrics_json = serde_json::to_string(&metrics)?;
+                self.load_json = serde_json::to_string(&load)?;
+            }
+            _ => anyhow::bail!("only workout types and corrections are folded"),
+        }
+        Ok(())
+    }
 }
 
 /// An activity recorded in this batch (or event), before its metrics are computed.

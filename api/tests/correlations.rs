@@ -120,7 +120,7 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
         .await;
     assert_eq!(again.body["job_id"].as_str().unwrap(), job);
 
-    let step = projections::correlations::step(&engine, "test-worker", 16)
+    let step = workers::correlations::step(&engine, "test-worker", 16)
         .await
         .unwrap();
     assert_eq!((step.computed, step.failed), (1, 0));
@@ -154,7 +154,7 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
     let today = Utc::now().date_naive();
     let from = today - Duration::days(729);
     let offline = analyze(
-        &projections::correlations::dataset(&engine, a.id, from, today)
+        &workers::correlations::dataset(&engine, a.id, from, today)
             .await
             .unwrap(),
         &Options::default(),
@@ -262,14 +262,14 @@ async fn findings_snapshots_and_invalidation(t: TestStore) {
     settled(&engine, p).await;
     let r = api.send("GET", "/v1/correlations", tok, None).await;
     assert_eq!(r.body["stale"], true, "{}", r.body);
-    let step = projections::correlations::step(&engine, "test-worker", 16)
+    let step = workers::correlations::step(&engine, "test-worker", 16)
         .await
         .unwrap();
     assert_eq!(step.computed, 0, "debounced: the snapshot is minutes old");
     // ...unless asked.
     api.send("POST", "/v1/correlations/recompute", tok, None)
         .await;
-    let step = projections::correlations::step(&engine, "test-worker", 16)
+    let step = workers::correlations::step(&engine, "test-worker", 16)
         .await
         .unwrap();
     assert_eq!(step.computed, 1);

@@ -118,7 +118,7 @@ async fn build_read_models(
             .catch_up(p.as_ref(), std::time::Duration::from_secs(600))
             .await?;
     }
-    let analysed = projections::correlations::step(&engine, "demo", 10).await?;
+    let analysed = workers::correlations::step(&engine, "demo", 10).await?;
     if analysed.computed > 0 {
         eprintln!("demo: correlations analysed");
     }

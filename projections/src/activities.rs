@@ -511,18 +511,7 @@ pub async fn list(
     athlete: Uuid,
     query: &ActivityQuery,
 ) -> anyhow::Result<ActivityPage> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ActivityQueryError::Limit(limit).into());
-    }
-    for (field, value) in [
-        ("min_distance_m", query.min_distance_m),
-        ("max_distance_m", query.max_distance_m),
-    ] {
-        if value.is_some_and(|v| !v.is_finite()) {
-            return Err(ActivityQueryError::Distance(field).into());
-        }
-    }
+    let limit = checked_limit(query)?;
     let key = SortKey(query.sort);
     let after = query
         .cursor
@@ -531,44 +520,15 @@ pub async fn list(
         .transpose()?;
 
     let mut sql = Sql::default();
-    let athlete_param = sql.param(Value::Text(athlete.to_string()));
-    sql.and(format!("athlete_id = {athlete_param}"));
-    if let Some(from) = query.from {
-        let p = sql.param(Value::Text(from.to_string()));
-        sql.and(format!("local_date >= {p}"));
-    }
-    if let Some(to) = query.to {
-        let p = sql.param(Value::Text(to.to_string()));
-        sql.and(format!("local_date <= {p}"));
-    }
-    if let Some(min) = query.min_distance_m {
-        let p = sql.param(Value::Float(min));
-        sql.and(format!("distance_m >= {p}"));
-    }
-    if let Some(max) = query.max_distance_m {
-        let p = sql.param(Value::Float(max));
-        sql.and(format!("distance_m <= {p}"));
-    }
-    if let Some(sport) = query.sport {
-        let p = sql.param(Value::Text(enum_text(&sport)?));
-        sql.and(format!("sport = {p}"));
-    }
-    if let Some(race) = query.race {
-        let p = sql.param(Value::Int(i64::from(race)));
-        sql.and(format!("is_race = {p}"));
-    }
-    let (cmp, order) = match query.direction {
-        SortDirection::Asc => (">", "ASC"),
-        SortDirection::Desc => ("<", "DESC"),
+    sql.filter(athlete, query)?;
+    let order = match query.direction {
+        SortDirection::Asc => "ASC",
+        SortDirection::Desc => "DESC",
     };
     if let Some(after) = after {
-        let k = sql.param(after.key);
-        let id = sql.param(Value::Text(after.activity_id.to_string()));
-        let expr = key.sql();
-        sql.and(format!(
-            "({expr} {cmp} {k} OR ({expr} = {k} AND activity_id {cmp} {id}))"
-        ));
+        sql.after(key, query.direction, after);
     }
+    // One more than the page: whether there is a next page.
     let limit_param = sql.param(Value::Int(i64::from(limit) + 1));
     let text = ActivityRow::DEF.select_sql_blanking(
         t,
@@ -604,6 +564,23 @@ pub async fn list(
         activities,
         next_cursor,
     })
+}
+
+/// The page size asked for, once the query's numbers are known to be usable.
+fn checked_limit(query: &ActivityQuery) -> Result<u32, ActivityQueryError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ActivityQueryError::Limit(limit));
+    }
+    for (field, value) in [
+        ("min_distance_m", query.min_distance_m),
+        ("max_distance_m", query.max_distance_m),
+    ] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(ActivityQueryError::Distance(field));
+        }
+    }
+    Ok(limit)
 }
 
 /// One activity of `athlete`; `None` when it does not exist, was deleted or is someone else's.
@@ -724,6 +701,51 @@ impl Sql {
 
     fn and(&mut self, condition: String) {
         self.conditions.push(condition);
+    }
+
+    /// The athlete's rows that pass the query's filters.
+    fn filter(&mut self, athlete: Uuid, query: &ActivityQuery) -> anyhow::Result<()> {
+        let athlete_param = self.param(Value::Text(athlete.to_string()));
+        self.and(format!("athlete_id = {athlete_param}"));
+        if let Some(from) = query.from {
+            let p = self.param(Value::Text(from.to_string()));
+            self.and(format!("local_date >= {p}"));
+        }
+        if let Some(to) = query.to {
+            let p = self.param(Value::Text(to.to_string()));
+            self.and(format!("local_date <= {p}"));
+        }
+        if let Some(min) = query.min_distance_m {
+            let p = self.param(Value::Float(min));
+            self.and(format!("distance_m >= {p}"));
+        }
+        if let Some(max) = query.max_distance_m {
+            let p = self.param(Value::Float(max));
+            self.and(format!("distance_m <= {p}"));
+        }
+        if let Some(sport) = query.sport {
+            let p = self.param(Value::Text(enum_text(&sport)?));
+            self.and(format!("sport = {p}"));
+        }
+        if let Some(race) = query.race {
+            let p = self.param(Value::Int(i64::from(race)));
+            self.and(format!("is_race = {p}"));
+        }
+        Ok(())
+    }
+
+    /// The rows strictly after the cursor's (sort key, id) in the page's direction.
+    fn after(&mut self, key: SortKey, direction: SortDirection, after: Cursor) {
+        let cmp = match direction {
+            SortDirection::Asc => ">",
+            SortDirection::Desc => "<",
+        };
+        let k = self.param(after.key);
+        let id = self.param(Value::Text(after.activity_id.to_string()));
+        let expr = key.sql();
+        self.and(format!(
+            "({expr} {cmp} {k} OR ({expr} = {k} AND activity_id {cmp} {id}))"
+        ));
     }
 }
 

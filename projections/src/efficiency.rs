@@ -18,12 +18,14 @@ use domain::athlete::AthleteEvent;
 use domain::efficiency::{Efficiency, analyze_manual_with_load, analyze_with_load};
 use domain::load::LoadInput;
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use uuid::Uuid;
 
 use crate::activities::{enum_text, text_enum};
 use crate::decode::DomainEvent;
 use crate::engine::{Projected, Projection, Tables};
+use crate::read_model_table;
+use crate::table::{self, Table, Write};
 
 /// The version of the formulas in `domain::efficiency` and of this table's shape. 2: load
 /// inputs, sport, workout type and local date beside the metrics.
@@ -113,6 +115,22 @@ impl Input {
     }
 }
 
+read_model_table! {
+    /// One live activity's metrics, with what they were computed from. A plain INSERT: the
+    /// aggregate refuses a second recording, so a duplicate is a broken log.
+    pub struct MetricsRow in "metrics", key 1, Insert {
+        activity_id: String,
+        athlete_id: String,
+        start_time_us: i64,
+        local_date: String,
+        sport: String,
+        workout_type: Option<String>,
+        input_json: String,
+        metrics_json: String,
+        load_json: String,
+    }
+}
+
 #[async_trait::async_trait]
 impl Projection for EfficiencyProjection {
     fn name(&self) -> &'static str {
@@ -124,25 +142,13 @@ impl Projection for EfficiencyProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["metrics"]
+        &[MetricsRow::DEF.base]
     }
 
     fn schema(&self, t: &Tables) -> Vec<String> {
-        let metrics = t.table("metrics");
+        let metrics = t.table(MetricsRow::DEF.base);
         vec![
-            format!(
-                "CREATE TABLE {metrics} (
-                    activity_id    TEXT   PRIMARY KEY,
-                    athlete_id     TEXT   NOT NULL,
-                    start_time_us  BIGINT NOT NULL,
-                    local_date     TEXT   NOT NULL,
-                    sport          TEXT   NOT NULL,
-                    workout_type   TEXT,
-                    input_json     TEXT   NOT NULL,
-                    metrics_json   TEXT   NOT NULL,
-                    load_json      TEXT   NOT NULL
-                )"
-            ),
+            MetricsRow::DEF.create_sql(t),
             format!("CREATE INDEX {metrics}_athlete ON {metrics} (athlete_id, start_time_us)"),
         ]
     }
@@ -151,6 +157,9 @@ impl Projection for EfficiencyProjection {
         "activity_id"
     }
 
+    /// One event on its own: a recording is inserted; a workout type or a correction is
+    /// folded into the stored row, which is written back whole; a deletion or an erasure
+    /// removes rows.
     async fn apply(
         &self,
         conn: &mut AnyConnection,
@@ -160,90 +169,42 @@ impl Projection for EfficiencyProjection {
         let Some(athlete) = e.recorded.metadata.athlete_id else {
             return Ok(());
         };
-        let table = t.table("metrics");
+        let table = t.table(MetricsRow::DEF.base);
         let event = match e.event {
             DomainEvent::Activity(event) => event,
             DomainEvent::Athlete(AthleteEvent::AthleteErased(_)) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE athlete_id = $1"
-                )))
-                .bind(athlete.to_string())
-                .execute(conn)
-                .await?;
-                return Ok(());
+                return delete_where(conn, &table, "athlete_id", athlete.to_string()).await;
             }
             _ => return Ok(()),
         };
         let activity_id = e.recorded.stream.stream_id.clone();
-        let input = match event {
+        match event {
             ActivityEvent::ActivityRecorded(r) => {
-                let input = Input::of(r);
-                let (metrics, load) = input.metrics(e, athlete).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO {table} (activity_id, athlete_id, start_time_us, local_date, \
-                       sport, input_json, metrics_json, load_json) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                )))
-                .bind(activity_id)
-                .bind(athlete.to_string())
-                .bind(r.start_time.timestamp_micros())
-                .bind(domain::time::local_date(r.start_time, &r.timezone).to_string())
-                .bind(enum_text(&r.sport)?)
-                .bind(serde_json::to_string(&input)?)
-                .bind(serde_json::to_string(&metrics)?)
-                .bind(serde_json::to_string(&load)?)
-                .execute(conn)
-                .await?;
-                return Ok(());
+                let recorded = Recorded::of(activity_id, athlete, r);
+                let mut pending = table::Pending::default();
+                pending.put(&recorded.row(e).await?)?;
+                pending.flush(conn, t).await
             }
             ActivityEvent::ActivityDeleted(_) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE activity_id = $1"
-                )))
-                .bind(activity_id)
-                .execute(conn)
-                .await?;
-                return Ok(());
+                delete_where(conn, &table, "activity_id", activity_id).await
             }
-            ActivityEvent::WorkoutTypeSet(w) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET workout_type = $1 WHERE activity_id = $2"
-                )))
-                .bind(enum_text(&w.workout_type)?)
-                .bind(activity_id)
-                .execute(conn)
-                .await?;
-                return Ok(());
-            }
-            ActivityEvent::ActivityUpdated(u) => {
-                let stored: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT input_json FROM {table} WHERE activity_id = $1"
-                )))
-                .bind(&activity_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                let Some(stored) = stored else {
+            ActivityEvent::WorkoutTypeSet(_) | ActivityEvent::ActivityUpdated(_) => {
+                // An activity not stored (deleted) stays absent.
+                let sql = MetricsRow::DEF.select_sql(t, "WHERE activity_id = $1");
+                let Some(mut row) = sqlx::query_as::<_, MetricsRow>(sqlx::AssertSqlSafe(sql))
+                    .bind(&activity_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                else {
                     return Ok(());
                 };
-                let mut input: Input = serde_json::from_str(&stored)?;
-                input.correct(u);
-                input
+                row.fold(e, athlete, event).await?;
+                let mut pending = table::Pending::default();
+                pending.put_as(MetricsRow::DEF.writing(Write::Replace), &row)?;
+                pending.flush(conn, t).await
             }
-            _ => return Ok(()),
-        };
-        let (metrics, load) = input.metrics(e, athlete).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE {table} SET sport = $1, input_json = $2, metrics_json = $3, load_json = $4 \
-             WHERE activity_id = $5"
-        )))
-        .bind(enum_text(&input.sport)?)
-        .bind(serde_json::to_string(&input)?)
-        .bind(serde_json::to_string(&metrics)?)
-        .bind(serde_json::to_string(&load)?)
-        .bind(activity_id)
-        .execute(conn)
-        .await?;
-        Ok(())
+            _ => Ok(()),
+        }
     }
 
     /// Folds the batch per activity: a recording and the workout type and corrections that
@@ -257,7 +218,7 @@ impl Projection for EfficiencyProjection {
         t: &Tables,
         events: &[Projected<'_>],
     ) -> anyhow::Result<()> {
-        let mut pending: Vec<Option<Pending>> = Vec::new();
+        let mut pending: Vec<Option<Recorded>> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         for e in events {
             let Some(athlete) = e.recorded.metadata.athlete_id else {
@@ -279,16 +240,7 @@ impl Projection for EfficiencyProjection {
                     anyhow::bail!("activity {activity_id} recorded twice");
                 }
                 index.insert(activity_id, pending.len());
-                pending.push(Some(Pending {
-                    activity_id: activity_id.to_string(),
-                    athlete_id: athlete.to_string(),
-                    start_time_us: r.start_time.timestamp_micros(),
-                    local_date: domain::time::local_date(r.start_time, &r.timezone).to_string(),
-                    workout_type: None,
-                    input: Input::of(r),
-                    // The file is looked up as the last event that computed the metrics would.
-                    metrics_athlete: athlete,
-                }));
+                pending.push(Some(Recorded::of(activity_id.to_string(), athlete, r)));
                 continue;
             }
             let Some(&i) = index.get(activity_id) else {
@@ -319,63 +271,109 @@ impl Projection for EfficiencyProjection {
     }
 }
 
-/// An activity recorded in this batch, not yet written.
-struct Pending {
+async fn delete_where(
+    conn: &mut AnyConnection,
+    table: &str,
+    column: &str,
+    value: String,
+) -> anyhow::Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE {column} = $1"
+    )))
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl MetricsRow {
+    /// The effect of a later event on a stored row: a workout type is set; a correction
+    /// changes the input, and the metrics are computed again from it.
+    async fn fold(
+        &mut self,
+        e: &Projected<'_>,
+        athlete: Uuid,
+        event: &ActivityEvent,
+    ) -> anyhow::Result<()> {
+        match event {
+            ActivityEvent::WorkoutTypeSet(w) => {
+                self.workout_type = Some(enum_text(&w.workout_type)?);
+            }
+            ActivityEvent::ActivityUpdated(u) => {
+                let mut input: Input = serde_json::from_str(&self.input_json)?;
+                input.correct(u);
+                let (metrics, load) = input.metrics(e, athlete).await?;
+                self.sport = enum_text(&input.sport)?;
+                self.input_json = serde_json::to_string(&input)?;
+                self.metrics_json = serde_json::to_string(&metrics)?;
+                self.load_json = serde_json::to_string(&load)?;
+            }
+            _ => anyhow::bail!("only workout types and corrections are folded"),
+        }
+        Ok(())
+    }
+}
+
+/// An activity recorded in this batch (or event), before its metrics are computed.
+struct Recorded {
     activity_id: String,
     athlete_id: String,
     start_time_us: i64,
     local_date: String,
     workout_type: Option<String>,
     input: Input,
+    /// Whose files the samples are read from: the athlete of the last event that changed the
+    /// input, as the event computing the metrics one by one would.
     metrics_athlete: Uuid,
 }
 
-/// Rows per multi-row INSERT (9 parameters each).
-const CHUNK: usize = 400;
+impl Recorded {
+    fn of(activity_id: String, athlete: Uuid, r: &ActivityRecorded) -> Self {
+        Self {
+            activity_id,
+            athlete_id: athlete.to_string(),
+            start_time_us: r.start_time.timestamp_micros(),
+            local_date: domain::time::local_date(r.start_time, &r.timezone).to_string(),
+            workout_type: None,
+            input: Input::of(r),
+            metrics_athlete: athlete,
+        }
+    }
 
-/// Computes the pending rows' metrics and inserts them, [`CHUNK`] per statement. `e` only
+    /// The row, with the metrics computed from the input. `e` only lends its store for
+    /// reading kept files.
+    async fn row(self, e: &Projected<'_>) -> anyhow::Result<MetricsRow> {
+        let (metrics, load) = self.input.metrics(e, self.metrics_athlete).await?;
+        Ok(MetricsRow {
+            activity_id: self.activity_id,
+            athlete_id: self.athlete_id,
+            start_time_us: self.start_time_us,
+            local_date: self.local_date,
+            sport: enum_text(&self.input.sport)?,
+            workout_type: self.workout_type,
+            input_json: serde_json::to_string(&self.input)?,
+            metrics_json: serde_json::to_string(&metrics)?,
+            load_json: serde_json::to_string(&load)?,
+        })
+    }
+}
+
+/// Computes the pending rows' metrics and inserts them with multi-row statements. `e` only
 /// lends its store for reading kept files. A row whose id already exists fails the batch, as
 /// the per-event INSERT would fail the event.
 async fn write_pending(
     conn: &mut AnyConnection,
     t: &Tables,
     e: &Projected<'_>,
-    pending: &mut Vec<Option<Pending>>,
+    pending: &mut Vec<Option<Recorded>>,
     index: &mut HashMap<&str, usize>,
 ) -> anyhow::Result<()> {
     index.clear();
-    let rows: Vec<Pending> = pending.drain(..).flatten().collect();
-    let table = t.table("metrics");
-    for chunk in rows.chunks(CHUNK) {
-        let values = (0..chunk.len())
-            .map(|r| {
-                let cells: Vec<String> = (1..=9).map(|c| format!("${}", r * 9 + c)).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Unprepared: the text changes with the number of rows.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table} (activity_id, athlete_id, start_time_us, local_date, sport, \
-               workout_type, input_json, metrics_json, load_json) VALUES {values}"
-        )))
-        .persistent(false);
-        for row in chunk {
-            let (metrics, load) = row.input.metrics(e, row.metrics_athlete).await?;
-            q = q
-                .bind(row.activity_id.clone())
-                .bind(row.athlete_id.clone())
-                .bind(row.start_time_us)
-                .bind(row.local_date.clone())
-                .bind(enum_text(&row.input.sport)?)
-                .bind(row.workout_type.clone())
-                .bind(serde_json::to_string(&row.input)?)
-                .bind(serde_json::to_string(&metrics)?)
-                .bind(serde_json::to_string(&load)?);
-        }
-        q.execute(&mut *conn).await?;
+    let mut rows = table::Pending::default();
+    for recorded in pending.drain(..).flatten() {
+        rows.put(&recorded.row(e).await?)?;
     }
-    Ok(())
+    rows.flush(conn, t).await
 }
 
 /// One activity's metrics, if it is the athlete's and not deleted.
@@ -385,16 +383,15 @@ pub async fn metrics(
     athlete: Uuid,
     activity_id: Uuid,
 ) -> anyhow::Result<Option<Efficiency>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let json: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT metrics_json FROM {} WHERE athlete_id = $1 AND activity_id = $2",
-        t.table("metrics")
+        t.table(MetricsRow::DEF.base)
     )))
     .bind(athlete.to_string())
     .bind(activity_id.to_string())
     .fetch_optional(pool)
     .await?;
-    row.map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
-        .transpose()
+    json.map(|j| Ok(serde_json::from_str(&j)?)).transpose()
 }
 
 /// One activity as the trends, comparisons and load read it.
@@ -408,35 +405,40 @@ pub struct ActivityMetrics {
     pub load: LoadInput,
 }
 
+/// Readers need the metrics, not what they were computed from (laps can be long).
+const NOT_READ: &[&str] = &["input_json"];
+
 /// Every live activity of the athlete, oldest first.
 pub async fn all_of(
     pool: &AnyPool,
     t: &Tables,
     athlete: Uuid,
 ) -> anyhow::Result<Vec<ActivityMetrics>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT activity_id, start_time_us, local_date, workout_type, metrics_json, load_json \
-         FROM {} WHERE athlete_id = $1 ORDER BY start_time_us, activity_id",
-        t.table("metrics")
-    )))
-    .bind(athlete.to_string())
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let start_us: i64 = r.try_get(1)?;
-            Ok(ActivityMetrics {
-                activity_id: r.try_get::<String, _>(0)?.parse()?,
-                start_time: DateTime::from_timestamp_micros(start_us)
-                    .context("start time out of range")?,
-                local_date: r.try_get::<String, _>(2)?.parse()?,
-                workout_type: r
-                    .try_get::<Option<String>, _>(3)?
-                    .map(text_enum)
-                    .transpose()?,
-                metrics: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
-                load: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
-            })
-        })
+    let sql = MetricsRow::DEF.select_sql_blanking(
+        t,
+        NOT_READ,
+        "WHERE athlete_id = $1 ORDER BY start_time_us, activity_id",
+    );
+    sqlx::query_as::<_, MetricsRow>(sqlx::AssertSqlSafe(sql))
+        .bind(athlete.to_string())
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(ActivityMetrics::try_from)
         .collect()
+}
+
+impl TryFrom<MetricsRow> for ActivityMetrics {
+    type Error = anyhow::Error;
+    fn try_from(r: MetricsRow) -> anyhow::Result<Self> {
+        Ok(ActivityMetrics {
+            activity_id: r.activity_id.parse()?,
+            start_time: DateTime::from_timestamp_micros(r.start_time_us)
+                .context("start time out of range")?,
+            local_date: r.local_date.parse()?,
+            workout_type: r.workout_type.map(text_enum).transpose()?,
+            metrics: serde_json::from_str(&r.metrics_json)?,
+            load: serde_json::from_str(&r.load_json)?,
+        })
+    }
 }

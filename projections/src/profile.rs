@@ -263,57 +263,15 @@ fn fold(
     event: &AthleteEvent,
 ) -> anyhow::Result<()> {
     match event {
-        AthleteEvent::AthleteRegistered(r) => {
-            let role = code(&r.role)?;
-            let registered_at_us = r.registered_at.timestamp_micros();
-            match profiles.rows.get_mut(&athlete) {
-                // A second registration renames; the settings stay.
-                Some(Some(row)) => {
-                    row.display_name = r.display_name.clone();
-                    row.email = r.email.clone();
-                    row.role = role;
-                    row.registered_at_us = registered_at_us;
-                }
-                _ => {
-                    let row = ProfileRow::registered(athlete.clone(), r, role, registered_at_us);
-                    profiles.rows.insert(athlete.clone(), Some(row));
-                }
-            }
-            profiles.changed.insert(athlete);
-        }
+        AthleteEvent::AthleteRegistered(r) => register(profiles, athlete, r)?,
         AthleteEvent::ProfileUpdated(p) => {
             let row = profiles.registered(&athlete)?;
             row.display_name = p.display_name.clone();
             row.email = p.email.clone();
             row.goals = serde_json::to_string(&p.goals)?;
         }
-        AthleteEvent::PreferencesChanged(p) => {
-            let (frequency, weekday) = match p.digest {
-                Digest::Off => ("off", None),
-                Digest::Weekly { weekday } => ("weekly", Some(code(&weekday)?)),
-                Digest::Monthly { weekday } => ("monthly", Some(code(&weekday)?)),
-            };
-            let units = code(&p.units)?;
-            let row = profiles.registered(&athlete)?;
-            row.units = units;
-            row.timezone = p.timezone.clone();
-            row.notify_new_insights = i64::from(p.notifications.new_insights);
-            row.notify_sync_problems = i64::from(p.notifications.sync_problems);
-            row.notify_coach_messages = i64::from(p.notifications.coach_messages);
-            row.digest_frequency = frequency.to_string();
-            row.digest_weekday = weekday;
-        }
-        AthleteEvent::PhysiologyChanged(p) => {
-            let sex = p.sex.as_ref().map(code).transpose()?;
-            let row = profiles.registered(&athlete)?;
-            row.hr_max_bpm = p.hr_max_bpm.map(i64::from);
-            row.resting_hr_bpm = p.resting_hr_bpm.map(i64::from);
-            row.threshold_hr_bpm = p.threshold_hr_bpm.map(i64::from);
-            row.threshold_pace_s_per_km = p.threshold_pace_s_per_km;
-            row.sex = sex;
-            row.birth_date = p.birth_date.map(|d| d.to_string());
-            row.height_cm = p.height_cm;
-        }
+        AthleteEvent::PreferencesChanged(p) => set_preferences(profiles, &athlete, p)?,
+        AthleteEvent::PhysiologyChanged(p) => set_physiology(profiles, &athlete, p)?,
         AthleteEvent::OnboardingProgressed(o) => {
             let reached = code(&o.reached)?;
             let completed = serde_json::to_string(&o.completed)?;
@@ -341,8 +299,83 @@ fn fold(
             Cell::Text(Some(athlete)),
             Cell::Text(Some(r.coach_id.to_string())),
         ]),
-        AthleteEvent::NutritionPresetSaved(p) => pending.put(&PresetRow {
-            athlete_id: athlete,
+        AthleteEvent::NutritionPresetSaved(p) => pending.put(&PresetRow::saved(athlete, p))?,
+        AthleteEvent::AthleteErased(_) => bail!("erasures are not folded"),
+        // Audit markers: the audit projection shows them; they say nothing about the profile.
+        AthleteEvent::AdminDataInjected(_)
+        | AthleteEvent::ImpersonationStarted(_)
+        | AthleteEvent::ImpersonationEnded(_) => {}
+    }
+    Ok(())
+}
+
+/// A registration creates the row; a second one renames, and the settings stay.
+fn register(
+    profiles: &mut Profiles,
+    athlete: String,
+    r: &domain::athlete::AthleteRegistered,
+) -> anyhow::Result<()> {
+    let role = code(&r.role)?;
+    let registered_at_us = r.registered_at.timestamp_micros();
+    match profiles.rows.get_mut(&athlete) {
+        Some(Some(row)) => {
+            row.display_name = r.display_name.clone();
+            row.email = r.email.clone();
+            row.role = role;
+            row.registered_at_us = registered_at_us;
+        }
+        _ => {
+            let row = ProfileRow::registered(athlete.clone(), r, role, registered_at_us);
+            profiles.rows.insert(athlete.clone(), Some(row));
+        }
+    }
+    profiles.changed.insert(athlete);
+    Ok(())
+}
+
+fn set_preferences(
+    profiles: &mut Profiles,
+    athlete: &str,
+    p: &domain::athlete::PreferencesChanged,
+) -> anyhow::Result<()> {
+    let (frequency, weekday) = match p.digest {
+        Digest::Off => ("off", None),
+        Digest::Weekly { weekday } => ("weekly", Some(code(&weekday)?)),
+        Digest::Monthly { weekday } => ("monthly", Some(code(&weekday)?)),
+    };
+    let units = code(&p.units)?;
+    let row = profiles.registered(athlete)?;
+    row.units = units;
+    row.timezone = p.timezone.clone();
+    row.notify_new_insights = i64::from(p.notifications.new_insights);
+    row.notify_sync_problems = i64::from(p.notifications.sync_problems);
+    row.notify_coach_messages = i64::from(p.notifications.coach_messages);
+    row.digest_frequency = frequency.to_string();
+    row.digest_weekday = weekday;
+    Ok(())
+}
+
+fn set_physiology(
+    profiles: &mut Profiles,
+    athlete: &str,
+    p: &domain::athlete::PhysiologyChanged,
+) -> anyhow::Result<()> {
+    let sex = p.sex.as_ref().map(code).transpose()?;
+    let row = profiles.registered(athlete)?;
+    row.hr_max_bpm = p.hr_max_bpm.map(i64::from);
+    row.resting_hr_bpm = p.resting_hr_bpm.map(i64::from);
+    row.threshold_hr_bpm = p.threshold_hr_bpm.map(i64::from);
+    row.threshold_pace_s_per_km = p.threshold_pace_s_per_km;
+    row.sex = sex;
+    row.birth_date = p.birth_date.map(|d| d.to_string());
+    row.height_cm = p.height_cm;
+    Ok(())
+}
+
+impl PresetRow {
+    fn saved(athlete_id: String, p: &domain::athlete::NutritionPresetSaved) -> Self {
+        Self {
+            athlete_id,
             preset_id: p.preset_id.to_string(),
             name: p.name.clone(),
             calories_kcal: p.calories_kcal,
@@ -352,14 +385,8 @@ fn fold(
             fibre_g: p.fibre_g,
             caffeine_mg: p.caffeine_mg,
             saved_at_us: p.at.timestamp_micros(),
-        })?,
-        AthleteEvent::AthleteErased(_) => bail!("erasures are not folded"),
-        // Audit markers: the audit projection shows them; they say nothing about the profile.
-        AthleteEvent::AdminDataInjected(_)
-        | AthleteEvent::ImpersonationStarted(_)
-        | AthleteEvent::ImpersonationEnded(_) => {}
+        }
     }
-    Ok(())
 }
 
 async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: &str) -> anyhow::Result<()> {

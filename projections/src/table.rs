@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection};
+use sqlx::{Any, AnyConnection, AnyPool};
 
 use crate::engine::Tables;
 
@@ -133,6 +133,12 @@ impl TableDef {
             columns.join(", "),
             t.table(self.base)
         )
+    }
+
+    /// [`TableDef::select_sql`] for a table the migrations create rather than a projection
+    /// (one copy, named by its base in every generation).
+    pub fn select_fixed_sql(&self, rest: &str) -> String {
+        format!("SELECT {} FROM {} {rest}", self.column_list(), self.base)
     }
 
     /// The same table written another way (an `Insert` table's row replaced by a later event).
@@ -422,6 +428,16 @@ impl Pending {
         }
         Ok(())
     }
+}
+
+/// Writes one row, as its declaration says, into a table the migrations create rather than a
+/// projection (named by its base: see [`TableDef::select_fixed_sql`]).
+pub async fn write_fixed<T: Table>(pool: &AnyPool, row: &T) -> anyhow::Result<()> {
+    let cells = row.cells();
+    bind_all(uncached(T::DEF.insert_sql(T::DEF.base, 1)), cells.iter())
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Keys per multi-row DELETE (deletions are rare).

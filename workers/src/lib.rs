@@ -1,6 +1,7 @@
 //! Background work that runs beside or apart from `serve`. Every worker can run in any number
 //! of processes: leases in the database decide who does what, never process memory.
 
+pub mod correlations;
 pub mod supervise;
 
 use std::future::Future;
@@ -43,7 +44,7 @@ pub async fn run_correlations(
     tracing::info!(%owner, "correlation worker started");
     tokio::pin!(stop);
     loop {
-        let busy = match projections::correlations::step(&engine, &owner, 16).await {
+        let busy = match correlations::step(&engine, &owner, 16).await {
             // Failures hold their athlete's lease until it expires, so only successes mean
             // there may be more to do at once.
             Ok(s) => s.computed > 0,

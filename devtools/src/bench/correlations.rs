@@ -136,7 +136,7 @@ async fn richest_athlete(
     let mut most = 0;
     for i in 0..config.athletes.min(50) {
         let id = demo::athlete_id(config, i);
-        let n = input_names(&projections::correlations::dataset(engine, id, from, to).await?).len();
+        let n = input_names(&workers::correlations::dataset(engine, id, from, to).await?).len();
         if n > most {
             (athlete, most) = (id, n);
         }
@@ -168,7 +168,7 @@ async fn one_athlete(
     let options = Options::default();
     for _ in 0..rounds {
         let t = Instant::now();
-        let data = projections::correlations::dataset(engine, athlete, from, to).await?;
+        let data = workers::correlations::dataset(engine, athlete, from, to).await?;
         baseline.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let a = analyze(&data, &options);
@@ -177,7 +177,7 @@ async fn one_athlete(
         inputs = input_names(&data).len();
     }
     let t = Instant::now();
-    projections::correlations::compute(engine, athlete).await?;
+    workers::correlations::compute(engine, athlete).await?;
     Ok(OneAthlete {
         baseline_ms: baseline,
         analysis_ms: analysis,
@@ -195,7 +195,7 @@ async fn worker_throughput(engine: &Engine, athletes: usize) -> anyhow::Result<(
     let t = Instant::now();
     let mut computed = 0;
     loop {
-        let s = projections::correlations::step(engine, "bench", 64).await?;
+        let s = workers::correlations::step(engine, "bench", 64).await?;
         if s.failed > 0 {
             anyhow::bail!("{} analyses failed", s.failed);
         }

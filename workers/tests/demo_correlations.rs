@@ -66,9 +66,9 @@ async fn the_demo_year_shows_the_planted_effects(t: TestStore) {
             .unwrap();
     }
     // The worker's 365-day window on the last day of data: the same series and the same
-    // analysis `correlations::compute` stores for `/v1/correlations?days=365`.
+    // analysis `workers::correlations::compute` stores for `/v1/correlations?days=365`.
     let data =
-        projections::correlations::dataset(&engine, athlete, config.first_date(), config.end_date)
+        workers::correlations::dataset(&engine, athlete, config.first_date(), config.end_date)
             .await
             .unwrap();
     let year = analyze(&data, &Options::default());

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use devtools::demo::{self, DemoConfig};
-use projections::correlations::{snapshot, step};
+use projections::correlations::snapshot;
 use projections::{Engine, ReadDb};
 use store::testing::TestStore;
+use workers::correlations::step;
 
 async fn two_workers_share_the_athletes(t: TestStore) {
     let config = DemoConfig {

@@ -55,7 +55,7 @@ use domain::athlete::{
     WeeklyAvailability,
 };
 use domain::journal::{
-    Journal, JournalCommand, LogBodyComposition, LogDailyCheckIn, LogNutritionEntry,
+    CheckInValues, Journal, JournalCommand, LogBodyComposition, LogDailyCheckIn, LogNutritionEntry,
     LogWorkPattern, NutritionEntryType, NutritionValues, WorkType, journal_id,
 };
 use rand::rngs::Xoshiro256PlusPlus;
@@ -1656,14 +1656,16 @@ impl<'c> AthletePlanner<'c> {
         let command = JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
             athlete_id: p.athlete_id,
             date,
-            sleep_h: Some(sleep_h),
-            sleep_quality: Some(sleep_quality),
-            hrv_ms,
-            resting_hr_bpm: p.logs_resting_hr.then_some(resting_hr_bpm),
-            stress: Some(stress),
-            soreness: Some(soreness),
-            readiness: Some(readiness),
-            notes,
+            values: CheckInValues {
+                sleep_h: Some(sleep_h),
+                sleep_quality: Some(sleep_quality),
+                hrv_ms,
+                resting_hr_bpm: p.logs_resting_hr.then_some(resting_hr_bpm),
+                stress: Some(stress),
+                soreness: Some(soreness),
+                readiness: Some(readiness),
+                notes,
+            },
         });
         self.journal(date, command);
     }

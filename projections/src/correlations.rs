@@ -223,7 +223,7 @@ async fn dataset_with(
                 inputs.insert(name.to_string(), v);
             }
         };
-        if let Some(c) = &d.check_in {
+        if let Some(c) = d.check_in.as_ref().map(|c| &c.values) {
             put("sleep_hours", c.sleep_h);
             put("sleep_quality", c.sleep_quality.map(f64::from));
             put("hrv_rmssd_ms", c.hrv_ms);

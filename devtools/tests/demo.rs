@@ -78,7 +78,7 @@ fn sleep_by_day(commands: &[PlannedCommand]) -> HashMap<(Uuid, NaiveDate), f64> 
                 athlete_id,
                 date,
                 command: JournalCommand::LogDailyCheckIn(c),
-            } => Some(((*athlete_id, *date), c.sleep_h?)),
+            } => Some(((*athlete_id, *date), c.values.sleep_h?)),
             _ => None,
         })
         .collect()

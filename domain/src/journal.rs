@@ -58,6 +58,70 @@ pub enum WorkType {
     Other,
 }
 
+// The check-in's values are one struct, shared by the command, the event (flattened, so the
+// event's JSON is unchanged) and the API (request body; with `recorded_at`, the read model's
+// answer): a new field is declared here, checked in `validate` and stored by the projection
+// (docs/architecture.md lists the edits, docs/decisions.md D31 says why).
+
+/// The morning check-in. Every field is optional, but at least one must be given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckInValues {
+    /// Time asleep, not time in bed.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 24))]
+    pub sleep_h: Option<f64>,
+    /// 1-5 scales, 5 = best.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
+    pub sleep_quality: Option<u8>,
+    /// Overnight HRV (RMSSD).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 300))]
+    pub hrv_ms: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 25, maximum = 250))]
+    pub resting_hr_bpm: Option<f64>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
+    pub stress: Option<u8>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
+    pub soreness: Option<u8>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
+    #[serde(default, deserialize_with = "crate::de::opt_small")]
+    pub readiness: Option<u8>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+        )
+    )]
+    pub notes: Option<String>,
+}
+
+impl CheckInValues {
+    /// No value at all. Every field is optional, so the default is the empty check-in.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn validate(&self) -> Checked {
+        if self.is_empty() {
+            return Err(ValidationError::new(
+                "check_in",
+                "give at least one value (sleep, HRV, resting HR, a 1-5 scale or notes)",
+            ));
+        }
+        validation::opt_in_range("sleep_h", self.sleep_h, 0.0, 24.0, "h")?;
+        validation::opt_on_scale("sleep_quality", self.sleep_quality, 1, 5)?;
+        validation::opt_in_range("hrv_ms", self.hrv_ms, 1.0, 300.0, "ms")?;
+        validation::heart_rate("resting_hr_bpm", self.resting_hr_bpm)?;
+        validation::opt_on_scale("stress", self.stress, 1, 5)?;
+        validation::opt_on_scale("soreness", self.soreness, 1, 5)?;
+        validation::opt_on_scale("readiness", self.readiness, 1, 5)?;
+        validation::text("notes", self.notes.as_deref(), NOTES_MAX_CHARS)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Events
 // ---------------------------------------------------------------------------------------------
@@ -67,16 +131,8 @@ pub enum WorkType {
 pub struct DailyCheckInLogged {
     pub athlete_id: Uuid,
     pub date: NaiveDate,
-    /// Time asleep, not time in bed.
-    pub sleep_h: Option<f64>,
-    pub sleep_quality: Option<u8>,
-    /// Overnight HRV (RMSSD).
-    pub hrv_ms: Option<f64>,
-    pub resting_hr_bpm: Option<f64>,
-    pub stress: Option<u8>,
-    pub soreness: Option<u8>,
-    pub readiness: Option<u8>,
-    pub notes: Option<String>,
+    #[serde(flatten)]
+    pub values: CheckInValues,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,14 +288,9 @@ const fn schema(event_type: &'static str) -> EventSchema {
 pub struct LogDailyCheckIn {
     pub athlete_id: Uuid,
     pub date: NaiveDate,
-    pub sleep_h: Option<f64>,
-    pub sleep_quality: Option<u8>,
-    pub hrv_ms: Option<f64>,
-    pub resting_hr_bpm: Option<f64>,
-    pub stress: Option<u8>,
-    pub soreness: Option<u8>,
-    pub readiness: Option<u8>,
-    pub notes: Option<String>,
+    /// Flattened, so the serialised command (hashed for idempotency keys) is unchanged.
+    #[serde(flatten)]
+    pub values: CheckInValues,
 }
 
 /// The values of a nutrition entry, shared by logging and updating.
@@ -477,147 +528,9 @@ impl Aggregate for Journal {
         let (athlete_id, date) = command.journal();
         self.authorise(athlete_id, date)?;
         validation::date_not_in_future("date", date, now)?;
-
-        let event = match command {
-            JournalCommand::LogDailyCheckIn(c) => {
-                check_in(&c)?;
-                JournalEvent::DailyCheckInLogged(DailyCheckInLogged {
-                    athlete_id,
-                    date,
-                    sleep_h: c.sleep_h,
-                    sleep_quality: c.sleep_quality,
-                    hrv_ms: c.hrv_ms,
-                    resting_hr_bpm: c.resting_hr_bpm,
-                    stress: c.stress,
-                    soreness: c.soreness,
-                    readiness: c.readiness,
-                    notes: c.notes,
-                })
-            }
-            JournalCommand::LogNutritionEntry(c) => {
-                if self.nutrition_entries.contains_key(&c.entry_id) {
-                    return Err(DomainError::Conflict(format!(
-                        "nutrition entry {} already exists",
-                        c.entry_id
-                    )));
-                }
-                if self.deleted_nutrition_entries.contains(&c.entry_id) {
-                    return Err(DomainError::Conflict(format!(
-                        "nutrition entry {} was deleted",
-                        c.entry_id
-                    )));
-                }
-                let logged_at = c.logged_at.unwrap_or(now);
-                nutrition(&c.values, logged_at, now)?;
-                let v = c.values;
-                JournalEvent::NutritionEntryLogged(NutritionEntryLogged {
-                    athlete_id,
-                    date,
-                    entry_id: c.entry_id,
-                    entry_type: v.entry_type,
-                    activity_id: v.activity_id,
-                    calories_kcal: v.calories_kcal,
-                    protein_g: v.protein_g,
-                    carbohydrate_g: v.carbohydrate_g,
-                    fat_g: v.fat_g,
-                    fibre_g: v.fibre_g,
-                    caffeine_mg: v.caffeine_mg,
-                    notes: v.notes,
-                    logged_at,
-                })
-            }
-            JournalCommand::UpdateNutritionEntry(c) => {
-                self.existing_entry(c.entry_id)?;
-                nutrition(&c.values, c.logged_at, now)?;
-                let v = c.values;
-                JournalEvent::NutritionEntryUpdated(NutritionEntryUpdated {
-                    athlete_id,
-                    date,
-                    entry_id: c.entry_id,
-                    entry_type: v.entry_type,
-                    activity_id: v.activity_id,
-                    calories_kcal: v.calories_kcal,
-                    protein_g: v.protein_g,
-                    carbohydrate_g: v.carbohydrate_g,
-                    fat_g: v.fat_g,
-                    fibre_g: v.fibre_g,
-                    caffeine_mg: v.caffeine_mg,
-                    notes: v.notes,
-                    logged_at: c.logged_at,
-                })
-            }
-            JournalCommand::PatchNutritionEntry(c) => {
-                let current = self
-                    .nutrition_entries
-                    .get(&c.entry_id)
-                    .ok_or(ENTRY_NOT_FOUND)?;
-                let (v, logged_at) = current.merged(c.patch);
-                nutrition(&v, logged_at, now)?;
-                if EntryValues::of(v.clone(), logged_at) == *current {
-                    return Ok(());
-                }
-                JournalEvent::NutritionEntryUpdated(NutritionEntryUpdated {
-                    athlete_id,
-                    date,
-                    entry_id: c.entry_id,
-                    entry_type: v.entry_type,
-                    activity_id: v.activity_id,
-                    calories_kcal: v.calories_kcal,
-                    protein_g: v.protein_g,
-                    carbohydrate_g: v.carbohydrate_g,
-                    fat_g: v.fat_g,
-                    fibre_g: v.fibre_g,
-                    caffeine_mg: v.caffeine_mg,
-                    notes: v.notes,
-                    logged_at,
-                })
-            }
-            JournalCommand::DeleteNutritionEntry(c) => {
-                self.existing_entry(c.entry_id)?;
-                JournalEvent::NutritionEntryDeleted(NutritionEntryDeleted {
-                    athlete_id,
-                    date,
-                    entry_id: c.entry_id,
-                })
-            }
-            JournalCommand::LogWorkPattern(c) => {
-                validation::opt_in_range("hours_worked", c.hours_worked, 0.0, 24.0, "h")?;
-                validation::opt_on_scale("stress", c.stress, 1, 5)?;
-                validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)?;
-                JournalEvent::WorkPatternLogged(WorkPatternLogged {
-                    athlete_id,
-                    date,
-                    work_type: c.work_type,
-                    hours_worked: c.hours_worked,
-                    stress: c.stress,
-                    notes: c.notes,
-                })
-            }
-            JournalCommand::LogBodyComposition(c) => {
-                body_composition(&c)?;
-                JournalEvent::BodyCompositionLogged(BodyCompositionLogged {
-                    athlete_id,
-                    date,
-                    weight_kg: c.weight_kg,
-                    body_fat_pct: c.body_fat_pct,
-                    muscle_mass_kg: c.muscle_mass_kg,
-                    bmi: bmi(c.weight_kg, c.height_cm),
-                    notes: c.notes,
-                })
-            }
-            JournalCommand::GiveInsightFeedback(c) => {
-                insight_id(&c.insight_id)?;
-                validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)?;
-                JournalEvent::InsightFeedbackGiven(InsightFeedbackGiven {
-                    athlete_id,
-                    date,
-                    insight_id: c.insight_id,
-                    helpful: c.helpful,
-                    notes: c.notes,
-                })
-            }
-        };
-        sink.write(event, self).await;
+        if let Some(event) = self.decide(command, now)? {
+            sink.write(event, self).await;
+        }
         Ok(())
     }
 
@@ -673,33 +586,184 @@ impl Aggregate for Journal {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Validation and derivation
+// Decisions, one per kind of event
 // ---------------------------------------------------------------------------------------------
 
-fn check_in(c: &LogDailyCheckIn) -> Checked {
-    let empty = c.sleep_h.is_none()
-        && c.sleep_quality.is_none()
-        && c.hrv_ms.is_none()
-        && c.resting_hr_bpm.is_none()
-        && c.stress.is_none()
-        && c.soreness.is_none()
-        && c.readiness.is_none()
-        && c.notes.is_none();
-    if empty {
-        return Err(ValidationError::new(
-            "check_in",
-            "give at least one value (sleep, HRV, resting HR, a 1-5 scale or notes)",
-        ));
+impl Journal {
+    /// The event a command decides once its owner and date were checked; `None` when there is
+    /// nothing to record (a correction that changes nothing).
+    fn decide(
+        &self,
+        command: JournalCommand,
+        now: DateTime<Utc>,
+    ) -> Result<Option<JournalEvent>, DomainError> {
+        let event = match command {
+            JournalCommand::LogDailyCheckIn(c) => {
+                c.values.validate()?;
+                JournalEvent::DailyCheckInLogged(DailyCheckInLogged {
+                    athlete_id: c.athlete_id,
+                    date: c.date,
+                    values: c.values,
+                })
+            }
+            JournalCommand::LogNutritionEntry(c) => self.log_nutrition(c, now)?,
+            JournalCommand::UpdateNutritionEntry(c) => self.update_nutrition(c, now)?,
+            JournalCommand::PatchNutritionEntry(c) => return self.patch_nutrition(c, now),
+            JournalCommand::DeleteNutritionEntry(c) => {
+                self.existing_entry(c.entry_id)?;
+                JournalEvent::NutritionEntryDeleted(NutritionEntryDeleted {
+                    athlete_id: c.athlete_id,
+                    date: c.date,
+                    entry_id: c.entry_id,
+                })
+            }
+            JournalCommand::LogWorkPattern(c) => work_pattern(c)?,
+            JournalCommand::LogBodyComposition(c) => log_body_composition(c)?,
+            JournalCommand::GiveInsightFeedback(c) => insight_feedback(c)?,
+        };
+        Ok(Some(event))
     }
-    validation::opt_in_range("sleep_h", c.sleep_h, 0.0, 24.0, "h")?;
-    validation::opt_on_scale("sleep_quality", c.sleep_quality, 1, 5)?;
-    validation::opt_in_range("hrv_ms", c.hrv_ms, 1.0, 300.0, "ms")?;
-    validation::heart_rate("resting_hr_bpm", c.resting_hr_bpm)?;
-    validation::opt_on_scale("stress", c.stress, 1, 5)?;
-    validation::opt_on_scale("soreness", c.soreness, 1, 5)?;
-    validation::opt_on_scale("readiness", c.readiness, 1, 5)?;
-    validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)
+
+    /// An entry id is used once: a retried "log" of a live or deleted entry is a conflict.
+    fn log_nutrition(
+        &self,
+        c: LogNutritionEntry,
+        now: DateTime<Utc>,
+    ) -> Result<JournalEvent, DomainError> {
+        if self.nutrition_entries.contains_key(&c.entry_id) {
+            return Err(DomainError::Conflict(format!(
+                "nutrition entry {} already exists",
+                c.entry_id
+            )));
+        }
+        if self.deleted_nutrition_entries.contains(&c.entry_id) {
+            return Err(DomainError::Conflict(format!(
+                "nutrition entry {} was deleted",
+                c.entry_id
+            )));
+        }
+        let logged_at = c.logged_at.unwrap_or(now);
+        nutrition(&c.values, logged_at, now)?;
+        let v = c.values;
+        Ok(JournalEvent::NutritionEntryLogged(NutritionEntryLogged {
+            athlete_id: c.athlete_id,
+            date: c.date,
+            entry_id: c.entry_id,
+            entry_type: v.entry_type,
+            activity_id: v.activity_id,
+            calories_kcal: v.calories_kcal,
+            protein_g: v.protein_g,
+            carbohydrate_g: v.carbohydrate_g,
+            fat_g: v.fat_g,
+            fibre_g: v.fibre_g,
+            caffeine_mg: v.caffeine_mg,
+            notes: v.notes,
+            logged_at,
+        }))
+    }
+
+    fn update_nutrition(
+        &self,
+        c: UpdateNutritionEntry,
+        now: DateTime<Utc>,
+    ) -> Result<JournalEvent, DomainError> {
+        self.existing_entry(c.entry_id)?;
+        nutrition(&c.values, c.logged_at, now)?;
+        Ok(nutrition_updated(
+            (c.athlete_id, c.date, c.entry_id),
+            c.values,
+            c.logged_at,
+        ))
+    }
+
+    fn patch_nutrition(
+        &self,
+        c: PatchNutritionEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Option<JournalEvent>, DomainError> {
+        let current = self
+            .nutrition_entries
+            .get(&c.entry_id)
+            .ok_or(ENTRY_NOT_FOUND)?;
+        let (v, logged_at) = current.merged(c.patch);
+        nutrition(&v, logged_at, now)?;
+        if EntryValues::of(v.clone(), logged_at) == *current {
+            return Ok(None);
+        }
+        Ok(Some(nutrition_updated(
+            (c.athlete_id, c.date, c.entry_id),
+            v,
+            logged_at,
+        )))
+    }
 }
+
+/// An update carries every value of the entry (it replaces them all), whether the command gave
+/// them all or a patch was merged into the current ones.
+fn nutrition_updated(
+    (athlete_id, date, entry_id): (Uuid, NaiveDate, Uuid),
+    v: NutritionValues,
+    logged_at: DateTime<Utc>,
+) -> JournalEvent {
+    JournalEvent::NutritionEntryUpdated(NutritionEntryUpdated {
+        athlete_id,
+        date,
+        entry_id,
+        entry_type: v.entry_type,
+        activity_id: v.activity_id,
+        calories_kcal: v.calories_kcal,
+        protein_g: v.protein_g,
+        carbohydrate_g: v.carbohydrate_g,
+        fat_g: v.fat_g,
+        fibre_g: v.fibre_g,
+        caffeine_mg: v.caffeine_mg,
+        notes: v.notes,
+        logged_at,
+    })
+}
+
+fn work_pattern(c: LogWorkPattern) -> Result<JournalEvent, DomainError> {
+    validation::opt_in_range("hours_worked", c.hours_worked, 0.0, 24.0, "h")?;
+    validation::opt_on_scale("stress", c.stress, 1, 5)?;
+    validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)?;
+    Ok(JournalEvent::WorkPatternLogged(WorkPatternLogged {
+        athlete_id: c.athlete_id,
+        date: c.date,
+        work_type: c.work_type,
+        hours_worked: c.hours_worked,
+        stress: c.stress,
+        notes: c.notes,
+    }))
+}
+
+fn log_body_composition(c: LogBodyComposition) -> Result<JournalEvent, DomainError> {
+    body_composition(&c)?;
+    Ok(JournalEvent::BodyCompositionLogged(BodyCompositionLogged {
+        athlete_id: c.athlete_id,
+        date: c.date,
+        weight_kg: c.weight_kg,
+        body_fat_pct: c.body_fat_pct,
+        muscle_mass_kg: c.muscle_mass_kg,
+        bmi: bmi(c.weight_kg, c.height_cm),
+        notes: c.notes,
+    }))
+}
+
+fn insight_feedback(c: GiveInsightFeedback) -> Result<JournalEvent, DomainError> {
+    insight_id(&c.insight_id)?;
+    validation::text("notes", c.notes.as_deref(), NOTES_MAX_CHARS)?;
+    Ok(JournalEvent::InsightFeedbackGiven(InsightFeedbackGiven {
+        athlete_id: c.athlete_id,
+        date: c.date,
+        insight_id: c.insight_id,
+        helpful: c.helpful,
+        notes: c.notes,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and derivation
+// ---------------------------------------------------------------------------------------------
 
 fn nutrition(v: &NutritionValues, logged_at: DateTime<Utc>, now: DateTime<Utc>) -> Checked {
     if v.entry_type == NutritionEntryType::Daily && v.activity_id.is_some() {
@@ -817,10 +881,8 @@ mod tests {
         }
     }
 
-    fn check_in_command() -> LogDailyCheckIn {
-        LogDailyCheckIn {
-            athlete_id: athlete(),
-            date: day(),
+    fn check_in_values() -> CheckInValues {
+        CheckInValues {
             sleep_h: Some(7.5),
             sleep_quality: Some(4),
             hrv_ms: Some(68.0),
@@ -832,18 +894,19 @@ mod tests {
         }
     }
 
+    fn check_in_command() -> LogDailyCheckIn {
+        LogDailyCheckIn {
+            athlete_id: athlete(),
+            date: day(),
+            values: check_in_values(),
+        }
+    }
+
     fn check_in_event() -> DailyCheckInLogged {
         DailyCheckInLogged {
             athlete_id: athlete(),
             date: day(),
-            sleep_h: Some(7.5),
-            sleep_quality: Some(4),
-            hrv_ms: Some(68.0),
-            resting_hr_bpm: Some(48.0),
-            stress: Some(2),
-            soreness: Some(3),
-            readiness: Some(4),
-            notes: None,
+            values: check_in_values(),
         }
     }
 
@@ -987,6 +1050,43 @@ mod tests {
         }
     }
 
+    /// A check-in as stored before its values became one struct (D31): it reads the same, the
+    /// event writes exactly these bytes again, and the command (hashed for idempotency keys)
+    /// serialises as it did.
+    #[test]
+    fn check_in_json_is_unchanged_by_the_shared_values() {
+        let stored = concat!(
+            r#"{"type":"DailyCheckInLogged","athlete_id":"01950000-0000-7000-8000-0000000000a1","#,
+            r#""date":"2026-11-26","sleep_h":7.5,"sleep_quality":4,"hrv_ms":68.0,"#,
+            r#""resting_hr_bpm":48.0,"stress":2,"soreness":3,"readiness":4,"notes":null}"#
+        );
+        let event: JournalEvent = serde_json::from_str(stored).unwrap();
+        assert_eq!(event, JournalEvent::DailyCheckInLogged(check_in_event()));
+        assert_eq!(serde_json::to_string(&event).unwrap(), stored);
+        let command = JournalCommand::LogDailyCheckIn(check_in_command());
+        let fields = stored
+            .strip_prefix(r#"{"type":"DailyCheckInLogged","#)
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&command).unwrap(),
+            format!(r#"{{"LogDailyCheckIn":{{{fields}}}"#)
+        );
+        // Fields left out are absent; fields this version does not know are ignored.
+        let sparse: JournalEvent = serde_json::from_value(json!({
+            "type": "DailyCheckInLogged",
+            "athlete_id": athlete(),
+            "date": "2026-11-26",
+            "sleep_quality": 3,
+            "mood": "fine",
+        }))
+        .unwrap();
+        let expected = CheckInValues {
+            sleep_quality: Some(3),
+            ..CheckInValues::default()
+        };
+        assert!(matches!(sparse, JournalEvent::DailyCheckInLogged(e) if e.values == expected));
+    }
+
     #[test]
     fn enums_serialize_in_snake_case() {
         let value =
@@ -1078,11 +1178,17 @@ mod tests {
         framework()
             .given(vec![JournalEvent::DailyCheckInLogged(check_in_event())])
             .when(JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
-                sleep_h: Some(0.0),
+                values: CheckInValues {
+                    sleep_h: Some(0.0),
+                    ..check_in_values()
+                },
                 ..check_in_command()
             }))
             .then_expect_events(vec![JournalEvent::DailyCheckInLogged(DailyCheckInLogged {
-                sleep_h: Some(0.0),
+                values: CheckInValues {
+                    sleep_h: Some(0.0),
+                    ..check_in_values()
+                },
                 ..check_in_event()
             })]);
     }
@@ -1094,14 +1200,16 @@ mod tests {
             .when(JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
                 athlete_id: athlete(),
                 date: day(),
-                sleep_h: None,
-                sleep_quality: None,
-                hrv_ms: None,
-                resting_hr_bpm: None,
-                stress: None,
-                soreness: None,
-                readiness: None,
-                notes: None,
+                values: CheckInValues {
+                    sleep_h: None,
+                    sleep_quality: None,
+                    hrv_ms: None,
+                    resting_hr_bpm: None,
+                    stress: None,
+                    soreness: None,
+                    readiness: None,
+                    notes: None,
+                },
             }))
             .inspect_result();
         assert_eq!(invalid_field(result), "check_in");
@@ -1109,54 +1217,60 @@ mod tests {
 
     #[test]
     fn check_in_bounds_are_enforced() {
-        let refused = |command: LogDailyCheckIn| {
+        let refused = |values: CheckInValues| {
             invalid_field(
                 framework()
                     .given_no_previous_events()
-                    .when(JournalCommand::LogDailyCheckIn(command))
+                    .when(JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
+                        values,
+                        ..check_in_command()
+                    }))
                     .inspect_result(),
             )
         };
         assert_eq!(
-            refused(LogDailyCheckIn {
+            refused(CheckInValues {
                 sleep_h: Some(24.5),
-                ..check_in_command()
+                ..check_in_values()
             }),
             "sleep_h"
         );
         assert_eq!(
-            refused(LogDailyCheckIn {
+            refused(CheckInValues {
                 hrv_ms: Some(0.0),
-                ..check_in_command()
+                ..check_in_values()
             }),
             "hrv_ms"
         );
         assert_eq!(
-            refused(LogDailyCheckIn {
+            refused(CheckInValues {
                 resting_hr_bpm: Some(20.0),
-                ..check_in_command()
+                ..check_in_values()
             }),
             "resting_hr_bpm"
         );
         assert_eq!(
-            refused(LogDailyCheckIn {
+            refused(CheckInValues {
                 readiness: Some(6),
-                ..check_in_command()
+                ..check_in_values()
             }),
             "readiness"
         );
         assert_eq!(
-            refused(LogDailyCheckIn {
+            refused(CheckInValues {
                 sleep_quality: Some(0),
-                ..check_in_command()
+                ..check_in_values()
             }),
             "sleep_quality"
         );
         let at_bounds = LogDailyCheckIn {
-            sleep_h: Some(24.0),
-            hrv_ms: Some(300.0),
-            stress: Some(1),
-            soreness: Some(5),
+            values: CheckInValues {
+                sleep_h: Some(24.0),
+                hrv_ms: Some(300.0),
+                stress: Some(1),
+                soreness: Some(5),
+                ..check_in_values()
+            },
             ..check_in_command()
         };
         assert!(

@@ -8,6 +8,7 @@ pub mod activity;
 pub mod athlete;
 pub mod catalogue;
 pub mod correlation;
+pub mod de;
 pub mod efficiency;
 pub mod error;
 pub mod journal;

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::athlete::AthleteEvent;
-use domain::journal::{JournalEvent, NutritionEntryType, WorkType};
+use domain::journal::{
+    CheckInValues, DailyCheckInLogged, JournalEvent, NutritionEntryType, WorkType,
+};
 use sqlx::{AnyConnection, AnyPool};
 use uuid::Uuid;
 
@@ -234,19 +236,9 @@ fn fold(
     let small = |v: Option<u8>| v.map(i64::from);
     let athlete_id = athlete.to_string();
     match event {
-        JournalEvent::DailyCheckInLogged(c) => pending.put(&CheckInRow {
-            athlete_id,
-            date: c.date.to_string(),
-            sleep_h: c.sleep_h,
-            sleep_quality: small(c.sleep_quality),
-            hrv_ms: c.hrv_ms,
-            resting_hr_bpm: c.resting_hr_bpm,
-            stress: small(c.stress),
-            soreness: small(c.soreness),
-            readiness: small(c.readiness),
-            notes: c.notes.clone(),
-            recorded_at_us,
-        }),
+        JournalEvent::DailyCheckInLogged(c) => {
+            pending.put(&CheckInRow::of(athlete_id, c, recorded_at_us))
+        }
         // Logged and updated entries carry the same values, and an update replaces all of them.
         JournalEvent::NutritionEntryLogged(n) => pending.put(&nutrition_row!(athlete_id, n)),
         JournalEvent::NutritionEntryUpdated(n) => pending.put(&nutrition_row!(athlete_id, n)),
@@ -333,15 +325,8 @@ impl JournalDay {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckIn {
-    pub sleep_h: Option<f64>,
-    /// 1-5 scales, 5 = best.
-    pub sleep_quality: Option<u8>,
-    pub hrv_ms: Option<f64>,
-    pub resting_hr_bpm: Option<f64>,
-    pub stress: Option<u8>,
-    pub soreness: Option<u8>,
-    pub readiness: Option<u8>,
-    pub notes: Option<String>,
+    #[serde(flatten)]
+    pub values: CheckInValues,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -505,18 +490,42 @@ fn scale(v: Option<i64>) -> anyhow::Result<Option<u8>> {
         .context("scale value out of range")
 }
 
+// A check-in's values into their row and back: a new value is a column of `CheckInRow` and a
+// line in each of these two.
+
+impl CheckInRow {
+    fn of(athlete_id: String, e: &DailyCheckInLogged, recorded_at_us: i64) -> Self {
+        let (v, small) = (&e.values, |v: Option<u8>| v.map(i64::from));
+        CheckInRow {
+            athlete_id,
+            date: e.date.to_string(),
+            sleep_h: v.sleep_h,
+            sleep_quality: small(v.sleep_quality),
+            hrv_ms: v.hrv_ms,
+            resting_hr_bpm: v.resting_hr_bpm,
+            stress: small(v.stress),
+            soreness: small(v.soreness),
+            readiness: small(v.readiness),
+            notes: v.notes.clone(),
+            recorded_at_us,
+        }
+    }
+}
+
 impl TryFrom<CheckInRow> for CheckIn {
     type Error = anyhow::Error;
     fn try_from(r: CheckInRow) -> anyhow::Result<Self> {
         Ok(CheckIn {
-            sleep_h: r.sleep_h,
-            sleep_quality: scale(r.sleep_quality)?,
-            hrv_ms: r.hrv_ms,
-            resting_hr_bpm: r.resting_hr_bpm,
-            stress: scale(r.stress)?,
-            soreness: scale(r.soreness)?,
-            readiness: scale(r.readiness)?,
-            notes: r.notes,
+            values: CheckInValues {
+                sleep_h: r.sleep_h,
+                sleep_quality: scale(r.sleep_quality)?,
+                hrv_ms: r.hrv_ms,
+                resting_hr_bpm: r.resting_hr_bpm,
+                stress: scale(r.stress)?,
+                soreness: scale(r.soreness)?,
+                readiness: scale(r.readiness)?,
+                notes: r.notes,
+            },
             recorded_at: instant(r.recorded_at_us)?,
         })
     }

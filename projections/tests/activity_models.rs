@@ -15,7 +15,7 @@ use domain::activity::{
 };
 use domain::athlete::{Athlete, AthleteCommand, ErasureReason, Role};
 use domain::journal::{
-    Journal, JournalCommand, LogDailyCheckIn, LogNutritionEntry, LogWorkPattern,
+    CheckInValues, Journal, JournalCommand, LogDailyCheckIn, LogNutritionEntry, LogWorkPattern,
     NutritionEntryType, NutritionValues, WorkType, journal_id,
 };
 use projections::activities::{
@@ -737,14 +737,16 @@ async fn admin_metrics_count_signups_activity_and_logging(t: TestStore) {
         JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
             athlete_id: a,
             date: day,
-            sleep_h: Some(7.5),
-            sleep_quality: Some(4),
-            hrv_ms: Some(68.0),
-            resting_hr_bpm: Some(44.0),
-            stress: None,
-            soreness: None,
-            readiness: Some(4),
-            notes: None,
+            values: CheckInValues {
+                sleep_h: Some(7.5),
+                sleep_quality: Some(4),
+                hrv_ms: Some(68.0),
+                resting_hr_bpm: Some(44.0),
+                stress: None,
+                soreness: None,
+                readiness: Some(4),
+                notes: None,
+            },
         }),
     )
     .await

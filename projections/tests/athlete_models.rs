@@ -14,9 +14,9 @@ use domain::athlete::{
     TrainingGoal, Units, Weekday, WeeklyAvailability,
 };
 use domain::journal::{
-    DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
-    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionValues,
-    UpdateNutritionEntry, WorkType,
+    CheckInValues, DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand,
+    LogBodyComposition, LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType,
+    NutritionValues, UpdateNutritionEntry, WorkType,
 };
 use projections::journal::{self as journal_rm, JournalProjection};
 use projections::profile::{self as profile_rm, ProfileProjection};
@@ -346,14 +346,16 @@ fn check_in(athlete: Uuid, day: NaiveDate, sleep_h: f64, quality: u8) -> Journal
     JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
         athlete_id: athlete,
         date: day,
-        sleep_h: Some(sleep_h),
-        sleep_quality: Some(quality),
-        hrv_ms: None,
-        resting_hr_bpm: None,
-        stress: None,
-        soreness: None,
-        readiness: None,
-        notes: None,
+        values: CheckInValues {
+            sleep_h: Some(sleep_h),
+            sleep_quality: Some(quality),
+            hrv_ms: None,
+            resting_hr_bpm: None,
+            stress: None,
+            soreness: None,
+            readiness: None,
+            notes: None,
+        },
     })
 }
 
@@ -417,27 +419,31 @@ async fn mara_journal(w: &mut World, mara: Uuid) {
     w.journal(JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
         athlete_id: mara,
         date: day,
-        sleep_h: Some(6.0),
-        sleep_quality: Some(2),
-        hrv_ms: Some(51.0),
-        resting_hr_bpm: None,
-        stress: None,
-        soreness: None,
-        readiness: None,
-        notes: Some("Late flight".into()),
+        values: CheckInValues {
+            sleep_h: Some(6.0),
+            sleep_quality: Some(2),
+            hrv_ms: Some(51.0),
+            resting_hr_bpm: None,
+            stress: None,
+            soreness: None,
+            readiness: None,
+            notes: Some("Late flight".into()),
+        },
     }))
     .await;
     w.journal(JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
         athlete_id: mara,
         date: day,
-        sleep_h: Some(7.5),
-        sleep_quality: Some(4),
-        hrv_ms: Some(68.0),
-        resting_hr_bpm: Some(48.0),
-        stress: Some(2),
-        soreness: Some(3),
-        readiness: Some(4),
-        notes: None,
+        values: CheckInValues {
+            sleep_h: Some(7.5),
+            sleep_quality: Some(4),
+            hrv_ms: Some(68.0),
+            resting_hr_bpm: Some(48.0),
+            stress: Some(2),
+            soreness: Some(3),
+            readiness: Some(4),
+            notes: None,
+        },
     }))
     .await;
     let breakfast = NutritionValues {
@@ -686,7 +692,7 @@ async fn the_journal_shows_each_day(t: TestStore) {
 
     let d = journal_rm::day(pool, &t, mara, date(20)).await.unwrap();
     assert_eq!(d.date, date(20));
-    let c = d.check_in.as_ref().unwrap();
+    let c = &d.check_in.as_ref().unwrap().values;
     assert_eq!(c.sleep_h, Some(7.5));
     assert_eq!(c.sleep_quality, Some(4));
     assert_eq!(c.hrv_ms, Some(68.0));
@@ -795,7 +801,7 @@ async fn the_journal_shows_each_day(t: TestStore) {
 
     // Tomas's day shares a date and an entry id with Mara's; neither sees the other's.
     let theirs = journal_rm::day(pool, &t, tomas, date(20)).await.unwrap();
-    assert_eq!(theirs.check_in.as_ref().unwrap().sleep_h, Some(5.0));
+    assert_eq!(theirs.check_in.as_ref().unwrap().values.sleep_h, Some(5.0));
     assert_eq!(theirs.nutrition.len(), 1);
     assert_eq!(theirs.nutrition[0].entry_id, BREAKFAST);
     assert_eq!(theirs.nutrition[0].calories_kcal, Some(300.0));

@@ -13,9 +13,9 @@ use domain::athlete::{
     Athlete, AthleteCommand, CoachAccessScope, ErasureReason, Nutrients, Physiology, TrainingGoal,
 };
 use domain::journal::{
-    DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
-    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionValues,
-    UpdateNutritionEntry, WorkType,
+    CheckInValues, DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand,
+    LogBodyComposition, LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType,
+    NutritionValues, UpdateNutritionEntry, WorkType,
 };
 use projections::journal::JournalProjection;
 use projections::profile::ProfileProjection;
@@ -212,14 +212,16 @@ fn check_in(athlete: Uuid, day: NaiveDate, sleep_h: Option<f64>, notes: &str) ->
     JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
         athlete_id: athlete,
         date: day,
-        sleep_h,
-        sleep_quality: Some(4),
-        hrv_ms: None,
-        resting_hr_bpm: Some(48.5),
-        stress: None,
-        soreness: Some(2),
-        readiness: None,
-        notes: Some(notes.into()),
+        values: CheckInValues {
+            sleep_h,
+            sleep_quality: Some(4),
+            hrv_ms: None,
+            resting_hr_bpm: Some(48.5),
+            stress: None,
+            soreness: Some(2),
+            readiness: None,
+            notes: Some(notes.into()),
+        },
     })
 }
 

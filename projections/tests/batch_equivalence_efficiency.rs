@@ -18,7 +18,7 @@ use domain::activity::{
     Sport, UpdateActivity, WorkoutType,
 };
 use domain::athlete::{Athlete, AthleteCommand, ErasureReason};
-use domain::journal::{Journal, JournalCommand, LogDailyCheckIn};
+use domain::journal::{CheckInValues, Journal, JournalCommand, LogDailyCheckIn};
 use projections::correlations::{CorrelationInputsProjection, changes_inputs};
 use projections::efficiency::EfficiencyProjection;
 use projections::{DomainEvent, Engine, Projected, Projection, ReadDb, Tables};
@@ -254,14 +254,16 @@ async fn check_in(bus: &CommandBus, athlete: Uuid, day: chrono::NaiveDate) {
     let command = JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
         athlete_id: athlete,
         date: day,
-        sleep_h: Some(6.5),
-        sleep_quality: None,
-        hrv_ms: None,
-        resting_hr_bpm: None,
-        stress: Some(3),
-        soreness: None,
-        readiness: None,
-        notes: None,
+        values: CheckInValues {
+            sleep_h: Some(6.5),
+            sleep_quality: None,
+            hrv_ms: None,
+            resting_hr_bpm: None,
+            stress: Some(3),
+            soreness: None,
+            readiness: None,
+            notes: None,
+        },
     });
     bus.execute::<Journal>(
         &CommandContext::athlete(athlete),

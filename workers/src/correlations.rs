@@ -113,7 +113,7 @@ fn day_inputs(d: &JournalDay) -> BTreeMap<String, f64> {
             inputs.insert(name.to_string(), v);
         }
     };
-    if let Some(c) = &d.check_in {
+    if let Some(c) = d.check_in.as_ref().map(|c| &c.values) {
         put("sleep_hours", c.sleep_h);
         put("sleep_quality", c.sleep_quality.map(f64::from));
         put("hrv_rmssd_ms", c.hrv_ms);

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::activities::{ListParams, detail_for, list_for};
 use super::journal::{
-    AvailabilityView, BodyPage, CheckInPage, NutritionPage, RangeParams, WorkPage, availability_of,
-    body_of, checkins_of, nutrition_of, work_of,
+    AvailabilityView, Body, BodyPage, CheckInPage, CheckIns, NutritionPage, RangeParams, Work,
+    WorkPage, availability_of, facts_of, nutrition_of,
 };
 use crate::extract::{Path, Query};
 use crate::policy::{Caller, coached_athlete};
@@ -80,7 +80,7 @@ pub async fn athlete_activity(
 }
 
 macro_rules! ranged {
-    ($name:ident, $path:literal, $ty:ty, $fetch:ident, $doc:literal) => {
+    ($name:ident, $path:literal, $ty:ty, $fetch:expr, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(get, path = $path, tag = "coach",
                                     params(("athlete_id" = Uuid, Path), RangeParams, Consistency),
@@ -102,7 +102,7 @@ ranged!(
     athlete_checkins,
     "/v1/coach/athletes/{athlete_id}/checkins",
     CheckInPage,
-    checkins_of,
+    facts_of::<CheckIns>,
     "A coached athlete's check-ins in a date range."
 );
 ranged!(
@@ -116,14 +116,14 @@ ranged!(
     athlete_work,
     "/v1/coach/athletes/{athlete_id}/work",
     WorkPage,
-    work_of,
+    facts_of::<Work>,
     "A coached athlete's work patterns in a date range."
 );
 ranged!(
     athlete_body,
     "/v1/coach/athletes/{athlete_id}/body",
     BodyPage,
-    body_of,
+    facts_of::<Body>,
     "A coached athlete's body composition in a date range."
 );
 

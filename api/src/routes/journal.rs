@@ -10,15 +10,16 @@ use domain::athlete::{
     Athlete, AthleteCommand, DayBlock, Nutrients, SlotStatus, Weekday, WeeklyAvailability,
 };
 use domain::journal::{
-    DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand, LogBodyComposition,
-    LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType, NutritionPatch,
-    NutritionValues, PatchNutritionEntry, WorkType,
+    CheckInValues, DeleteNutritionEntry, GiveInsightFeedback, Journal, JournalCommand,
+    LogBodyComposition, LogDailyCheckIn, LogNutritionEntry, LogWorkPattern, NutritionEntryType,
+    NutritionPatch, NutritionValues, PatchNutritionEntry, WorkType,
 };
 use projections::journal::{
     self as rm, BodyComposition, CheckIn, InsightFeedbackCount, InsightFeedbackTotals,
     NutritionEntry, WorkPattern,
 };
 use projections::profile::{self, Preset};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -92,22 +93,33 @@ impl RangeParams {
     }
 }
 
+/// A list's item type (one date's read, with its date) and its page type.
 macro_rules! page {
-    ($name:ident, $item:ty) => {
+    ($page:ident of $dated:ident { $field:ident: $read:ty }) => {
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $dated {
+            pub date: NaiveDate,
+            #[serde(flatten)]
+            pub $field: $read,
+        }
+
         /// One page of a date range: the items, the dates covered, and where the next page
         /// starts when the range asked for was longer than one page.
         #[derive(Debug, Serialize, ToSchema)]
-        pub struct $name {
-            pub items: Vec<$item>,
+        pub struct $page {
+            pub items: Vec<$dated>,
             pub from: NaiveDate,
             pub to: NaiveDate,
             pub next_from: Option<NaiveDate>,
         }
 
-        impl $name {
-            fn of(w: Window, items: Vec<$item>) -> Self {
+        impl From<(Window, Vec<(NaiveDate, $read)>)> for $page {
+            fn from((w, items): (Window, Vec<(NaiveDate, $read)>)) -> Self {
                 Self {
-                    items,
+                    items: items
+                        .into_iter()
+                        .map(|(date, $field)| $dated { date, $field })
+                        .collect(),
                     from: w.from,
                     to: w.to,
                     next_from: w.next_from,
@@ -117,10 +129,7 @@ macro_rules! page {
     };
 }
 
-page!(CheckInPage, DatedCheckIn);
-page!(NutritionPage, DatedNutritionEntry);
-page!(WorkPage, DatedWork);
-page!(BodyPage, DatedBody);
+page!(NutritionPage of DatedNutritionEntry { entry: NutritionEntry });
 
 pub(crate) async fn days_for(
     state: &AppState,
@@ -156,122 +165,161 @@ async fn day_for(
     Ok(rm::day(state.read_pool(), &t, athlete, date).await?)
 }
 
-// --- check-ins -------------------------------------------------------------------------------
+// --- one-per-day facts: check-ins, work, body composition -------------------------------------
 
-/// The morning check-in. Every field is optional, but at least one must be given.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckInBody {
-    #[schema(minimum = 0, maximum = 24)]
-    pub sleep_h: Option<f64>,
-    #[schema(minimum = 1, maximum = 5)]
-    #[serde(default, deserialize_with = "crate::de::opt_small")]
-    pub sleep_quality: Option<u8>,
-    #[schema(minimum = 1, maximum = 300)]
-    pub hrv_ms: Option<f64>,
-    #[schema(minimum = 25, maximum = 250)]
-    pub resting_hr_bpm: Option<f64>,
-    #[schema(minimum = 1, maximum = 5)]
-    #[serde(default, deserialize_with = "crate::de::opt_small")]
-    pub stress: Option<u8>,
-    #[schema(minimum = 1, maximum = 5)]
-    #[serde(default, deserialize_with = "crate::de::opt_small")]
-    pub soreness: Option<u8>,
-    #[schema(minimum = 1, maximum = 5)]
-    #[serde(default, deserialize_with = "crate::de::opt_small")]
-    pub readiness: Option<u8>,
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-    )]
-    pub notes: Option<String>,
+/// A journal fact a date holds at most one of: `PUT` logs or replaces a date's, `GET` reads it,
+/// a list reads a range. The three kinds differ only in what this says, so their routes are
+/// written once (`day_fact_routes!`, `put_fact`, `get_fact`, `facts_of`).
+pub(crate) trait DayFact {
+    type Body: DeserializeOwned + Send;
+    /// A date's fact as the read model serves it.
+    type Read: Serialize + Send;
+    type Page: Serialize + From<(Window, Vec<(NaiveDate, Self::Read)>)>;
+    /// Completes the 404 "No … with that id is visible to you."
+    const WHAT: &'static str;
+
+    /// The command logging `body` as `athlete_id`'s fact of `date`.
+    fn command(
+        state: &AppState,
+        athlete_id: Uuid,
+        date: NaiveDate,
+        body: Self::Body,
+    ) -> impl Future<Output = ApiResult<JournalCommand>> + Send;
+
+    fn of(day: rm::JournalDay) -> Option<Self::Read>;
 }
 
-/// Log (or replace) the check-in of a date.
-#[utoipa::path(put, path = "/v1/checkins/{date}", tag = "journal",
-    params(("date" = NaiveDate, Path)), request_body = CheckInBody,
-    responses((status = 200, body = Written)))]
-pub async fn put_checkin(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(date): Path<NaiveDate>,
-    Json(b): Json<CheckInBody>,
+async fn put_fact<F: DayFact>(
+    state: &AppState,
+    caller: &Caller,
+    date: NaiveDate,
+    body: F::Body,
 ) -> ApiResult<axum::Json<Written>> {
-    let executed = journal(
-        &state,
-        &caller,
-        JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
-            athlete_id: caller.account_id,
-            date,
-            sleep_h: b.sleep_h,
-            sleep_quality: b.sleep_quality,
-            hrv_ms: b.hrv_ms,
-            resting_hr_bpm: b.resting_hr_bpm,
-            stress: b.stress,
-            soreness: b.soreness,
-            readiness: b.readiness,
-            notes: b.notes,
-        }),
-    )
-    .await?;
+    let command = F::command(state, caller.account_id, date, body).await?;
+    let executed = journal(state, caller, command).await?;
     Ok(axum::Json(Written::of(&executed)))
 }
 
-/// The check-in of a date; 404 when none was logged.
-#[utoipa::path(get, path = "/v1/checkins/{date}", tag = "journal",
-    params(("date" = NaiveDate, Path), Consistency), responses((status = 200, body = CheckIn)))]
-pub async fn get_checkin(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(date): Path<NaiveDate>,
-    MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<CheckIn>> {
-    day_for(&state, caller.account_id, date, min)
-        .await?
-        .check_in
+async fn get_fact<F: DayFact>(
+    state: &AppState,
+    caller: &Caller,
+    date: NaiveDate,
+    min: Option<i64>,
+) -> ApiResult<axum::Json<F::Read>> {
+    F::of(day_for(state, caller.account_id, date, min).await?)
         .map(axum::Json)
-        .ok_or_else(|| Problem::not_found("check-in on that date"))
+        .ok_or_else(|| Problem::not_found(F::WHAT))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DatedCheckIn {
-    pub date: NaiveDate,
-    #[serde(flatten)]
-    pub check_in: CheckIn,
-}
-
-/// Check-ins in a date range (at most 366 days per request), oldest first.
-#[utoipa::path(get, path = "/v1/checkins", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = CheckInPage)))]
-pub async fn list_checkins(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(range): Query<RangeParams>,
-    MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<CheckInPage>> {
-    Ok(axum::Json(
-        checkins_of(&state, caller.account_id, &range, min).await?,
-    ))
-}
-
-pub(crate) async fn checkins_of(
+/// The facts of a date range, oldest first; the coach's views read them too.
+pub(crate) async fn facts_of<F: DayFact>(
     state: &AppState,
     athlete: Uuid,
     range: &RangeParams,
     min: Option<i64>,
-) -> ApiResult<CheckInPage> {
+) -> ApiResult<F::Page> {
     let w = range.window()?;
     let items = days_for(state, athlete, w, min)
         .await?
         .into_iter()
         .filter_map(|d| {
-            d.check_in.map(|check_in| DatedCheckIn {
-                date: d.date,
-                check_in,
-            })
+            let date = d.date;
+            F::of(d).map(|fact| (date, fact))
         })
         .collect();
-    Ok(CheckInPage::of(w, items))
+    Ok((w, items).into())
+}
+
+/// A [`DayFact`]'s three routes. Each keeps its own path, description and OpenAPI types.
+macro_rules! day_fact_routes {
+    (
+        $fact:ty: $body:ty => $read:ty, $page:ty;
+        #[doc = $put_doc:literal] $put:ident $path:literal;
+        #[doc = $get_doc:literal] $get:ident;
+        #[doc = $list_doc:literal] $list:ident $list_path:literal;
+    ) => {
+        #[doc = $put_doc]
+        #[utoipa::path(put, path = $path, tag = "journal",
+                    params(("date" = NaiveDate, Path)), request_body = $body,
+                    responses((status = 200, body = Written)))]
+        pub async fn $put(
+            State(state): State<AppState>,
+            caller: Caller,
+            Path(date): Path<NaiveDate>,
+            Json(b): Json<$body>,
+        ) -> ApiResult<axum::Json<Written>> {
+            put_fact::<$fact>(&state, &caller, date, b).await
+        }
+
+        #[doc = $get_doc]
+        #[utoipa::path(get, path = $path, tag = "journal",
+                    params(("date" = NaiveDate, Path), Consistency),
+                    responses((status = 200, body = $read)))]
+        pub async fn $get(
+            State(state): State<AppState>,
+            caller: Caller,
+            Path(date): Path<NaiveDate>,
+            MinPosition(min): MinPosition,
+        ) -> ApiResult<axum::Json<$read>> {
+            get_fact::<$fact>(&state, &caller, date, min).await
+        }
+
+        #[doc = $list_doc]
+        #[utoipa::path(get, path = $list_path, tag = "journal",
+                    params(RangeParams, Consistency), responses((status = 200, body = $page)))]
+        pub async fn $list(
+            State(state): State<AppState>,
+            caller: Caller,
+            Query(range): Query<RangeParams>,
+            MinPosition(min): MinPosition,
+        ) -> ApiResult<axum::Json<$page>> {
+            let page = facts_of::<$fact>(&state, caller.account_id, &range, min).await?;
+            Ok(axum::Json(page))
+        }
+    };
+}
+
+// --- check-ins -------------------------------------------------------------------------------
+
+/// [`CheckInValues`], the one struct the command, the event and the read share (D31).
+pub type CheckInBody = crate::de::Strict<CheckInValues>;
+
+page!(CheckInPage of DatedCheckIn { check_in: CheckIn });
+
+pub(crate) struct CheckIns;
+
+impl DayFact for CheckIns {
+    type Body = CheckInBody;
+    type Read = CheckIn;
+    type Page = CheckInPage;
+    const WHAT: &'static str = "check-in on that date";
+
+    async fn command(
+        _: &AppState,
+        athlete_id: Uuid,
+        date: NaiveDate,
+        body: CheckInBody,
+    ) -> ApiResult<JournalCommand> {
+        Ok(JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
+            athlete_id,
+            date,
+            values: body.0,
+        }))
+    }
+
+    fn of(day: rm::JournalDay) -> Option<CheckIn> {
+        day.check_in
+    }
+}
+
+day_fact_routes! {
+    CheckIns: CheckInBody => CheckIn, CheckInPage;
+    /// Log (or replace) the check-in of a date.
+    put_checkin "/v1/checkins/{date}";
+    /// The check-in of a date; 404 when none was logged.
+    get_checkin;
+    /// Check-ins in a date range (at most 366 days per request), oldest first.
+    list_checkins "/v1/checkins";
 }
 
 // --- nutrition -------------------------------------------------------------------------------
@@ -383,13 +431,6 @@ pub async fn create_nutrition(
         .into_response())
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DatedNutritionEntry {
-    pub date: NaiveDate,
-    #[serde(flatten)]
-    pub entry: NutritionEntry,
-}
-
 /// Intakes in a date range (at most 366 days per request), in the order they happened.
 #[utoipa::path(get, path = "/v1/nutrition", tag = "journal",
     params(RangeParams, Consistency), responses((status = 200, body = NutritionPage)))]
@@ -416,12 +457,10 @@ pub(crate) async fn nutrition_of(
         .into_iter()
         .flat_map(|d| {
             let date = d.date;
-            d.nutrition
-                .into_iter()
-                .map(move |entry| DatedNutritionEntry { date, entry })
+            d.nutrition.into_iter().map(move |entry| (date, entry))
         })
         .collect();
-    Ok(NutritionPage::of(w, items))
+    Ok(NutritionPage::from((w, items)))
 }
 
 async fn find_entry(
@@ -657,82 +696,45 @@ pub struct WorkBody {
     pub notes: Option<String>,
 }
 
-/// Log (or replace) the work pattern of a date.
-#[utoipa::path(put, path = "/v1/work/{date}", tag = "journal",
-    params(("date" = NaiveDate, Path)), request_body = WorkBody,
-    responses((status = 200, body = Written)))]
-pub async fn put_work(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(date): Path<NaiveDate>,
-    Json(b): Json<WorkBody>,
-) -> ApiResult<axum::Json<Written>> {
-    let executed = journal(
-        &state,
-        &caller,
-        JournalCommand::LogWorkPattern(LogWorkPattern {
-            athlete_id: caller.account_id,
+page!(WorkPage of DatedWork { work: WorkPattern });
+
+pub(crate) struct Work;
+
+impl DayFact for Work {
+    type Body = WorkBody;
+    type Read = WorkPattern;
+    type Page = WorkPage;
+    const WHAT: &'static str = "work entry on that date";
+
+    async fn command(
+        _: &AppState,
+        athlete_id: Uuid,
+        date: NaiveDate,
+        b: WorkBody,
+    ) -> ApiResult<JournalCommand> {
+        Ok(JournalCommand::LogWorkPattern(LogWorkPattern {
+            athlete_id,
             date,
             work_type: b.work_type,
             hours_worked: b.hours_worked_h,
             stress: b.stress,
             notes: b.notes,
-        }),
-    )
-    .await?;
-    Ok(axum::Json(Written::of(&executed)))
+        }))
+    }
+
+    fn of(day: rm::JournalDay) -> Option<WorkPattern> {
+        day.work
+    }
 }
 
-/// The work pattern of a date; 404 when none was logged.
-#[utoipa::path(get, path = "/v1/work/{date}", tag = "journal",
-    params(("date" = NaiveDate, Path), Consistency), responses((status = 200, body = WorkPattern)))]
-pub async fn get_work(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(date): Path<NaiveDate>,
-    MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<WorkPattern>> {
-    day_for(&state, caller.account_id, date, min)
-        .await?
-        .work
-        .map(axum::Json)
-        .ok_or_else(|| Problem::not_found("work entry on that date"))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DatedWork {
-    pub date: NaiveDate,
-    #[serde(flatten)]
-    pub work: WorkPattern,
-}
-
-/// Work patterns in a date range (at most 366 days per request), oldest first.
-#[utoipa::path(get, path = "/v1/work", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = WorkPage)))]
-pub async fn list_work(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(range): Query<RangeParams>,
-    MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<WorkPage>> {
-    Ok(axum::Json(
-        work_of(&state, caller.account_id, &range, min).await?,
-    ))
-}
-
-pub(crate) async fn work_of(
-    state: &AppState,
-    athlete: Uuid,
-    range: &RangeParams,
-    min: Option<i64>,
-) -> ApiResult<WorkPage> {
-    let w = range.window()?;
-    let items = days_for(state, athlete, w, min)
-        .await?
-        .into_iter()
-        .filter_map(|d| d.work.map(|work| DatedWork { date: d.date, work }))
-        .collect();
-    Ok(WorkPage::of(w, items))
+day_fact_routes! {
+    Work: WorkBody => WorkPattern, WorkPage;
+    /// Log (or replace) the work pattern of a date.
+    put_work "/v1/work/{date}";
+    /// The work pattern of a date; 404 when none was logged.
+    get_work;
+    /// Work patterns in a date range (at most 366 days per request), oldest first.
+    list_work "/v1/work";
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -751,91 +753,51 @@ pub struct BodyCompositionBody {
     pub notes: Option<String>,
 }
 
-/// Log (or replace) body composition for a date; BMI is derived from the profile's height.
-#[utoipa::path(put, path = "/v1/body/{date}", tag = "journal",
-    params(("date" = NaiveDate, Path)), request_body = BodyCompositionBody,
-    responses((status = 200, body = Written)))]
-pub async fn put_body(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(date): Path<NaiveDate>,
-    Json(b): Json<BodyCompositionBody>,
-) -> ApiResult<axum::Json<Written>> {
-    let height_cm = super::me::current_profile(&state, caller.account_id)
-        .await?
-        .physiology
-        .height_cm;
-    let executed = journal(
-        &state,
-        &caller,
-        JournalCommand::LogBodyComposition(LogBodyComposition {
-            athlete_id: caller.account_id,
+page!(BodyPage of DatedBody { body: BodyComposition });
+
+pub(crate) struct Body;
+
+impl DayFact for Body {
+    type Body = BodyCompositionBody;
+    type Read = BodyComposition;
+    type Page = BodyPage;
+    const WHAT: &'static str = "body composition on that date";
+
+    /// BMI is derived from the profile's height, which the journal cannot read itself.
+    async fn command(
+        state: &AppState,
+        athlete_id: Uuid,
+        date: NaiveDate,
+        b: BodyCompositionBody,
+    ) -> ApiResult<JournalCommand> {
+        let height_cm = super::me::current_profile(state, athlete_id)
+            .await?
+            .physiology
+            .height_cm;
+        Ok(JournalCommand::LogBodyComposition(LogBodyComposition {
+            athlete_id,
             date,
             weight_kg: b.weight_kg,
             body_fat_pct: b.body_fat_pct,
             muscle_mass_kg: b.muscle_mass_kg,
             height_cm,
             notes: b.notes,
-        }),
-    )
-    .await?;
-    Ok(axum::Json(Written::of(&executed)))
+        }))
+    }
+
+    fn of(day: rm::JournalDay) -> Option<BodyComposition> {
+        day.body_composition
+    }
 }
 
-/// Body composition of a date; 404 when none was logged.
-#[utoipa::path(get, path = "/v1/body/{date}", tag = "journal",
-    params(("date" = NaiveDate, Path), Consistency),
-    responses((status = 200, body = BodyComposition)))]
-pub async fn get_body(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(date): Path<NaiveDate>,
-    MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<BodyComposition>> {
-    day_for(&state, caller.account_id, date, min)
-        .await?
-        .body_composition
-        .map(axum::Json)
-        .ok_or_else(|| Problem::not_found("body composition on that date"))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DatedBody {
-    pub date: NaiveDate,
-    #[serde(flatten)]
-    pub body: BodyComposition,
-}
-
-/// Body composition in a date range (at most 366 days per request), oldest first.
-#[utoipa::path(get, path = "/v1/body", tag = "journal",
-    params(RangeParams, Consistency), responses((status = 200, body = BodyPage)))]
-pub async fn list_body(
-    State(state): State<AppState>,
-    caller: Caller,
-    Query(range): Query<RangeParams>,
-    MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<BodyPage>> {
-    Ok(axum::Json(
-        body_of(&state, caller.account_id, &range, min).await?,
-    ))
-}
-
-pub(crate) async fn body_of(
-    state: &AppState,
-    athlete: Uuid,
-    range: &RangeParams,
-    min: Option<i64>,
-) -> ApiResult<BodyPage> {
-    let w = range.window()?;
-    let items = days_for(state, athlete, w, min)
-        .await?
-        .into_iter()
-        .filter_map(|d| {
-            d.body_composition
-                .map(|body| DatedBody { date: d.date, body })
-        })
-        .collect();
-    Ok(BodyPage::of(w, items))
+day_fact_routes! {
+    Body: BodyCompositionBody => BodyComposition, BodyPage;
+    /// Log (or replace) body composition for a date; BMI is derived from the profile's height.
+    put_body "/v1/body/{date}";
+    /// Body composition of a date; 404 when none was logged.
+    get_body;
+    /// Body composition in a date range (at most 366 days per request), oldest first.
+    list_body "/v1/body";
 }
 
 // --- availability ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use domain::activity::ActivityCommand;
 use domain::athlete::{AthleteCommand, OnboardingStep, Physiology, Role};
 use domain::journal::{
-    JournalCommand, LogBodyComposition, LogDailyCheckIn, LogWorkPattern, WorkType,
+    CheckInValues, JournalCommand, LogBodyComposition, LogDailyCheckIn, LogWorkPattern, WorkType,
 };
 use uuid::Uuid;
 
@@ -421,14 +421,16 @@ impl<'c> AthletePlanner<'c> {
         let command = JournalCommand::LogDailyCheckIn(LogDailyCheckIn {
             athlete_id: p.athlete_id,
             date,
-            sleep_h: Some(sleep_h),
-            sleep_quality: Some(sleep_quality),
-            hrv_ms,
-            resting_hr_bpm: p.logs_resting_hr.then_some(resting_hr_bpm),
-            stress: Some(stress),
-            soreness: Some(soreness),
-            readiness: Some(readiness),
-            notes,
+            values: CheckInValues {
+                sleep_h: Some(sleep_h),
+                sleep_quality: Some(sleep_quality),
+                hrv_ms,
+                resting_hr_bpm: p.logs_resting_hr.then_some(resting_hr_bpm),
+                stress: Some(stress),
+                soreness: Some(soreness),
+                readiness: Some(readiness),
+                notes,
+            },
         });
         self.journal(date, command);
     }

@@ -2,15 +2,14 @@
 //! operator retries it, and naming an embedded worker while it is restarting.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api::AppState;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use projections::{Engine, Projected, Projection, ReadDb, Tables};
+use projections::testing::{BROKEN, Fault, Flaky};
+use projections::{Engine, Projection, ReadDb};
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use store::testing::TestStore;
 use store::{Actor, AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamId};
 use tower::ServiceExt;
@@ -24,57 +23,6 @@ on_both_backends!(
 );
 
 const SECRET: &[u8] = b"stridelog-api-tests-signing-secret-32+";
-/// What the failing projection says; it must never reach the public health answer.
-const ERROR_TEXT: &str = "sleep_h \"lots\" is not a number";
-
-/// Fails on `Bad` events while `broken`.
-struct Picky {
-    broken: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl Projection for Picky {
-    fn name(&self) -> &'static str {
-        "picky"
-    }
-    fn version(&self) -> i64 {
-        1
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        &["seen"]
-    }
-    fn schema(&self, t: &Tables) -> Vec<String> {
-        vec![format!(
-            "CREATE TABLE {} (position BIGINT PRIMARY KEY)",
-            t.table("seen")
-        )]
-    }
-    fn needs_payload(&self) -> bool {
-        false
-    }
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        t: &Tables,
-        e: &Projected<'_>,
-    ) -> anyhow::Result<()> {
-        if e.recorded.event_type == "Bad" && self.broken.load(Ordering::SeqCst) {
-            anyhow::bail!(ERROR_TEXT);
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {} (position) VALUES ($1)",
-            t.table("seen")
-        )))
-        .bind(e.recorded.position)
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-    fn order_by(&self, _: &str) -> &'static str {
-        "position"
-    }
-}
-
 async fn state(t: &TestStore, projections: Vec<Arc<dyn Projection>>) -> AppState {
     let commands = commands::CommandBus::new(
         t.store.clone(),
@@ -122,13 +70,12 @@ async fn a_poison_event_fails_readiness_until_retried(t: TestStore) {
         .await
         .unwrap();
     let bad = appended.positions[1];
-    let picky = Arc::new(Picky {
-        broken: AtomicBool::new(true),
-    });
-    let state = state(&t, vec![picky.clone() as Arc<dyn Projection>]).await;
+    let flaky = Arc::new(Flaky::default());
+    flaky.fail(bad, Fault::Broken, u32::MAX);
+    let state = state(&t, vec![flaky.clone() as Arc<dyn Projection>]).await;
     let engine = state.projections.clone();
     engine
-        .catch_up(picky.as_ref(), Duration::from_secs(30))
+        .catch_up(flaky.as_ref(), Duration::from_secs(30))
         .await
         .unwrap();
 
@@ -143,24 +90,24 @@ async fn a_poison_event_fails_readiness_until_retried(t: TestStore) {
     assert_eq!(body["status"], 503);
     assert_eq!(
         body["reasons"],
-        json!([{"kind": "skipped_event", "projection": "picky", "position": bad,
+        json!([{"kind": "skipped_event", "projection": "flaky", "position": bad,
             "event_type": "Bad", "reason": "the projection failed to apply the event"}])
     );
     assert_eq!(
         body["detail"],
         format!(
-            "picky skipped the Bad event at position {bad}: the projection failed to apply the event"
+            "flaky skipped the Bad event at position {bad}: the projection failed to apply the event"
         )
     );
     assert_eq!(body["projections"][0]["skipped_events"], 1);
     assert_eq!(body["backend"], t.store.backend_name());
     assert!(
-        !body.to_string().contains("lots"),
+        !body.to_string().contains(BROKEN),
         "the error text stays out of a public answer: {body}"
     );
 
-    picky.broken.store(false, Ordering::SeqCst);
-    engine.retry_skipped("picky", bad).await.unwrap();
+    flaky.heal();
+    engine.retry_skipped("flaky", bad).await.unwrap();
     let (status, _, body) = get(&state, "/health").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ok");

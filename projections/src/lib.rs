@@ -14,6 +14,8 @@ pub mod journal;
 pub mod profile;
 pub mod replay;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use decode::{Decoder, DomainEvent};
 pub use engine::{

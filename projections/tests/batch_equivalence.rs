@@ -8,7 +8,6 @@ use std::sync::Arc;
 use chrono::{NaiveDate, Utc};
 use commands::{CommandBus, CommandContext};
 use devtools::demo::{DemoConfig, seed_direct};
-use domain::DomainServices;
 use domain::athlete::{
     Athlete, AthleteCommand, CoachAccessScope, ErasureReason, Nutrients, Physiology, TrainingGoal,
 };
@@ -19,10 +18,13 @@ use domain::journal::{
 };
 use projections::journal::JournalProjection;
 use projections::profile::ProfileProjection;
-use projections::{Engine, Projected, Projection, ReadDb, Tables};
-use sqlx::{AnyConnection, AnyPool, Row};
+use projections::{Engine, Projection, ReadDb};
+use sqlx::Row;
 use store::testing::TestStore;
 use uuid::Uuid;
+
+mod support;
+use support::{Checked, PerEvent, assert_same, bus, dump};
 
 const NAMES: [&str; 2] = ["journal", "profile"];
 
@@ -34,92 +36,6 @@ async fn sqlite_batches_equal_single_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_batches_equal_single_events() {
     batches_equal_single_events(TestStore::postgres().await).await;
-}
-
-fn bus(t: &TestStore) -> CommandBus {
-    CommandBus::new(
-        t.store.clone(),
-        DomainServices::new(Arc::new(commands::SystemClock)),
-        domain::upcasters(),
-    )
-}
-
-/// The projection with the trait's default `apply_batch`: one `apply` per event.
-struct PerEvent<P>(P);
-
-#[async_trait::async_trait]
-impl<P: Projection> Projection for PerEvent<P> {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn version(&self) -> i64 {
-        self.0.version()
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        self.0.tables()
-    }
-    fn schema(&self, t: &Tables) -> Vec<String> {
-        self.0.schema(t)
-    }
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        t: &Tables,
-        e: &Projected<'_>,
-    ) -> anyhow::Result<()> {
-        self.0.apply(conn, t, e).await
-    }
-    fn order_by(&self, table: &str) -> &'static str {
-        self.0.order_by(table)
-    }
-    fn needs_payload(&self) -> bool {
-        self.0.needs_payload()
-    }
-}
-
-/// The override, failing the test when it fails: the engine would retry the batch one event at
-/// a time through `apply`, and the comparison would prove nothing.
-struct Checked<P>(P);
-
-#[async_trait::async_trait]
-impl<P: Projection> Projection for Checked<P> {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn version(&self) -> i64 {
-        self.0.version()
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        self.0.tables()
-    }
-    fn schema(&self, t: &Tables) -> Vec<String> {
-        self.0.schema(t)
-    }
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        t: &Tables,
-        e: &Projected<'_>,
-    ) -> anyhow::Result<()> {
-        self.0.apply(conn, t, e).await
-    }
-    async fn apply_batch(
-        &self,
-        conn: &mut AnyConnection,
-        t: &Tables,
-        events: &[Projected<'_>],
-    ) -> anyhow::Result<()> {
-        if let Err(e) = self.0.apply_batch(conn, t, events).await {
-            panic!("{} apply_batch failed: {e:#}", self.0.name());
-        }
-        Ok(())
-    }
-    fn order_by(&self, table: &str) -> &'static str {
-        self.0.order_by(table)
-    }
-    fn needs_payload(&self) -> bool {
-        self.0.needs_payload()
-    }
 }
 
 /// `reference`: one `apply` per event (the default `apply_batch`); otherwise the overrides.
@@ -137,45 +53,6 @@ async fn engine(t: &TestStore, batch: i64, reference: bool) -> Engine {
         ]
     };
     Engine::new(t.store.clone(), db, all).with_batch(batch)
-}
-
-/// Every row of every table of the projection's active generation, as text.
-async fn dump(engine: &Engine, pool: &AnyPool, p: &dyn Projection) -> Vec<String> {
-    let tables = engine.active_tables(p.name()).await.unwrap();
-    let mut out = Vec::new();
-    for base in p.tables() {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM {} ORDER BY {}",
-            tables.table(base),
-            p.order_by(base)
-        )))
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        out.extend(rows.iter().map(|r| format!("{base}: {}", row_text(r))));
-    }
-    out
-}
-
-fn row_text(row: &sqlx::any::AnyRow) -> String {
-    use sqlx::{Column, ValueRef};
-    let mut parts = Vec::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i).unwrap();
-        let text = if raw.is_null() {
-            "null".to_string()
-        } else if let Ok(v) = row.try_get::<i64, _>(i) {
-            v.to_string()
-        } else if let Ok(v) = row.try_get::<f64, _>(i) {
-            format!("{v:?}")
-        } else if let Ok(v) = row.try_get::<String, _>(i) {
-            format!("{v:?}")
-        } else {
-            "?".to_string()
-        };
-        parts.push(format!("{}={text}", col.name()));
-    }
-    parts.join(" ")
 }
 
 async fn rebuilt(t: &TestStore, batch: i64, reference: bool) -> Vec<Vec<String>> {
@@ -486,13 +363,6 @@ async fn batches_equal_single_events(t: TestStore) {
     // 1 goes through the overrides one event at a time, 37 cuts days at odd places.
     for batch in [500, 37, 1] {
         let batched = rebuilt(&t, batch, false).await;
-        for (p, (one, many)) in NAMES.iter().zip(single.iter().zip(&batched)) {
-            let only_single: Vec<_> = one.iter().filter(|r| !many.contains(r)).collect();
-            let only_batched: Vec<_> = many.iter().filter(|r| !one.contains(r)).collect();
-            assert!(
-                one == many,
-                "{p} with batch {batch}: per-event only {only_single:#?}, batched only {only_batched:#?}"
-            );
-        }
+        assert_same(&NAMES, batch, &single, &batched);
     }
 }

@@ -6,20 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use commands::{CommandBus, CommandContext};
+use commands::CommandContext;
 use devtools::demo::{DemoConfig, seed_direct};
-use domain::DomainServices;
 use domain::activity::{
-    Activity, ActivityCommand, ActivitySource, DeleteActivity, MarkAsRace, RecordActivity,
+    ActivityCommand, ActivitySource, DeleteActivity, MarkAsRace, RecordActivity,
     RecordPerceivedEffort, SetWorkoutType, Sport, UpdateActivity, WorkoutType,
 };
 use domain::athlete::{Athlete, AthleteCommand, ErasureReason};
 use projections::activities::ActivitiesProjection;
 use projections::admin_metrics::AdminMetricsProjection;
-use projections::{Engine, Projected, Projection, ReadDb, Tables};
-use sqlx::{AnyConnection, AnyPool, Row};
+use projections::{Engine, Projection, ReadDb};
+use sqlx::Row;
 use store::testing::TestStore;
 use uuid::Uuid;
+
+mod support;
+use support::{PerEvent, assert_same, bus, dump, on_activity};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_batches_equal_single_events() {
@@ -29,48 +31,6 @@ async fn sqlite_batches_equal_single_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_batches_equal_single_events() {
     batches_equal_single_events(TestStore::postgres().await).await;
-}
-
-fn bus(t: &TestStore) -> CommandBus {
-    CommandBus::new(
-        t.store.clone(),
-        DomainServices::new(Arc::new(commands::SystemClock)),
-        domain::upcasters(),
-    )
-}
-
-/// The projection as it was before `apply_batch`: the trait's default, one `apply` per event.
-/// (`with_batch(1)` alone would still go through the override, one event at a time.)
-struct PerEvent<P>(P);
-
-#[async_trait::async_trait]
-impl<P: Projection> Projection for PerEvent<P> {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn version(&self) -> i64 {
-        self.0.version()
-    }
-    fn tables(&self) -> &'static [&'static str] {
-        self.0.tables()
-    }
-    fn schema(&self, t: &Tables) -> Vec<String> {
-        self.0.schema(t)
-    }
-    async fn apply(
-        &self,
-        conn: &mut AnyConnection,
-        t: &Tables,
-        e: &Projected<'_>,
-    ) -> anyhow::Result<()> {
-        self.0.apply(conn, t, e).await
-    }
-    fn order_by(&self, table: &str) -> &'static str {
-        self.0.order_by(table)
-    }
-    fn needs_payload(&self) -> bool {
-        self.0.needs_payload()
-    }
 }
 
 /// `batch == 1`: the per-event reference (default `apply_batch`); otherwise the overrides.
@@ -88,16 +48,6 @@ async fn engine(t: &TestStore, batch: i64) -> Engine {
         ]
     };
     Engine::new(t.store.clone(), db, all).with_batch(batch)
-}
-
-async fn on_activity(bus: &CommandBus, athlete: Uuid, activity: Uuid, command: ActivityCommand) {
-    bus.execute::<Activity>(
-        &CommandContext::athlete(athlete),
-        &activity.to_string(),
-        command,
-    )
-    .await
-    .unwrap();
 }
 
 fn recording(athlete: Uuid, activity: Uuid) -> ActivityCommand {
@@ -154,45 +104,6 @@ fn effort(athlete: Uuid, rpe: u8) -> ActivityCommand {
         energy_after: None,
         notes: Some("ok".into()),
     })
-}
-
-/// Every row of every table of the projection's active generation, as text.
-async fn dump(engine: &Engine, pool: &AnyPool, p: &dyn Projection) -> Vec<String> {
-    let tables = engine.active_tables(p.name()).await.unwrap();
-    let mut out = Vec::new();
-    for base in p.tables() {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM {} ORDER BY {}",
-            tables.table(base),
-            p.order_by(base)
-        )))
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        out.extend(rows.iter().map(|r| format!("{base}: {}", row_text(r))));
-    }
-    out
-}
-
-fn row_text(row: &sqlx::any::AnyRow) -> String {
-    use sqlx::{Column, ValueRef};
-    let mut parts = Vec::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i).unwrap();
-        let text = if raw.is_null() {
-            "null".to_string()
-        } else if let Ok(v) = row.try_get::<i64, _>(i) {
-            v.to_string()
-        } else if let Ok(v) = row.try_get::<f64, _>(i) {
-            format!("{v:?}")
-        } else if let Ok(v) = row.try_get::<String, _>(i) {
-            format!("{v:?}")
-        } else {
-            "?".to_string()
-        };
-        parts.push(format!("{}={text}", col.name()));
-    }
-    parts.join(" ")
 }
 
 async fn rebuilt(t: &TestStore, batch: i64) -> Vec<Vec<String>> {
@@ -343,16 +254,6 @@ async fn batches_equal_single_events(t: TestStore) {
     // 1 goes through the override one event at a time, 37 cuts streams at odd places.
     for batch in [500, 37, 1] {
         let batched = rebuilt(&t, batch).await;
-        for (p, (one, many)) in ["activities", "admin_metrics"]
-            .iter()
-            .zip(single.iter().zip(&batched))
-        {
-            let only_single: Vec<_> = one.iter().filter(|r| !many.contains(r)).collect();
-            let only_batched: Vec<_> = many.iter().filter(|r| !one.contains(r)).collect();
-            assert!(
-                one == many,
-                "{p} with batch {batch}: per-event only {only_single:#?}, batched only {only_batched:#?}"
-            );
-        }
+        assert_same(&["activities", "admin_metrics"], batch, &single, &batched);
     }
 }

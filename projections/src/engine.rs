@@ -166,6 +166,73 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// One batch's events as one projection applies them to one generation.
+struct Pass<'a> {
+    p: &'a dyn Projection,
+    generation: i64,
+    t: Tables,
+    cp: Checkpoint,
+    events: &'a [RecordedEvent],
+    decoded: Vec<Result<&'a DomainEvent, &'a serde_json::Error>>,
+}
+
+impl<'a> Pass<'a> {
+    fn projected(
+        &self,
+        recorded: &'a RecordedEvent,
+        event: &'a DomainEvent,
+        store: &'a EventStore,
+    ) -> Projected<'a> {
+        Projected {
+            recorded,
+            event,
+            store,
+            live: recorded.cursor > self.cp.gate,
+        }
+    }
+}
+
+fn transient(
+    p: &dyn Projection,
+    position: i64,
+    reason: &'static str,
+    source: anyhow::Error,
+) -> anyhow::Error {
+    TransientFailure {
+        projection: p.name(),
+        position,
+        reason,
+        source,
+    }
+    .into()
+}
+
+/// Records `e` as poison for `name`'s `generation`: `/health` is not ready until an operator
+/// retries or dismisses it.
+async fn record_poison(
+    conn: &mut AnyConnection,
+    name: &'static str,
+    generation: i64,
+    e: &RecordedEvent,
+    err: &anyhow::Error,
+) -> anyhow::Result<()> {
+    tracing::warn!(projection = name, generation, position = e.position, event_type = %e.event_type, "skipping an event the projection cannot apply (poison)");
+    sqlx::query(
+        "INSERT INTO projection_skipped (name, generation, position, event_id, event_type, error, skipped_at_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .bind(generation)
+    .bind(e.position)
+    .bind(e.event_id.to_string())
+    .bind(&e.event_type)
+    .bind(format!("{err:#}"))
+    .bind(now_us())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A generation [`Engine::rebuild_all`] builds, and what it knows about it between passes.
 struct Build {
     p: Arc<dyn Projection>,
@@ -526,16 +593,19 @@ impl Engine {
         };
         if let Some((generation, _)) = state.building {
             let cp = self.checkpoint(p.name(), generation).await?;
-            let (built, _) = self
+            let (built, cp) = self
                 .apply_next(p, generation, cp, None, Commit::Deferred)
                 .await?;
             progress.applied += built;
-            if built == 0 {
-                // Switch only when the new generation has nothing left to read and is not
-                // behind the live one: readers must never see older data after the switch.
-                let cp = self.checkpoint(p.name(), generation).await?;
+            // A short batch reached the head as it was when read (only full batches are kept
+            // for other readers), so the new generation has caught up: switch, unless it is
+            // behind the live one (readers must never see older data after the switch). It
+            // must not also wait for the log to stay quiet: beside steady writes the new
+            // generation would chase the head and never switch. What comes after is applied
+            // to it as the live generation, on the next step.
+            if (built as i64) < self.batch {
                 let live = self.checkpoint(p.name(), state.active_generation).await?;
-                if cp.cursor >= live.cursor && self.log.read_log(cp.cursor, 1).await?.is_empty() {
+                if cp.cursor >= live.cursor {
                     self.switch(p, generation).await?;
                     progress.switched = true;
                 }
@@ -698,89 +768,98 @@ impl Engine {
             Some(until) => batch.events.partition_point(|e| e.cursor <= until),
             None => batch.events.len(),
         };
-        let events = &batch.events[..n];
-        if events.is_empty() {
+        if n == 0 {
             return Ok((0, cp));
         }
-        let decoded: Vec<Result<&DomainEvent, &serde_json::Error>> = batch.decoded[..n]
-            .iter()
-            .map(|d| match d {
-                Ok(event) => Ok(event),
-                Err(_) if !p.needs_payload() => Ok(&FOREIGN),
-                Err(err) => Err(err),
-            })
-            .collect();
-        let t = Tables::new(p.name(), generation);
-        let first = events[0].position;
-
-        let mut tx = self.begin_batch(commit).await?;
-        let failed = match decoded.iter().copied().collect::<Result<Vec<_>, _>>() {
-            Err(_) => true,
-            Ok(events_ok) => {
-                let projected: Vec<Projected> = events
-                    .iter()
-                    .zip(events_ok)
-                    .map(|(e, event)| Projected {
-                        recorded: e,
-                        event,
-                        store: &self.log,
-                        live: e.cursor > cp.gate,
-                    })
-                    .collect();
-                match p.apply_batch(&mut tx, &t, &projected).await {
-                    Ok(()) => false,
-                    Err(err) => match classify(&err) {
-                        ErrorClass::Transient(reason) => {
-                            // The connection may be gone: the failure, not the rollback, is
-                            // what the caller needs to hear about.
-                            let _ = tx.rollback().await;
-                            return Err(TransientFailure {
-                                projection: p.name(),
-                                position: first,
-                                reason,
-                                source: err,
-                            }
-                            .into());
-                        }
-                        ErrorClass::Deterministic => true,
-                    },
-                }
-            }
+        let pass = Pass {
+            p,
+            generation,
+            t: Tables::new(p.name(), generation),
+            cp,
+            events: &batch.events[..n],
+            decoded: batch.decoded[..n]
+                .iter()
+                .map(|d| match d {
+                    Ok(event) => Ok(event),
+                    Err(_) if !p.needs_payload() => Ok(&FOREIGN),
+                    Err(err) => Err(err),
+                })
+                .collect(),
         };
-        if !failed {
-            let last = events.last().expect("not empty").cursor;
-            advance(&mut tx, p.name(), generation, cp, last, events.len() as i64).await?;
-            tx.commit().await?;
-            let cp = Checkpoint {
-                cursor: last,
-                applied: cp.applied + events.len() as i64,
-                gate: cp.gate,
-            };
-            return Ok((events.len(), cp));
+        if let Some(cp) = self.apply_whole(&pass, commit).await? {
+            return Ok((n, cp));
         }
-        let _ = tx.rollback().await;
         // The error text is not logged: decode errors quote payload fragments. The poison
         // event's error is kept in `projection_skipped` for the operator.
         tracing::warn!(
             projection = p.name(),
             generation,
-            from_position = first,
-            events = events.len(),
+            from_position = pass.events[0].position,
+            events = n,
             "batch failed; retrying it one event at a time"
         );
+        Ok((n, self.apply_one_by_one(&pass).await?))
+    }
 
-        let mut current = cp;
-        for (e, d) in events.iter().zip(&decoded) {
+    /// The whole batch in one transaction. `None` when it failed deterministically (or an
+    /// event does not decode): the caller then retries it one event at a time.
+    async fn apply_whole(
+        &self,
+        pass: &Pass<'_>,
+        commit: Commit,
+    ) -> anyhow::Result<Option<Checkpoint>> {
+        let Ok(events) = pass.decoded.iter().copied().collect::<Result<Vec<_>, _>>() else {
+            return Ok(None);
+        };
+        let projected: Vec<Projected> = pass
+            .events
+            .iter()
+            .zip(events)
+            .map(|(e, event)| pass.projected(e, event, &self.log))
+            .collect();
+        let mut tx = self.begin_batch(commit).await?;
+        if let Err(err) = pass.p.apply_batch(&mut tx, &pass.t, &projected).await {
+            // The connection may be gone: the failure, not the rollback, is what the caller
+            // needs to hear about.
+            let _ = tx.rollback().await;
+            return match classify(&err) {
+                ErrorClass::Transient(reason) => {
+                    Err(transient(pass.p, pass.events[0].position, reason, err))
+                }
+                ErrorClass::Deterministic => Ok(None),
+            };
+        }
+        let last = pass.events.last().expect("not empty").cursor;
+        let applied = pass.events.len() as i64;
+        advance(
+            &mut tx,
+            pass.p.name(),
+            pass.generation,
+            pass.cp,
+            last,
+            applied,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Checkpoint {
+            cursor: last,
+            applied: pass.cp.applied + applied,
+            gate: pass.cp.gate,
+        }))
+    }
+
+    /// Each event of a failed batch in a transaction of its own; one that fails again,
+    /// deterministically, is recorded as poison and passed. A transient failure stops the
+    /// pass there (what was applied stays), so it never skips an event.
+    async fn apply_one_by_one(&self, pass: &Pass<'_>) -> anyhow::Result<Checkpoint> {
+        let (p, generation) = (pass.p, pass.generation);
+        let mut current = pass.cp;
+        for (e, d) in pass.events.iter().zip(&pass.decoded) {
             let mut tx = self.db.begin_write().await?;
             let result = match *d {
                 Ok(event) => {
-                    let projected = Projected {
-                        recorded: e,
-                        event,
-                        store: &self.log,
-                        live: e.cursor > cp.gate,
-                    };
-                    p.apply(&mut tx, &t, &projected).await
+                    p.apply(&mut tx, &pass.t, &pass.projected(e, event, &self.log))
+                        .await
                 }
                 Err(err) => Err(decode_error(e, err)),
             };
@@ -789,29 +868,10 @@ impl Engine {
                 Err(err) => {
                     let _ = tx.rollback().await;
                     if let ErrorClass::Transient(reason) = classify(&err) {
-                        return Err(TransientFailure {
-                            projection: p.name(),
-                            position: e.position,
-                            reason,
-                            source: err,
-                        }
-                        .into());
+                        return Err(transient(p, e.position, reason, err));
                     }
                     tx = self.db.begin_write().await?;
-                    tracing::warn!(projection = p.name(), generation, position = e.position, event_type = %e.event_type, "skipping an event the projection cannot apply (poison)");
-                    sqlx::query(
-                        "INSERT INTO projection_skipped (name, generation, position, event_id, event_type, error, skipped_at_us) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(p.name())
-                    .bind(generation)
-                    .bind(e.position)
-                    .bind(e.event_id.to_string())
-                    .bind(&e.event_type)
-                    .bind(format!("{err:#}"))
-                    .bind(now_us())
-                    .execute(&mut *tx)
-                    .await?;
+                    record_poison(&mut tx, p.name(), generation, e, &err).await?;
                     0
                 }
             };
@@ -820,7 +880,7 @@ impl Engine {
             current.cursor = e.cursor;
             current.applied += applied;
         }
-        Ok((events.len(), current))
+        Ok(current)
     }
 
     /// A batch's transaction. A generation being built serves no reads, so on PostgreSQL its
@@ -1306,24 +1366,7 @@ impl Engine {
     pub async fn retry_skipped(&self, name: &str, position: i64) -> anyhow::Result<()> {
         let p = self.projection(name)?.clone();
         let generation = self.unresolved_at(name, position).await?;
-        let cursor = self
-            .log
-            .cursor_of(position)
-            .await?
-            .with_context(|| format!("no event at log position {position}"))?;
-        // The log returns events after a cursor: start just before this one.
-        let before = LogCursor {
-            tx: cursor.tx,
-            position: cursor.position - 1,
-        };
-        let recorded = self
-            .log
-            .read_log(before, 1)
-            .await?
-            .into_iter()
-            .next()
-            .filter(|e| e.position == position)
-            .with_context(|| format!("the event at position {position} is not readable yet"))?;
+        let recorded = self.event_at(position).await?;
         let cp = self.checkpoint(name, generation).await?;
         let t = Tables::new(p.name(), generation);
         let mut tx = self.db.begin_write().await?;
@@ -1384,6 +1427,27 @@ impl Engine {
             "skipped event applied by an operator"
         );
         Ok(())
+    }
+
+    /// The one event at a log position.
+    async fn event_at(&self, position: i64) -> anyhow::Result<RecordedEvent> {
+        let cursor = self
+            .log
+            .cursor_of(position)
+            .await?
+            .with_context(|| format!("no event at log position {position}"))?;
+        // The log returns events after a cursor: start just before this one.
+        let before = LogCursor {
+            tx: cursor.tx,
+            position: cursor.position - 1,
+        };
+        self.log
+            .read_log(before, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|e| e.position == position)
+            .with_context(|| format!("the event at position {position} is not readable yet"))
     }
 
     /// Marks a skipped event `dismissed`: the operator accepts that the live read model lacks

@@ -22,6 +22,7 @@ on_both_backends!(
     a_poison_event_is_skipped_and_listed,
     one_runner_per_projection_and_takeover,
     a_new_version_is_built_beside_and_switched,
+    a_rebuild_switches_beside_steady_writes,
     verify_finds_tampered_rows,
     wait_for_gives_read_your_writes,
 );
@@ -373,7 +374,9 @@ async fn a_new_version_is_built_beside_and_switched(t: TestStore) {
     rename(&bus, &CommandContext::athlete(a), a, "Noor K").await;
     catch_up(&v1, &AuditLog, 2).await;
 
-    let v2 = engine(&t, vec![Arc::new(AuditV2)]).await;
+    // Batches of one event: a step that reads a short batch has reached the head and
+    // switches, so one event per step leaves the first step mid-build.
+    let v2 = engine(&t, vec![Arc::new(AuditV2)]).await.with_batch(1);
     // One step: the live generation keeps serving while the new one starts from zero.
     let first = v2.step(&AuditV2).await.unwrap();
     assert!(!first.switched);
@@ -512,4 +515,65 @@ async fn wait_for_gives_read_your_writes(t: TestStore) {
             .await
             .is_err()
     );
+}
+
+/// The new generation must switch once it has read up to the head, even though the head keeps
+/// moving: a rebuild that waited for the log to fall quiet never finished beside a steady
+/// writer (it chased the head for minutes on a busy deployment).
+async fn a_rebuild_switches_beside_steady_writes(t: TestStore) {
+    let bus = bus(&t);
+    let a = Uuid::now_v7();
+    register(&bus, a, "Noor").await;
+    let engine = engine(&t, vec![Arc::new(AuditLog)]).await;
+    for i in 0..120 {
+        rename(&bus, &CommandContext::athlete(a), a, &format!("Noor {i}")).await;
+    }
+    catch_up(&engine, &AuditLog, 121).await;
+
+    // Four writers appending as fast as the store takes them: the head never rests.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, store) = (stop.clone(), t.store.clone());
+            tokio::spawn(async move {
+                let mut written = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let feedback = json!({"type": "InsightFeedbackGiven", "athlete_id": a,
+                        "date": "2026-11-20", "insight_id": format!("w{w}-{written}"),
+                        "helpful": true, "notes": null});
+                    store
+                        .append(&AppendRequest {
+                            stream: StreamId::new("journal", format!("{a}:w{w}-{written}")),
+                            expected: ExpectedVersion::NoStream,
+                            events: vec![NewEvent::new(
+                                "InsightFeedbackGiven",
+                                "1.0",
+                                feedback,
+                                true,
+                            )],
+                            metadata: Metadata::new(Actor::user(a, "athlete")).for_athlete(a),
+                            idempotency: None,
+                        })
+                        .await
+                        .unwrap();
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    // A bound, not a measurement: without the fix this never returned while the writer ran.
+    tokio::time::timeout(Duration::from_secs(120), engine.rebuild("audit", |_, _| {}))
+        .await
+        .expect("the rebuild switched while the writer kept writing")
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    assert!(written > 0, "the writer wrote during the rebuild");
+    assert_eq!(engine.active_tables("audit").await.unwrap().generation(), 2);
+    // Nothing the writer appended is missing from the new generation.
+    catch_up(&engine, &AuditLog, 121 + written).await;
 }

@@ -393,9 +393,10 @@ pub struct Engine {
     projections: Vec<Arc<dyn Projection>>,
     owner: String,
     batch: i64,
+    build_batch: i64,
     backoff: Backoff,
     decoder: Arc<Decoder>,
-    recent: Arc<std::sync::Mutex<std::collections::VecDeque<(LogCursor, BatchCell)>>>,
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<(BatchKey, BatchCell)>>>,
 }
 
 /// Events read from the log after a cursor, decoded once for every projection that reads them.
@@ -404,8 +405,14 @@ struct ReadBatch {
     decoded: Vec<Result<DomainEvent, serde_json::Error>>,
 }
 
+/// A read of up to `.1` events after the cursor `.0`.
+type BatchKey = (LogCursor, i64);
+
 /// One batch, read once however many generations ask for it at the same time.
 type BatchCell = Arc<tokio::sync::OnceCell<Arc<ReadBatch>>>;
+
+/// Events per batch while a generation is being built (see [`Engine::with_batch`]).
+pub const BUILD_BATCH: i64 = 2000;
 
 /// Batches kept for projections reading from the same cursor: generations built side by side
 /// (`rebuild --all`, a version bump of several projections) read and decrypt the log once.
@@ -440,6 +447,7 @@ impl Engine {
             projections,
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             batch: 500,
+            build_batch: BUILD_BATCH,
             backoff: Backoff::default(),
             decoder: Arc::new(Decoder::default()),
             recent: Default::default(),
@@ -452,9 +460,21 @@ impl Engine {
         self
     }
 
+    /// Events per batch, for live generations and for those being built alike.
     pub fn with_batch(mut self, batch: i64) -> Self {
         self.batch = batch;
+        self.build_batch = batch;
         self
+    }
+
+    /// Events per batch for a generation that commits `commit`: one being built takes larger
+    /// batches (fewer transactions, statements and checkpoint writes per event, and more
+    /// events folded into each row), since no reader waits on its progress.
+    fn limit(&self, commit: Commit) -> i64 {
+        match commit {
+            Commit::Durable => self.batch,
+            Commit::Deferred => self.build_batch,
+        }
     }
 
     pub fn owner(&self) -> &str {
@@ -603,7 +623,7 @@ impl Engine {
             // must not also wait for the log to stay quiet: beside steady writes the new
             // generation would chase the head and never switch. What comes after is applied
             // to it as the live generation, on the next step.
-            if (built as i64) < self.batch {
+            if (built as i64) < self.limit(Commit::Deferred) {
                 let live = self.checkpoint(p.name(), state.active_generation).await?;
                 if cp.cursor >= live.cursor {
                     self.switch(p, generation).await?;
@@ -687,25 +707,20 @@ impl Engine {
     /// passed (gap-safe reading). Only full batches stay kept, so a projection at the head sees
     /// new events on its next read; after a full batch the next one is read ahead, overlapping
     /// the log read with the projections' writes while history is being built.
-    async fn read_batch(&self, after: LogCursor) -> anyhow::Result<Arc<ReadBatch>> {
-        let cell = self.batch_cell(after).0;
+    async fn read_batch(&self, after: LogCursor, limit: i64) -> anyhow::Result<Arc<ReadBatch>> {
+        let cell = self.batch_cell((after, limit)).0;
         let batch = cell
-            .get_or_try_init(|| read_decoded(&self.log, &self.decoder, after, self.batch))
+            .get_or_try_init(|| read_decoded(&self.log, &self.decoder, after, limit))
             .await?
             .clone();
-        let full = batch.events.len() as i64 == self.batch;
+        let full = batch.events.len() as i64 == limit;
         if !full {
             let mut recent = self.recent.lock().expect("not poisoned");
-            recent.retain(|(c, kept)| !(*c == after && Arc::ptr_eq(kept, &cell)));
+            recent.retain(|(c, kept)| !(*c == (after, limit) && Arc::ptr_eq(kept, &cell)));
         } else if let Some(last) = batch.events.last() {
-            let (next, new) = self.batch_cell(last.cursor);
+            let (next, new) = self.batch_cell((last.cursor, limit));
             if new {
-                let (log, decoder, after, limit) = (
-                    self.log.clone(),
-                    self.decoder.clone(),
-                    last.cursor,
-                    self.batch,
-                );
+                let (log, decoder, after) = (self.log.clone(), self.decoder.clone(), last.cursor);
                 tokio::spawn(async move {
                     // A failed read ahead leaves the cell empty: the next reader reads it.
                     let _ = next
@@ -717,8 +732,8 @@ impl Engine {
         Ok(batch)
     }
 
-    /// The kept cell for `after`, and whether it was just made.
-    fn batch_cell(&self, after: LogCursor) -> (BatchCell, bool) {
+    /// The kept cell for a read of `limit` events after a cursor, and whether it was just made.
+    fn batch_cell(&self, after: BatchKey) -> (BatchCell, bool) {
         let mut recent = self.recent.lock().expect("not poisoned");
         if let Some((_, cell)) = recent.iter().find(|(c, _)| *c == after) {
             return (cell.clone(), false);
@@ -762,7 +777,7 @@ impl Engine {
         until: Option<LogCursor>,
         commit: Commit,
     ) -> anyhow::Result<(usize, Checkpoint)> {
-        let batch = self.read_batch(cp.cursor).await?;
+        let batch = self.read_batch(cp.cursor, self.limit(commit)).await?;
         // Cursors grow along the batch, so what `until` allows is a prefix.
         let n = match until {
             Some(until) => batch.events.partition_point(|e| e.cursor <= until),
@@ -1025,7 +1040,7 @@ impl Engine {
     pub async fn rebuild_all(
         &self,
         names: &[&str],
-        mut progress: impl FnMut(&str, i64, i64),
+        progress: impl FnMut(&str, i64, i64),
     ) -> anyhow::Result<()> {
         let mut builds = Vec::new();
         for name in names {
@@ -1037,51 +1052,66 @@ impl Engine {
             };
             builds.push(Build::new(p, generation));
         }
-        let head = self.log.head().await?;
+        let head = self.log.head().await?.position;
         // Transient failures are waited out for as long as an operator would wait at a prompt.
         let deadline = Instant::now() + Duration::from_secs(600);
-        while builds.iter().any(|b| !b.done) {
-            // On PostgreSQL the generations apply a batch each at the same time, on connections
-            // of their own; SQLite has one writer at a time, so there they take turns.
-            let pending = builds.iter_mut().filter(|b| !b.done);
-            let outcomes: Vec<_> = if self.db.is_sqlite() {
-                let mut outcomes = Vec::new();
-                for b in pending {
-                    let outcome = self.rebuild_pass(b).await;
-                    outcomes.push((b, outcome));
+        let progress = std::cell::RefCell::new(progress);
+        if self.db.is_sqlite() {
+            // One writer at a time: the generations take turns, a batch each.
+            while builds.iter().any(|b| !b.done) {
+                let mut stepped = false;
+                for b in builds.iter_mut().filter(|b| !b.done) {
+                    stepped |= self.rebuild_turn(b, head, deadline, &progress).await?;
                 }
-                outcomes
-            } else {
-                futures::future::join_all(pending.map(|b| async move {
-                    let outcome = self.rebuild_pass(b).await;
-                    (b, outcome)
-                }))
-                .await
-            };
-            let mut stepped = false;
-            for (b, outcome) in outcomes {
-                let (ran, position) = match outcome {
-                    Ok(o) => {
-                        b.failures = 0;
-                        o
-                    }
-                    Err(e) => {
-                        b.failures += 1;
-                        b.forget();
-                        self.wait_out(b.p.name(), e, b.failures, deadline).await?;
-                        continue;
-                    }
-                };
-                stepped |= ran;
-                if let Some(position) = position {
-                    progress(b.p.name(), position, head.position);
+                if !stepped && builds.iter().any(|b| !b.done) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
-            if !stepped && builds.iter().any(|b| !b.done) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            return Ok(());
+        }
+        // On PostgreSQL each generation goes at its own pace, on a connection of its own,
+        // sharing the batches it reads (the recent-batch cache): with a barrier after every
+        // batch, each round would last as long as its slowest projection while the others
+        // waited.
+        futures::future::try_join_all(builds.iter_mut().map(|b| {
+            let progress = &progress;
+            async move {
+                while !b.done {
+                    if !self.rebuild_turn(b, head, deadline, progress).await? {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                anyhow::Ok(())
+            }
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// One [`Engine::rebuild_pass`], reporting progress and waiting out a transient failure;
+    /// whether it stepped the build (false: another runner holds the lease).
+    async fn rebuild_turn(
+        &self,
+        b: &mut Build,
+        head: i64,
+        deadline: Instant,
+        progress: &std::cell::RefCell<impl FnMut(&str, i64, i64)>,
+    ) -> anyhow::Result<bool> {
+        match self.rebuild_pass(b).await {
+            Ok((ran, position)) => {
+                b.failures = 0;
+                if let Some(position) = position {
+                    (progress.borrow_mut())(b.p.name(), position, head);
+                }
+                Ok(ran)
+            }
+            Err(e) => {
+                b.failures += 1;
+                b.forget();
+                self.wait_out(b.p.name(), e, b.failures, deadline).await?;
+                Ok(true)
             }
         }
-        Ok(())
     }
 
     /// One turn of a rebuild for one projection: applies the next batch to its new generation

@@ -19,7 +19,8 @@ pub mod testing;
 
 pub use decode::{Decoder, DomainEvent};
 pub use engine::{
-    Engine, Progress, Projected, Projection, ReadDb, Resolution, Skipped, Status, Tables,
+    BUILD_BATCH, Engine, Progress, Projected, Projection, ReadDb, Resolution, Skipped, Status,
+    Tables,
 };
 
 /// Every projection this build maintains.

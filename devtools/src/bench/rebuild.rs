@@ -81,7 +81,8 @@ async fn seed(store: &EventStore, config: &DemoConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The baseline: the same events read and decrypted from the log in the engine's batch size.
+/// The baseline: the same events read and decrypted from the log in the batch size a rebuild
+/// reads ([`projections::BUILD_BATCH`]).
 /// Returns the events read and the rate.
 async fn read_whole_log(store: &EventStore) -> anyhow::Result<(usize, f64)> {
     progress("baseline: reading the whole log");
@@ -89,7 +90,7 @@ async fn read_whole_log(store: &EventStore) -> anyhow::Result<(usize, f64)> {
     let mut cursor = LogCursor::START;
     let mut read = 0usize;
     loop {
-        let batch = store.read_log(cursor, 500).await?;
+        let batch = store.read_log(cursor, projections::BUILD_BATCH).await?;
         let Some(last) = batch.last() else { break };
         cursor = last.cursor;
         read += batch.len();

@@ -2,7 +2,7 @@
 //! never personal, so the trail survives an athlete's erasure intact.
 
 use sqlx::AnyConnection;
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
 
 use crate::engine::{Projected, Projection, Tables};
 
@@ -159,7 +159,7 @@ pub async fn trail(
     athlete: uuid::Uuid,
     filter: &AuditFilter,
 ) -> anyhow::Result<Vec<AuditEntry>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT position, recorded_at_us, event_type, stream, actor_id, actor_role, impersonator_id, correlation_id \
          FROM {} WHERE athlete_id = $1 AND recorded_at_us >= $2 \
            AND ($3 IS NULL OR actor_id = $3 OR impersonator_id = $3) \
@@ -171,19 +171,36 @@ pub async fn trail(
     .bind(filter.actor.map(|a| a.to_string()))
     .fetch_all(pool)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                position: r.get(0),
-                recorded_at: chrono::DateTime::from_timestamp_micros(r.get(1))
-                    .ok_or_else(|| anyhow::anyhow!("bad timestamp"))?,
-                event_type: r.get(2),
-                stream: r.get(3),
-                actor_id: r.get(4),
-                actor_role: r.get(5),
-                impersonator_id: r.get(6),
-                correlation_id: r.get(7),
-            })
+    rows.into_iter().map(AuditEntry::try_from).collect()
+}
+
+/// A row of the trail as read, by column name.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    position: i64,
+    recorded_at_us: i64,
+    event_type: String,
+    stream: String,
+    actor_id: Option<String>,
+    actor_role: String,
+    impersonator_id: Option<String>,
+    correlation_id: String,
+}
+
+impl TryFrom<EntryRow> for AuditEntry {
+    type Error = anyhow::Error;
+
+    fn try_from(r: EntryRow) -> anyhow::Result<Self> {
+        Ok(AuditEntry {
+            position: r.position,
+            recorded_at: chrono::DateTime::from_timestamp_micros(r.recorded_at_us)
+                .ok_or_else(|| anyhow::anyhow!("bad timestamp"))?,
+            event_type: r.event_type,
+            stream: r.stream,
+            actor_id: r.actor_id,
+            actor_role: r.actor_role,
+            impersonator_id: r.impersonator_id,
+            correlation_id: r.correlation_id,
         })
-        .collect()
+    }
 }

@@ -1,0 +1,161 @@
+//! Verify: a shadow generation built from the log and compared row by row with the live one.
+
+use super::*;
+
+/// Every row of a table as text, in a total order, for comparisons.
+async fn dump(
+    conn: &mut AnyConnection,
+    table: &str,
+    order_by: &str,
+) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {table} ORDER BY {order_by}"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(row_text).collect())
+}
+
+fn row_text(row: &sqlx::any::AnyRow) -> String {
+    use sqlx::{Column, ValueRef};
+    let mut parts = Vec::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i).expect("column exists");
+        let text = if raw.is_null() {
+            "null".to_string()
+        } else if let Ok(v) = row.try_get::<i64, _>(i) {
+            v.to_string()
+        } else if let Ok(v) = row.try_get::<f64, _>(i) {
+            format!("{v}")
+        } else if let Ok(v) = row.try_get::<String, _>(i) {
+            format!("{v:?}")
+        } else {
+            "?".to_string()
+        };
+        parts.push(format!("{}={text}", col.name()));
+    }
+    parts.join(" ")
+}
+
+impl Engine {
+    /// Builds a shadow copy from the log and compares it with the live generation at the same
+    /// checkpoint. Returns the differing rows (empty: equal). The shadow is dropped after.
+    pub async fn verify(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        let p = self.projection(name)?.clone();
+        // A rebuild may switch reads to a new generation (and drop the one being compared)
+        // while this runs: then compare with the new one. A transient failure (on SQLite, the
+        // write lock taken by `serve` or a rebuild) is waited out like the projector's own.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut failures = 0;
+        let mut switches = 0;
+        while switches < 3 {
+            let state = self.ensure_state(p.as_ref()).await?;
+            let result = self
+                .verify_generation(p.as_ref(), state.active_generation)
+                .await;
+            let now = self.ensure_state(p.as_ref()).await?;
+            match result {
+                Err(e) if classify(&e).is_transient() => {
+                    failures += 1;
+                    self.wait_out(p.name(), e, failures, deadline).await?;
+                }
+                result if result.is_ok() || now.active_generation == state.active_generation => {
+                    return result;
+                }
+                _ => switches += 1,
+            }
+        }
+        bail!("{name} kept switching generations; verify again when its rebuild has finished")
+    }
+
+    async fn verify_generation(
+        &self,
+        p: &dyn Projection,
+        live: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let shadow: i64 = sqlx::query_scalar(
+            "SELECT CAST(coalesce(max(generation), 0) + 1000 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(p.name())
+        .fetch_one(&self.db.pool)
+        .await?;
+        let head = self.log.head().await?;
+        let mut tx = self.db.begin_write().await?;
+        create_generation(&mut tx, p, shadow, head).await?;
+        tx.commit().await?;
+        let result = self.compare(p, live, shadow).await;
+        drop_generation(&self.db, p, shadow).await?;
+        result
+    }
+
+    async fn compare(
+        &self,
+        p: &dyn Projection,
+        live: i64,
+        shadow: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        for _ in 0..50 {
+            let target = self.checkpoint(p.name(), live).await?.cursor;
+            // The shadow serves no reads and is dropped after: nothing in it needs a flush.
+            let mut cp = self.checkpoint(p.name(), shadow).await?;
+            loop {
+                let (applied, next) = self
+                    .apply_next(p, shadow, cp, Some(target), Commit::Deferred)
+                    .await?;
+                if applied == 0 {
+                    break;
+                }
+                cp = next;
+            }
+            // Compare inside one read transaction in which the live checkpoint is still
+            // `target`, so both sides reflect exactly the same events.
+            let mut conn = self.db.pool.acquire().await?;
+            let pg = conn.backend_name() == "PostgreSQL";
+            sqlx::query(if pg {
+                "BEGIN ISOLATION LEVEL REPEATABLE READ"
+            } else {
+                "BEGIN"
+            })
+            .execute(&mut *conn)
+            .await?;
+            let now: (i64, i64) = {
+                let r = sqlx::query(
+                    "SELECT tx, position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+                )
+                .bind(p.name())
+                .bind(live)
+                .fetch_one(&mut *conn)
+                .await?;
+                (r.get(0), r.get(1))
+            };
+            if (now.0, now.1) != (target.tx, target.position) {
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                continue;
+            }
+            let mut diffs = Vec::new();
+            for base in p.tables() {
+                let a = dump(
+                    &mut conn,
+                    &Tables::new(p.name(), live).table(base),
+                    p.order_by(base),
+                )
+                .await?;
+                let b = dump(
+                    &mut conn,
+                    &Tables::new(p.name(), shadow).table(base),
+                    p.order_by(base),
+                )
+                .await?;
+                for row in a.iter().filter(|r| !b.contains(r)) {
+                    diffs.push(format!("{base}: live only: {row}"));
+                }
+                for row in b.iter().filter(|r| !a.contains(r)) {
+                    diffs.push(format!("{base}: rebuilt only: {row}"));
+                }
+            }
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            return Ok(diffs);
+        }
+        bail!("the live projection kept moving; verify again when the log is quieter")
+    }
+}

@@ -109,15 +109,19 @@ impl Engine {
             }
             // Compare inside one read transaction in which the live checkpoint is still
             // `target`, so both sides reflect exactly the same events.
-            let mut conn = self.db.pool.acquire().await?;
-            let pg = conn.backend_name() == "PostgreSQL";
-            sqlx::query(if pg {
-                "BEGIN ISOLATION LEVEL REPEATABLE READ"
-            } else {
-                "BEGIN"
-            })
-            .execute(&mut *conn)
-            .await?;
+            // A transaction sqlx knows about, so that it is rolled back whenever this returns
+            // early (a rebuild may drop the live tables mid-compare): a BEGIN sent by hand went
+            // back to the pool still open, and the next batch on that connection ran inside its
+            // stale snapshot ("... was advanced by another runner").
+            let mut conn = self
+                .db
+                .pool
+                .begin_with(if self.db.is_sqlite() {
+                    "BEGIN"
+                } else {
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                })
+                .await?;
             let now: (i64, i64) = {
                 let r = sqlx::query(
                     "SELECT tx, position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
@@ -129,7 +133,7 @@ impl Engine {
                 (r.get(0), r.get(1))
             };
             if (now.0, now.1) != (target.tx, target.position) {
-                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                conn.rollback().await?;
                 continue;
             }
             let mut diffs = Vec::new();
@@ -153,7 +157,7 @@ impl Engine {
                     diffs.push(format!("{base}: rebuilt only: {row}"));
                 }
             }
-            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            conn.rollback().await?;
             return Ok(diffs);
         }
         bail!("the live projection kept moving; verify again when the log is quieter")

@@ -89,21 +89,23 @@ impl Projection for AuditLog {
             .filter(|e| e.recorded.metadata.athlete_id.is_some())
             .collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let params: Vec<String> = (1..=COLUMNS)
-                        .map(|c| format!("${}", i * COLUMNS + c))
-                        .collect();
-                    format!("({})", params.join(", "))
-                })
-                .collect();
-            let sql = format!(
+            use std::fmt::Write as _;
+            let mut sql = format!(
                 "INSERT INTO {} (position, athlete_id, recorded_at_us, event_id, event_type, stream, \
-                   actor_id, actor_role, impersonator_id, correlation_id) VALUES {}",
+                   actor_id, actor_role, impersonator_id, correlation_id) VALUES ",
                 t.table("entries"),
-                values.join(", ")
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                for c in 1..=COLUMNS {
+                    let sep = if c == 1 { "" } else { ", " };
+                    let _ = write!(sql, "{sep}${}", i * COLUMNS + c);
+                }
+                sql.push(')');
+            }
+            // A full chunk's statement is prepared once per connection (see `table::statement`).
+            let mut q =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for e in chunk {
                 let r = e.recorded;
                 q = q

@@ -148,19 +148,20 @@ impl TableDef {
 
     /// `INSERT … VALUES (…), … ON CONFLICT …` for `rows` rows.
     fn insert_sql(&self, table: &str, rows: usize) -> String {
+        use std::fmt::Write as _;
         let width = self.columns.len();
-        let values = (0..rows)
-            .map(|r| {
-                let cells: Vec<String> =
-                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut sql = format!(
-            "INSERT INTO {table} ({}) VALUES {values}",
-            self.column_list()
-        );
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", self.column_list());
+        // Built in place: a full chunk has 5,000 placeholders, and a string per placeholder
+        // showed in rebuild profiles.
+        sql.reserve(rows * width * 7);
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 1..=width {
+                let sep = if c == 1 { "" } else { ", " };
+                let _ = write!(sql, "{sep}${}", r * width + c);
+            }
+            sql.push(')');
+        }
         let keys = self.key_columns().join(", ");
         let rest = self.columns[self.key..].iter();
         let set: Vec<String> = match self.write {
@@ -201,13 +202,21 @@ pub enum Cell {
 
 impl Cell {
     /// The cell as part of a map key (key cells are never NULL).
-    fn key_text(&self) -> String {
+    fn key(&self) -> KeyCell {
         match self {
-            Cell::Int(v) => format!("i{v:?}"),
-            Cell::Real(v) => format!("r{v:?}"),
-            Cell::Text(v) => format!("t{v:?}"),
+            Cell::Int(v) => KeyCell::Int(*v),
+            Cell::Real(v) => KeyCell::Real(v.map(f64::to_bits)),
+            Cell::Text(v) => KeyCell::Text(v.clone()),
         }
     }
+}
+
+/// A key cell, ordered and compared as the map of pending rows needs (a float by its bits).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum KeyCell {
+    Int(Option<i64>),
+    Real(Option<u64>),
+    Text(Option<String>),
 }
 
 /// A Rust type a column can hold, and how it is declared and bound.
@@ -306,11 +315,11 @@ enum Op {
 /// [`Pending::flush`]. Tables are flushed in the order they were first touched.
 #[derive(Default)]
 pub struct Pending {
-    tables: Vec<(TableDef, BTreeMap<Vec<String>, Op>)>,
+    tables: Vec<(TableDef, BTreeMap<Vec<KeyCell>, Op>)>,
 }
 
 impl Pending {
-    fn map(&mut self, def: TableDef) -> &mut BTreeMap<Vec<String>, Op> {
+    fn map(&mut self, def: TableDef) -> &mut BTreeMap<Vec<KeyCell>, Op> {
         let i = match self.tables.iter().position(|(d, _)| d.base == def.base) {
             Some(i) => {
                 debug_assert_eq!(
@@ -327,8 +336,8 @@ impl Pending {
         &mut self.tables[i].1
     }
 
-    fn key(def: &TableDef, cells: &[Cell]) -> Vec<String> {
-        cells[..def.key].iter().map(Cell::key_text).collect()
+    fn key(def: &TableDef, cells: &[Cell]) -> Vec<KeyCell> {
+        cells[..def.key].iter().map(Cell::key).collect()
     }
 
     /// Writes `row` (or, for an `Add` table, adds it to the pending sum of its key).
@@ -417,10 +426,13 @@ impl Pending {
                     .execute(&mut *conn)
                     .await?;
             }
-            for chunk in rows.chunks(def.chunk()) {
-                bind_all(
-                    uncached(def.insert_sql(&table, chunk.len())),
-                    chunk.iter().flatten(),
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let chunk: Vec<Vec<Cell>> = rows.by_ref().take(def.chunk()).collect();
+                let full = chunk.len() == def.chunk();
+                bind_owned(
+                    statement(def.insert_sql(&table, chunk.len()), full),
+                    chunk.into_iter().flatten(),
                 )
                 .execute(&mut *conn)
                 .await?;
@@ -443,27 +455,48 @@ pub async fn write_fixed<T: Table>(pool: &AnyPool, row: &T) -> anyhow::Result<()
 /// Keys per multi-row DELETE (deletions are rare).
 const DELETE_CHUNK: usize = 100;
 
-/// Statements built per batch size are not worth a prepared-statement cache entry each. And
-/// sqlx 0.9.0's `Any` driver declares a NULL `f64` as `float4` (transact-rs/sqlx#4284), while a
-/// cached PostgreSQL statement keeps the parameter types of its first execution: after a NULL,
-/// a non-NULL `f64` in the same statement would be refused ("incorrect binary data format").
-/// Unprepared, each execution declares its own types.
-fn uncached<'q>(sql: String) -> Query<'q, Any, AnyArguments> {
-    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false)
+/// Statements built per batch size are not worth a prepared-statement cache entry each: only a
+/// full chunk's statement, the one a rebuild sends again and again, is prepared once per
+/// connection (parsing and planning thousands of placeholders cost PostgreSQL more than
+/// inserting the rows in rebuild profiles).
+fn statement<'q>(sql: String, prepared: bool) -> Query<'q, Any, AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(prepared)
 }
 
-fn bind_all<'q>(
+fn uncached<'q>(sql: String) -> Query<'q, Any, AnyArguments> {
+    statement(sql, false)
+}
+
+/// A NULL `f64` as a prepared statement can take it. sqlx 0.9.0's `Any` driver declares a NULL
+/// of an `f64` as `float4` and a NULL of an `f32` as `float8` (the two kinds are swapped in
+/// `AnyArguments::convert_into`, transact-rs/sqlx#4284), and PostgreSQL keeps a prepared
+/// statement's first parameter types: after a `float4` NULL, every later `f64` bound in that
+/// place is refused ("incorrect binary data format"). Bound as an `f32` NULL, the place is
+/// `float8` like every present value. `a_prepared_statement_takes_null_and_present_reals`
+/// fails if a sqlx upgrade corrects the swap without this being undone.
+const NULL_DOUBLE: Option<f32> = None;
+
+/// [`bind_all`] for cells the statement may keep: the rows of a flush are written once.
+fn bind_owned<'q>(
     mut q: Query<'q, Any, AnyArguments>,
-    cells: impl Iterator<Item = &'q Cell>,
+    cells: impl Iterator<Item = Cell>,
 ) -> Query<'q, Any, AnyArguments> {
     for cell in cells {
         q = match cell {
-            Cell::Int(v) => q.bind(*v),
-            Cell::Real(v) => q.bind(*v),
-            Cell::Text(v) => q.bind(v.clone()),
+            Cell::Int(v) => q.bind(v),
+            Cell::Real(None) => q.bind(NULL_DOUBLE),
+            Cell::Real(v) => q.bind(v),
+            Cell::Text(v) => q.bind(v),
         };
     }
     q
+}
+
+fn bind_all<'q>(
+    q: Query<'q, Any, AnyArguments>,
+    cells: impl Iterator<Item = &'q Cell>,
+) -> Query<'q, Any, AnyArguments> {
+    bind_owned(q, cells.cloned())
 }
 
 #[cfg(test)]

@@ -363,6 +363,20 @@ async fn table_exists(engine: &Engine, name: &str) -> bool {
     .is_ok()
 }
 
+/// The secondary indexes on a table (not those behind its primary key).
+async fn secondary_indexes(engine: &Engine, table: &str) -> Vec<String> {
+    let sql = if engine.db().is_sqlite() {
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL"
+    } else {
+        "SELECT CAST(indexname AS TEXT) FROM pg_indexes WHERE tablename = $1 AND indexname NOT LIKE '%_pkey'"
+    };
+    sqlx::query_scalar(sql)
+        .bind(table)
+        .fetch_all(&engine.db().pool)
+        .await
+        .unwrap()
+}
+
 async fn a_new_version_is_built_beside_and_switched(t: TestStore) {
     let bus = bus(&t);
     let a = Uuid::now_v7();
@@ -387,6 +401,13 @@ async fn a_new_version_is_built_beside_and_switched(t: TestStore) {
         old,
         "reads stay on the old tables"
     );
+    let building = Tables::new("audit", 2).table("entries");
+    assert!(table_exists(&v2, &building).await);
+    assert_eq!(
+        secondary_indexes(&v2, &building).await,
+        Vec::<String>::new(),
+        "a generation being built gets its secondary indexes at the switch"
+    );
     assert_eq!(
         trail(&v2.db().pool, &old, a, &AuditFilter::default())
             .await
@@ -398,6 +419,10 @@ async fn a_new_version_is_built_beside_and_switched(t: TestStore) {
     catch_up(&v2, &AuditV2, 2).await;
     let new = v2.active_tables("audit").await.unwrap();
     assert_eq!(new.generation(), 2);
+    assert_eq!(
+        secondary_indexes(&v2, &building).await,
+        vec![format!("{building}_athlete")]
+    );
     assert_eq!(
         trail(&v2.db().pool, &new, a, &AuditFilter::default())
             .await

@@ -414,7 +414,7 @@ impl Engine {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
-            create_generation(&mut tx, p, 1, head).await?;
+            create_generation(&mut tx, p, 1, head, Indexes::Now).await?;
             tx.commit().await?;
         } else {
             tx.rollback().await?;
@@ -535,7 +535,7 @@ impl Engine {
                 .map(|b| b.0)
                 .unwrap_or(state.active_generation));
         }
-        create_generation(&mut tx, p, generation, head).await?;
+        create_generation(&mut tx, p, generation, head, Indexes::Deferred).await?;
         tx.commit().await?;
         tracing::info!(
             projection = p.name(),
@@ -547,6 +547,7 @@ impl Engine {
     }
 
     async fn switch(&self, p: &dyn Projection, generation: i64) -> anyhow::Result<()> {
+        create_deferred_indexes(&self.db, p, generation).await?;
         let old: i64 =
             sqlx::query_scalar("SELECT active_generation FROM projection_state WHERE name = $1")
                 .bind(p.name())
@@ -982,11 +983,48 @@ impl Engine {
     }
 }
 
+/// When a new generation's secondary indexes are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indexes {
+    /// With its tables: the generation serves reads from the start (the first one).
+    Now,
+    /// At the switch ([`create_deferred_indexes`]): a generation built beside the live one
+    /// serves no reads until then, and one sorted build of an index costs PostgreSQL less
+    /// than inserting every row into it as it arrives. Primary keys and unique indexes are
+    /// never deferred: the projections' upserts and reads while building rely on them.
+    Deferred,
+}
+
+/// A statement of a projection's schema that makes a plain (not unique) secondary index, as
+/// the idempotent statement [`create_deferred_indexes`] runs.
+fn deferred_index(ddl: &str) -> Option<String> {
+    ddl.trim_start()
+        .strip_prefix("CREATE INDEX ")
+        .map(|rest| format!("CREATE INDEX IF NOT EXISTS {rest}"))
+}
+
+/// Makes the secondary indexes a generation built with [`Indexes::Deferred`] left out. Runs
+/// before the switch, and again harmlessly if a runner stopped between the two.
+async fn create_deferred_indexes(
+    db: &ReadDb,
+    p: &dyn Projection,
+    generation: i64,
+) -> anyhow::Result<()> {
+    let t = Tables::new(p.name(), generation);
+    for ddl in p.schema(&t).iter().filter_map(|ddl| deferred_index(ddl)) {
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn create_generation(
     conn: &mut AnyConnection,
     p: &dyn Projection,
     generation: i64,
     gate: LogCursor,
+    indexes: Indexes,
 ) -> anyhow::Result<()> {
     let t = Tables::new(p.name(), generation);
     for base in p.tables() {
@@ -998,6 +1036,9 @@ async fn create_generation(
         .await?;
     }
     for ddl in p.schema(&t) {
+        if indexes == Indexes::Deferred && deferred_index(&ddl).is_some() {
+            continue;
+        }
         sqlx::query(sqlx::AssertSqlSafe(ddl))
             .execute(&mut *conn)
             .await?;
@@ -1112,5 +1153,24 @@ fn report_failure(name: &str, e: &anyhow::Error, failures: u32, delay: Duration)
             retry_in_ms,
             "projection pass failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deferred_index;
+
+    #[test]
+    fn only_plain_secondary_indexes_are_deferred() {
+        assert_eq!(
+            deferred_index("CREATE INDEX t_g2_start ON t_g2 (athlete_id, start_time_us)")
+                .as_deref(),
+            Some("CREATE INDEX IF NOT EXISTS t_g2_start ON t_g2 (athlete_id, start_time_us)")
+        );
+        assert_eq!(deferred_index("CREATE UNIQUE INDEX u ON t_g2 (a)"), None);
+        assert_eq!(
+            deferred_index("CREATE TABLE t_g2 (a TEXT PRIMARY KEY)"),
+            None
+        );
     }
 }

@@ -81,7 +81,8 @@ impl Engine {
         .await?;
         let head = self.log.head().await?;
         let mut tx = self.db.begin_write().await?;
-        create_generation(&mut tx, p, shadow, head).await?;
+        // Compared, never read by a query that needs an index, and dropped.
+        create_generation(&mut tx, p, shadow, head, Indexes::Deferred).await?;
         tx.commit().await?;
         let result = self.compare(p, live, shadow).await;
         drop_generation(&self.db, p, shadow).await?;

@@ -357,13 +357,52 @@ impl EventStore {
     }
 }
 
+/// A batch of the log as stored: fetched, not yet decrypted or parsed. A reader that knows
+/// where the next batch starts ([`FetchedLog::last_cursor`]) can fetch it while this one is
+/// decoded ([`EventStore::decode_log`]): a rebuild overlaps the database's work with its own.
+pub struct FetchedLog {
+    rows: Vec<codec::RawEvent>,
+}
+
+impl FetchedLog {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The cursor of the batch's last event: where the next batch starts.
+    pub fn last_cursor(&self) -> Option<LogCursor> {
+        self.rows.last().map(|r| LogCursor {
+            tx: r.tx,
+            position: r.position,
+        })
+    }
+}
+
+impl EventStore {
+    /// The first half of [`EventLog::read_log`]: the same gap-safe read, undecoded.
+    pub async fn fetch_log(&self, after: LogCursor, limit: i64) -> StoreResult<FetchedLog> {
+        let rows = match &self.backend {
+            Backend::Postgres(p) => postgres::fetch_log(p, after, limit).await?,
+            Backend::Sqlite(p) => sqlite::fetch_log(p, after, limit).await?,
+        };
+        Ok(FetchedLog { rows })
+    }
+
+    /// The second half of [`EventLog::read_log`]: decrypts and parses a fetched batch.
+    pub fn decode_log(&self, fetched: FetchedLog) -> StoreResult<Vec<RecordedEvent>> {
+        codec::decode(fetched.rows, &self.master)
+    }
+}
+
 #[async_trait::async_trait]
 impl EventLog for EventStore {
     async fn read_log(&self, after: LogCursor, limit: i64) -> StoreResult<Vec<RecordedEvent>> {
-        match &self.backend {
-            Backend::Postgres(p) => postgres::read_log(p, &self.master, after, limit).await,
-            Backend::Sqlite(p) => sqlite::read_log(p, &self.master, after, limit).await,
-        }
+        let fetched = self.fetch_log(after, limit).await?;
+        self.decode_log(fetched)
     }
 
     async fn head(&self) -> StoreResult<LogCursor> {

@@ -373,12 +373,11 @@ fn raw(row: PgRow) -> RawEvent {
 
 /// The gap-safe read: only transactions older than every still-running one are visible to the
 /// follower, so an event committed late by a slow transaction is never behind the cursor.
-pub(crate) async fn read_log(
+pub(crate) async fn fetch_log(
     pool: &PgPool,
-    master: &MasterKey,
     after: LogCursor,
     limit: i64,
-) -> StoreResult<Vec<RecordedEvent>> {
+) -> StoreResult<Vec<RawEvent>> {
     const SQL: &str = "WHERE (e.transaction_id, e.global_position) > ($1::bigint::text::xid8, $2) \
            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY e.transaction_id, e.global_position LIMIT $3";
@@ -389,7 +388,7 @@ pub(crate) async fn read_log(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    codec::decode(rows.into_iter().map(raw).collect(), master)
+    Ok(rows.into_iter().map(raw).collect())
 }
 
 /// The cursor after the last event a follower may read now.

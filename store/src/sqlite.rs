@@ -317,12 +317,11 @@ fn decode(rows: Vec<SqliteRow>, master: &MasterKey) -> StoreResult<Vec<RecordedE
     codec::decode(raws, master)
 }
 
-pub(crate) async fn read_log(
+pub(crate) async fn fetch_log(
     pool: &SqlitePool,
-    master: &MasterKey,
     after: LogCursor,
     limit: i64,
-) -> StoreResult<Vec<RecordedEvent>> {
+) -> StoreResult<Vec<RawEvent>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{SELECT_EVENTS}WHERE e.global_position > ?1 ORDER BY e.global_position LIMIT ?2"
     )))
@@ -330,7 +329,7 @@ pub(crate) async fn read_log(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    decode(rows, master)
+    rows.into_iter().map(raw).collect()
 }
 
 pub(crate) async fn head(pool: &SqlitePool) -> StoreResult<LogCursor> {

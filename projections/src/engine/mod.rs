@@ -17,8 +17,10 @@ use store::{EventLog, EventStore, LogCursor, RecordedEvent};
 
 use crate::decode::{Decoder, DomainEvent};
 use crate::fault::{Backoff, ErrorClass, TransientFailure, classify};
+use reader::Reader;
 use skipped::record_poison;
 
+mod reader;
 mod rebuild;
 mod skipped;
 mod verify;
@@ -268,39 +270,11 @@ pub struct Engine {
     batch: i64,
     build_batch: i64,
     backoff: Backoff,
-    decoder: Arc<Decoder>,
-    recent: Arc<std::sync::Mutex<std::collections::VecDeque<(BatchKey, BatchCell)>>>,
+    reader: Reader,
 }
-
-/// Events read from the log after a cursor, decoded once for every projection that reads them.
-struct ReadBatch {
-    events: Vec<RecordedEvent>,
-    decoded: Vec<Result<DomainEvent, serde_json::Error>>,
-}
-
-/// A read of up to `.1` events after the cursor `.0`.
-type BatchKey = (LogCursor, i64);
-
-/// One batch, read once however many generations ask for it at the same time.
-type BatchCell = Arc<tokio::sync::OnceCell<Arc<ReadBatch>>>;
 
 /// Events per batch while a generation is being built (see [`Engine::with_batch`]).
 pub const BUILD_BATCH: i64 = 2000;
-
-/// Batches kept for projections reading from the same cursor: generations built side by side
-/// (`rebuild --all`, a version bump of several projections) read and decrypt the log once.
-const RECENT_BATCHES: usize = 32;
-
-async fn read_decoded(
-    log: &EventStore,
-    decoder: &Decoder,
-    after: LogCursor,
-    limit: i64,
-) -> anyhow::Result<Arc<ReadBatch>> {
-    let events = log.read_log(after, limit).await?;
-    let decoded = events.iter().map(|e| decoder.decode(e)).collect();
-    Ok(Arc::new(ReadBatch { events, decoded }))
-}
 
 /// What a projection that reads only metadata gets for a payload this build cannot decode.
 static FOREIGN: DomainEvent = DomainEvent::Foreign;
@@ -315,6 +289,7 @@ pub struct Progress {
 impl Engine {
     pub fn new(log: EventStore, db: ReadDb, projections: Vec<Arc<dyn Projection>>) -> Self {
         Self {
+            reader: Reader::new(log.clone()),
             db,
             log,
             projections,
@@ -322,8 +297,6 @@ impl Engine {
             batch: 500,
             build_batch: BUILD_BATCH,
             backoff: Backoff::default(),
-            decoder: Arc::new(Decoder::default()),
-            recent: Default::default(),
         }
     }
 
@@ -575,51 +548,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The batch after `after`, from the recent ones when another generation read it already
-    /// (or is reading it now). A kept batch may be shorter than a fresh read would be (events
-    /// committed since), never different: the log never changes behind a cursor a reader has
-    /// passed (gap-safe reading). Only full batches stay kept, so a projection at the head sees
-    /// new events on its next read; after a full batch the next one is read ahead, overlapping
-    /// the log read with the projections' writes while history is being built.
-    async fn read_batch(&self, after: LogCursor, limit: i64) -> anyhow::Result<Arc<ReadBatch>> {
-        let cell = self.batch_cell((after, limit)).0;
-        let batch = cell
-            .get_or_try_init(|| read_decoded(&self.log, &self.decoder, after, limit))
-            .await?
-            .clone();
-        let full = batch.events.len() as i64 == limit;
-        if !full {
-            let mut recent = self.recent.lock().expect("not poisoned");
-            recent.retain(|(c, kept)| !(*c == (after, limit) && Arc::ptr_eq(kept, &cell)));
-        } else if let Some(last) = batch.events.last() {
-            let (next, new) = self.batch_cell((last.cursor, limit));
-            if new {
-                let (log, decoder, after) = (self.log.clone(), self.decoder.clone(), last.cursor);
-                tokio::spawn(async move {
-                    // A failed read ahead leaves the cell empty: the next reader reads it.
-                    let _ = next
-                        .get_or_try_init(|| read_decoded(&log, &decoder, after, limit))
-                        .await;
-                });
-            }
-        }
-        Ok(batch)
-    }
-
-    /// The kept cell for a read of `limit` events after a cursor, and whether it was just made.
-    fn batch_cell(&self, after: BatchKey) -> (BatchCell, bool) {
-        let mut recent = self.recent.lock().expect("not poisoned");
-        if let Some((_, cell)) = recent.iter().find(|(c, _)| *c == after) {
-            return (cell.clone(), false);
-        }
-        if recent.len() == RECENT_BATCHES {
-            recent.pop_front();
-        }
-        let cell = BatchCell::default();
-        recent.push_back((after, cell.clone()));
-        (cell, true)
-    }
-
     /// Applies up to one batch to `generation`, rows and checkpoint in one transaction.
     ///
     /// A batch that fails transiently (pool, connection, lock, serialization) is not touched:
@@ -651,7 +579,7 @@ impl Engine {
         until: Option<LogCursor>,
         commit: Commit,
     ) -> anyhow::Result<(usize, Checkpoint)> {
-        let batch = self.read_batch(cp.cursor, self.limit(commit)).await?;
+        let batch = self.reader.read(cp.cursor, self.limit(commit)).await?;
         // Cursors grow along the batch, so what `until` allows is a prefix.
         let n = match until {
             Some(until) => batch.events.partition_point(|e| e.cursor <= until),

@@ -171,7 +171,7 @@ impl Engine {
         if still_live.rows_affected() != 1 {
             bail!("{name} switched to a new generation meanwhile; list its skipped events again");
         }
-        let decoded = match self.decoder.decode(&recorded) {
+        let decoded = match self.reader.decoder.decode(&recorded) {
             Err(_) if !p.needs_payload() => Ok(DomainEvent::Foreign),
             other => other,
         };

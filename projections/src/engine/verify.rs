@@ -73,14 +73,17 @@ impl Engine {
         p: &dyn Projection,
         live: i64,
     ) -> anyhow::Result<Vec<String>> {
+        let head = self.log.head().await?;
+        // The shadow's number is picked inside the transaction that creates it, as
+        // `start_build` picks a new generation's: picked before it, a rebuild starting in
+        // between could take the same number ("no checkpoint for ... generation 2002").
+        let mut tx = self.db.begin_write().await?;
         let shadow: i64 = sqlx::query_scalar(
             "SELECT CAST(coalesce(max(generation), 0) + 1000 AS BIGINT) FROM projection_checkpoints WHERE name = $1",
         )
         .bind(p.name())
-        .fetch_one(&self.db.pool)
+        .fetch_one(&mut *tx)
         .await?;
-        let head = self.log.head().await?;
-        let mut tx = self.db.begin_write().await?;
         // Compared, never read by a query that needs an index, and dropped.
         create_generation(&mut tx, p, shadow, head, Indexes::Deferred).await?;
         tx.commit().await?;

@@ -21,7 +21,7 @@ use sqlx::{AnyConnection, AnyPool};
 
 use crate::engine::{Projected, Projection, Tables};
 use crate::read_model_table;
-use crate::table::{Pending, Table};
+use crate::table::{Pending, Placeholders, Table};
 
 pub struct AdminMetricsProjection;
 
@@ -346,7 +346,7 @@ impl Batch {
                 "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING day",
                 t.table(AthleteDayRow::DEF.base),
                 AthleteDayRow::DEF.column_list(),
-                values(chunk.len(), 2),
+                values(chunk.len(), 2, Placeholders::of(conn)),
                 AthleteDayRow::DEF.key_columns().join(", "),
             )));
             for (athlete, day) in chunk {
@@ -364,7 +364,7 @@ impl Batch {
                 "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING iso_week",
                 t.table(AthleteWeekRow::DEF.base),
                 AthleteWeekRow::DEF.column_list(),
-                values(chunk.len(), 2),
+                values(chunk.len(), 2, Placeholders::of(conn)),
                 AthleteWeekRow::DEF.key_columns().join(", "),
             )));
             for ((athlete, week), start) in chunk {
@@ -385,16 +385,10 @@ impl Batch {
 }
 
 /// `($1, $2), ($3, $4), …`: `rows` tuples of `columns` placeholders.
-pub(crate) fn values(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+pub(crate) fn values(rows: usize, columns: usize, placeholders: Placeholders) -> String {
+    let mut sql = String::new();
+    placeholders.rows(&mut sql, rows, columns);
+    sql
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 use sqlx::AnyPool;
 
 use crate::engine::{Projected, Projection, Tables};
+use crate::table::Placeholders;
 
 pub struct AuditLog;
 
@@ -88,21 +89,14 @@ impl Projection for AuditLog {
             .iter()
             .filter(|e| e.recorded.metadata.athlete_id.is_some())
             .collect();
+        let placeholders = Placeholders::of(conn);
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            use std::fmt::Write as _;
             let mut sql = format!(
                 "INSERT INTO {} (position, athlete_id, recorded_at_us, event_id, event_type, stream, \
                    actor_id, actor_role, impersonator_id, correlation_id) VALUES ",
                 t.table("entries"),
             );
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                for c in 1..=COLUMNS {
-                    let sep = if c == 1 { "" } else { ", " };
-                    let _ = write!(sql, "{sep}${}", i * COLUMNS + c);
-                }
-                sql.push(')');
-            }
+            placeholders.rows(&mut sql, chunk.len(), COLUMNS);
             // A full chunk's statement is prepared once per connection (see `table::statement`).
             let mut q =
                 sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(chunk.len() == ROWS_PER_STATEMENT);

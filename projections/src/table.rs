@@ -147,21 +147,11 @@ impl TableDef {
     }
 
     /// `INSERT … VALUES (…), … ON CONFLICT …` for `rows` rows.
-    fn insert_sql(&self, table: &str, rows: usize) -> String {
-        use std::fmt::Write as _;
-        let width = self.columns.len();
+    fn insert_sql(&self, table: &str, rows: usize, placeholders: Placeholders) -> String {
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", self.column_list());
         // Built in place: a full chunk has 5,000 placeholders, and a string per placeholder
         // showed in rebuild profiles.
-        sql.reserve(rows * width * 7);
-        for r in 0..rows {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 1..=width {
-                let sep = if c == 1 { "" } else { ", " };
-                let _ = write!(sql, "{sep}${}", r * width + c);
-            }
-            sql.push(')');
-        }
+        placeholders.rows(&mut sql, rows, self.columns.len());
         let keys = self.key_columns().join(", ");
         let rest = self.columns[self.key..].iter();
         let set: Vec<String> = match self.write {
@@ -189,6 +179,56 @@ impl TableDef {
     /// PostgreSQL: 65535) whatever the width.
     fn chunk(&self) -> usize {
         (5000 / self.columns.len()).max(1)
+    }
+}
+
+/// How a statement's parameters are written on the store it goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholders {
+    /// `$1, $2, …`: what PostgreSQL needs (and what every hand-written statement uses).
+    Numbered,
+    /// `?, ?, …` in order. For SQLite's long multi-row statements: sqlx binds each parameter
+    /// after asking SQLite its name (`sqlite3_bind_parameter_name`), which scans every named
+    /// parameter before it, so a 5,000-parameter statement cost quadratic time; a rebuild on
+    /// SQLite spent 62% of its time there. Anonymous parameters have no name to find.
+    Anonymous,
+}
+
+impl Placeholders {
+    /// The placeholders for statements sent on `conn`.
+    pub fn of(conn: &AnyConnection) -> Self {
+        if conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+            Placeholders::Anonymous
+        } else {
+            Placeholders::Numbered
+        }
+    }
+
+    /// Appends the `n`th (from 1) parameter's placeholder; anonymous ones must be appended in
+    /// order.
+    pub fn push(self, sql: &mut String, n: usize) {
+        use std::fmt::Write as _;
+        match self {
+            Placeholders::Numbered => {
+                let _ = write!(sql, "${n}");
+            }
+            Placeholders::Anonymous => sql.push('?'),
+        }
+    }
+
+    /// `(…), (…), …`: `rows` rows of `columns` parameters each, numbered from 1.
+    pub fn rows(self, sql: &mut String, rows: usize, columns: usize) {
+        sql.reserve(rows * columns * 7);
+        for r in 0..rows {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 1..=columns {
+                if c > 1 {
+                    sql.push_str(", ");
+                }
+                self.push(sql, r * columns + c);
+            }
+            sql.push(')');
+        }
     }
 }
 
@@ -397,6 +437,7 @@ impl Pending {
                 continue;
             }
             let table = t.table(def.base);
+            let placeholders = Placeholders::of(conn);
             let (mut rows, mut deletes) = (Vec::new(), Vec::new());
             for op in std::mem::take(map).into_values() {
                 match op {
@@ -414,7 +455,9 @@ impl Pending {
                             .iter()
                             .map(|c| {
                                 n += 1;
-                                format!("{c} = ${n}")
+                                let mut term = format!("{c} = ");
+                                placeholders.push(&mut term, n);
+                                term
                             })
                             .collect();
                         format!("({})", terms.join(" AND "))
@@ -431,7 +474,7 @@ impl Pending {
                 let chunk: Vec<Vec<Cell>> = rows.by_ref().take(def.chunk()).collect();
                 let full = chunk.len() == def.chunk();
                 bind_owned(
-                    statement(def.insert_sql(&table, chunk.len()), full),
+                    statement(def.insert_sql(&table, chunk.len(), placeholders), full),
                     chunk.into_iter().flatten(),
                 )
                 .execute(&mut *conn)
@@ -446,9 +489,12 @@ impl Pending {
 /// projection (named by its base: see [`TableDef::select_fixed_sql`]).
 pub async fn write_fixed<T: Table>(pool: &AnyPool, row: &T) -> anyhow::Result<()> {
     let cells = row.cells();
-    bind_all(uncached(T::DEF.insert_sql(T::DEF.base, 1)), cells.iter())
-        .execute(pool)
-        .await?;
+    bind_all(
+        uncached(T::DEF.insert_sql(T::DEF.base, 1, Placeholders::Numbered)),
+        cells.iter(),
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -550,14 +596,14 @@ mod tests {
             )
         );
         assert_eq!(
-            Sample::DEF.insert_sql("s", 2),
+            Sample::DEF.insert_sql("s", 2, Placeholders::Numbered),
             "INSERT INTO s (athlete_id, date, sleep_h, stress, recorded_at_us) \
              VALUES ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10) \
              ON CONFLICT (athlete_id, date) DO UPDATE SET sleep_h = excluded.sleep_h, \
              stress = excluded.stress, recorded_at_us = excluded.recorded_at_us"
         );
         assert_eq!(
-            Counter::DEF.insert_sql("c", 1),
+            Counter::DEF.insert_sql("c", 1, Placeholders::Numbered),
             "INSERT INTO c (id, helpful_count) VALUES ($1, $2) \
              ON CONFLICT (id) DO UPDATE SET helpful_count = c.helpful_count + excluded.helpful_count"
         );
@@ -570,14 +616,19 @@ mod tests {
             )
         );
         assert_eq!(
-            WeekCounter::DEF.insert_sql("w", 1),
+            WeekCounter::DEF.insert_sql("w", 1, Placeholders::Numbered),
             "INSERT INTO w (iso_week, week_start, athletes) VALUES ($1, $2, $3) \
              ON CONFLICT (iso_week) DO UPDATE SET athletes = w.athletes + excluded.athletes"
         );
         assert_eq!(
-            Sighting::DEF.insert_sql("s", 1),
+            Sighting::DEF.insert_sql("s", 1, Placeholders::Numbered),
             "INSERT INTO s (athlete_id, day, first_event_type) VALUES ($1, $2, $3) \
              ON CONFLICT (athlete_id, day) DO NOTHING"
+        );
+        assert_eq!(
+            Counter::DEF.insert_sql("c", 2, Placeholders::Anonymous),
+            "INSERT INTO c (id, helpful_count) VALUES (?, ?), (?, ?) \
+             ON CONFLICT (id) DO UPDATE SET helpful_count = c.helpful_count + excluded.helpful_count"
         );
         assert_eq!(
             Counter::DEF.column_list_of("c"),

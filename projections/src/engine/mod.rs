@@ -274,7 +274,7 @@ pub struct Engine {
 }
 
 /// Events per batch while a generation is being built (see [`Engine::with_batch`]).
-pub const BUILD_BATCH: i64 = 2000;
+pub const BUILD_BATCH: i64 = 4000;
 
 /// What a projection that reads only metadata gets for a payload this build cannot decode.
 static FOREIGN: DomainEvent = DomainEvent::Foreign;

@@ -17,7 +17,7 @@ type BatchCell = Arc<tokio::sync::OnceCell<Arc<ReadBatch>>>;
 
 /// Batches kept for projections reading from the same cursor: generations built side by side
 /// (`rebuild --all`, a version bump of several projections) read and decrypt the log once.
-const RECENT_BATCHES: usize = 32;
+const RECENT_BATCHES: usize = 16;
 
 /// How many batches a reader of a full batch has read ahead of it. Each one fetched starts the
 /// fetch of the next before it is decoded, so the database's work on one batch overlaps the

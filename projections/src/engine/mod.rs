@@ -26,6 +26,7 @@ mod skipped;
 mod verify;
 
 pub use skipped::{Resolution, Skipped};
+pub use verify::row_text;
 
 /// The read side's connection to the store's database.
 #[derive(Clone)]

@@ -16,7 +16,9 @@ async fn dump(
     Ok(rows.iter().map(row_text).collect())
 }
 
-fn row_text(row: &sqlx::any::AnyRow) -> String {
+/// One row as `column=value …` text: what `verify` compares and reports, and what the
+/// batch-equivalence tests compare.
+pub fn row_text(row: &sqlx::any::AnyRow) -> String {
     use sqlx::{Column, ValueRef};
     let mut parts = Vec::new();
     for (i, col) in row.columns().iter().enumerate() {

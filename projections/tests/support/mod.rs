@@ -8,8 +8,9 @@ use std::sync::Arc;
 use commands::{CommandBus, CommandContext};
 use domain::DomainServices;
 use domain::activity::{Activity, ActivityCommand};
+use projections::engine::row_text;
 use projections::{Engine, Projected, Projection, Tables};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use store::testing::TestStore;
 use uuid::Uuid;
 
@@ -115,27 +116,6 @@ pub async fn dump(engine: &Engine, pool: &AnyPool, p: &dyn Projection) -> Vec<St
         out.extend(rows.iter().map(|r| format!("{base}: {}", row_text(r))));
     }
     out
-}
-
-pub fn row_text(row: &sqlx::any::AnyRow) -> String {
-    use sqlx::{Column, ValueRef};
-    let mut parts = Vec::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i).unwrap();
-        let text = if raw.is_null() {
-            "null".to_string()
-        } else if let Ok(v) = row.try_get::<i64, _>(i) {
-            v.to_string()
-        } else if let Ok(v) = row.try_get::<f64, _>(i) {
-            format!("{v:?}")
-        } else if let Ok(v) = row.try_get::<String, _>(i) {
-            format!("{v:?}")
-        } else {
-            "?".to_string()
-        };
-        parts.push(format!("{}={text}", col.name()));
-    }
-    parts.join(" ")
 }
 
 pub async fn on_activity(

@@ -45,6 +45,10 @@ enum ReplayCommand {
         athlete_id: uuid::Uuid,
         #[arg(long)]
         as_of: store::AsOf,
+        /// The operator replaying: an admin or owner account (email or id), recorded in the
+        /// security log. Without it the replay is recorded as `system`.
+        #[arg(long)]
+        actor: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -113,7 +117,11 @@ enum Command {
         since: Option<chrono::DateTime<chrono::Utc>>,
         /// Only entries by this user (as actor or impersonating admin).
         #[arg(long)]
-        actor: Option<uuid::Uuid>,
+        by: Option<uuid::Uuid>,
+        /// The operator reading the trail: an admin or owner account (email or id), recorded
+        /// in the security log as the reader. Without it the read is recorded as `system`.
+        #[arg(long)]
+        actor: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -193,10 +201,15 @@ async fn replay_athlete(
     args: &StoreArgs,
     athlete_id: uuid::Uuid,
     as_of: store::AsOf,
+    actor: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
     let store = args.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let identity = identity::IdentityDb::new(projections::ReadDb::connect(&args.url()).await?.pool);
+    let actor = users_cli::operator(&identity, actor).await?;
     let state = projections::replay::athlete_at(&store, athlete_id, as_of).await?;
+    users_cli::record_view(&identity, actor, athlete_id, "replay").await?;
     if json {
         println!("{}", serde_json::to_string(&state)?);
     } else {
@@ -244,11 +257,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             athlete_id,
             since,
+            by,
             actor,
             json,
         } => {
             let engine = engine(&cli.store).await?;
-            projections_cli::audit(&engine, athlete_id, since, actor, json).await
+            let identity = identity::IdentityDb::new(engine.db().pool.clone());
+            let actor = users_cli::operator(&identity, actor.as_deref()).await?;
+            projections_cli::audit(&engine, athlete_id, since, by, json).await?;
+            users_cli::record_view(&identity, actor, athlete_id, "audit").await
         }
         Command::Migrate { json } => migrate(&cli.store, json).await,
         Command::Events(cmd) => {
@@ -258,8 +275,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(ReplayCommand::Athlete {
             athlete_id,
             as_of,
+            actor,
             json,
-        }) => replay_athlete(&cli.store, athlete_id, as_of, json).await,
+        }) => replay_athlete(&cli.store, athlete_id, as_of, actor.as_deref(), json).await,
         #[cfg(feature = "devtools")]
         Command::Bench(cmd) => devtools::bench::run(&cli.store.url(), config::redact, cmd).await,
     }

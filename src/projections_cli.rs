@@ -240,7 +240,11 @@ pub async fn audit(
         &engine.db().pool,
         &tables,
         athlete,
-        &AuditFilter { since, actor },
+        &AuditFilter {
+            since,
+            actor,
+            event_type: None,
+        },
     )
     .await?;
     for e in &entries {

@@ -81,3 +81,42 @@ pub async fn run(args: &StoreArgs, cmd: UsersCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The operator a CLI read names with `--actor` (an email or an account id): an admin or owner.
+/// `None` without `--actor`: the read is the system's.
+pub async fn operator(
+    identity: &identity::IdentityDb,
+    actor: Option<&str>,
+) -> anyhow::Result<Option<Uuid>> {
+    let Some(actor) = actor else { return Ok(None) };
+    let account = match actor.parse::<Uuid>() {
+        Ok(id) => identity.account(id).await?,
+        Err(_) => {
+            identity
+                .account_by_email(&actor.trim().to_lowercase())
+                .await?
+        }
+    }
+    .filter(|a| a.active)
+    .with_context(|| format!("--actor: no active account {actor:?}"))?;
+    if !matches!(
+        account.role,
+        domain::athlete::Role::Admin | domain::athlete::Role::Owner
+    ) {
+        bail!("--actor: {actor:?} is not an admin or owner");
+    }
+    Ok(Some(account.account_id))
+}
+
+/// A read of one athlete's history, in the security log as the API records an admin's.
+pub async fn record_view(
+    identity: &identity::IdentityDb,
+    actor: Option<Uuid>,
+    athlete: Uuid,
+    what: &str,
+) -> anyhow::Result<()> {
+    identity
+        .log_by(actor, "admin_viewed", Some(athlete), None, Some(what))
+        .await?;
+    Ok(())
+}

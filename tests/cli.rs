@@ -177,7 +177,7 @@ async fn migrate_reports_the_schema_version(t: TestStore) {
     let out = stridelog(&t).args(["migrate", "--json"]).output().unwrap();
     assert!(out.status.success());
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(info["schema_version"], 6);
+    assert_eq!(info["schema_version"], 7);
     assert_eq!(info["backend"], t.store.backend_name());
 }
 
@@ -213,7 +213,7 @@ async fn serve_answers_health(t: TestStore) {
         serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(json["status"], "ok");
     assert_eq!(json["backend"], t.store.backend_name());
-    assert_eq!(json["schema_version"], 6);
+    assert_eq!(json["schema_version"], 7);
     assert!(json["horizon_lag_s"].as_f64().unwrap() >= 0.0);
     let projections = json["projections"].as_array().unwrap();
     assert_eq!(projections.len(), projections::all().len());
@@ -379,6 +379,92 @@ async fn read_side_commands_work_end_to_end(t: TestStore) {
             .unwrap(),
     );
     assert_eq!(now[0]["events"], own.len());
+
+    // `--actor` names the operator reading: an admin or owner, recorded in the security log;
+    // reads without it are the system's.
+    let db = projections::ReadDb::connect(&t.url).await.unwrap();
+    let identity = identity::IdentityDb::new(db.pool.clone());
+    let ops = Uuid::new_v4();
+    identity
+        .insert_pending(
+            ops,
+            "ops@example.org",
+            "not-a-hash",
+            domain::athlete::Role::Admin,
+        )
+        .await
+        .unwrap();
+    identity.activate(ops).await.unwrap();
+    let coach = Uuid::new_v4();
+    identity
+        .insert_pending(
+            coach,
+            "coach@example.org",
+            "not-a-hash",
+            domain::athlete::Role::Coach,
+        )
+        .await
+        .unwrap();
+    identity.activate(coach).await.unwrap();
+    for (actor, why) in [
+        ("nobody@example.org", "no active account"),
+        ("coach@example.org", "is not an admin or owner"),
+    ] {
+        let out = stridelog(&t)
+            .args(["audit", &athlete.to_string(), "--actor", actor])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty(), "nothing printed before the refusal");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    let out = stridelog(&t)
+        .args([
+            "audit",
+            &athlete.to_string(),
+            "--actor",
+            "OPS@example.org",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = stridelog(&t)
+        .args([
+            "replay",
+            "athlete",
+            &athlete.to_string(),
+            "--as-of",
+            &tenth,
+            "--actor",
+            &ops.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let views = identity
+        .security_log_search(&identity::db::SecurityFilter {
+            account_id: Some(athlete),
+            kind: Some("admin_viewed".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seen: Vec<(Option<String>, Option<String>)> =
+        views.into_iter().map(|v| (v.actor_id, v.detail)).collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(ops.to_string()), Some("replay".into())),
+            (Some(ops.to_string()), Some("audit".into())),
+            (None, Some("replay".into())),
+            (None, Some("replay".into())),
+            (None, Some("audit".into())),
+        ]
+    );
 }
 
 /// `demo --no-serve` seeds one athlete through the command path; a second run adds nothing.

@@ -37,6 +37,7 @@ see the write reflected. Errors are RFC 9457 problem+json.",
         (name = "correlations", description = "Which habits go with better or worse efficiency: associations with false-discovery control"),
         (name = "journal", description = "Check-ins, nutrition, work and body composition"),
         (name = "coach", description = "Read-only access a coach was granted"),
+        (name = "admin", description = "Users, audit, replay, security log, metrics and health in detail: admins and owners only"),
         (name = "ops", description = "Health")
     )
 )]
@@ -108,6 +109,12 @@ fn complete(
         errors.push(("401", "No valid access token"));
         if a == Access::Coach {
             errors.push(("403", "The caller is not a coach"));
+        }
+        if a == Access::Admin {
+            errors.push((
+                "403",
+                "The caller is not an admin or owner, or may not act on this account",
+            ));
         }
         if a == Access::CoachOfAthlete || path.contains(PATH_PARAMETER) {
             errors.push(("404", "Not found, or not visible to the caller"));

@@ -24,6 +24,9 @@ pub enum Access {
     Coach,
     /// A coach whom the athlete in the path has granted read access. Anyone else: 404.
     CoachOfAthlete,
+    /// An admin or owner account. What an admin may do to staff accounts is narrower
+    /// (docs/admin.md); the handlers check that against the target.
+    Admin,
 }
 
 /// (method, path template, access). Every route the router serves is here; a test checks both
@@ -157,6 +160,24 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/coach/athletes/{athlete_id}/availability",
         Access::CoachOfAthlete,
     ),
+    ("GET", "/v1/admin/users", Access::Admin),
+    ("GET", "/v1/admin/users/{account_id}", Access::Admin),
+    (
+        "POST",
+        "/v1/admin/users/{account_id}/suspend",
+        Access::Admin,
+    ),
+    (
+        "POST",
+        "/v1/admin/users/{account_id}/reinstate",
+        Access::Admin,
+    ),
+    ("PUT", "/v1/admin/users/{account_id}/role", Access::Admin),
+    ("GET", "/v1/admin/users/{account_id}/audit", Access::Admin),
+    ("GET", "/v1/admin/users/{account_id}/replay", Access::Admin),
+    ("GET", "/v1/admin/security-log", Access::Admin),
+    ("GET", "/v1/admin/metrics", Access::Admin),
+    ("GET", "/v1/admin/health", Access::Admin),
 ];
 
 pub fn access_of(method: &str, path: &str) -> Option<Access> {
@@ -216,6 +237,10 @@ pub async fn enforce(
     };
     if access == Access::Coach && caller.role != Role::Coach {
         return Problem::forbidden("Only coach accounts may use this route.").into_response();
+    }
+    if access == Access::Admin && !matches!(caller.role, Role::Admin | Role::Owner) {
+        return Problem::forbidden("Only admin and owner accounts may use this route.")
+            .into_response();
     }
     req.extensions_mut().insert(caller);
     next.run(req).await

@@ -1,6 +1,6 @@
 //! The access-policy matrix: every route in `api::ROUTES`, called by six callers (anonymous,
 //! athlete A who owns the objects in the paths, athlete B, a coach without A's grant, a coach
-//! with it, an admin), each cell asserting its status. A route without a row here, or a row
+//! with it, an admin, an owner), each cell asserting its status. A route without a row here, or a row
 //! without a route, fails the test; so does a route the router serves without a policy.
 
 mod common;
@@ -18,16 +18,18 @@ enum Who {
     CoachWithoutGrant,
     CoachWithGrant,
     Admin,
+    Owner,
     /// Last in each row: A's own requests may change what the others would see.
     A,
 }
 
-const CALLERS: [Who; 6] = [
+const CALLERS: [Who; 7] = [
     Who::Anonymous,
     Who::B,
     Who::CoachWithoutGrant,
     Who::CoachWithGrant,
     Who::Admin,
+    Who::Owner,
     Who::A,
 ];
 
@@ -41,6 +43,10 @@ struct Fixture {
     coach: Account,
     granted_coach: Account,
     admin: Account,
+    owner: Account,
+    /// The athlete the admin routes act on: none of the callers, so a suspension ends nobody's
+    /// session in the matrix.
+    target: Account,
 }
 
 const LOGGED: &str = "2026-03-02";
@@ -57,6 +63,7 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         .replace("{entry_id}", &f.entry)
         .replace("{job_id}", &f.job)
         .replace("{athlete_id}", &f.a.id.to_string())
+        .replace("{account_id}", &f.target.id.to_string())
         .replace("{coach_id}", &f.granted_coach.id.to_string())
         .replace("{step}", "goals")
         .replace("{day}", "monday")
@@ -68,6 +75,11 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         path.replace("{date}", LOGGED)
     } else {
         path.replace("{date}", UNLOGGED)
+    };
+    let path = if template.ends_with("/replay") {
+        format!("{path}?at=2030-01-01T00:00:00Z")
+    } else {
+        path
     };
     let body = body_for(method, template, who);
     let is_a = who == Who::A;
@@ -82,6 +94,19 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         ("POST", "/v1/auth/refresh") => 401,
         ("POST", "/v1/auth/logout") => 204,
         _ if !signed_in => 401,
+        (_, t) if t.starts_with("/v1/admin/") => match who {
+            Who::Admin | Who::Owner => match t {
+                // The admin's change comes first; the owner finds it done.
+                "/v1/admin/users/{account_id}/suspend"
+                | "/v1/admin/users/{account_id}/reinstate"
+                    if who == Who::Owner =>
+                {
+                    409
+                }
+                _ => 200,
+            },
+            _ => 403,
+        },
         ("POST", "/v1/auth/password") => 204,
         ("POST", "/v1/activities") => 201,
         // Reached, and refused for want of a multipart body (tests/import.rs sends files).
@@ -158,6 +183,8 @@ fn body_for(method: &str, template: &str, who: Who) -> Option<Value> {
         }
         ("PATCH", "/v1/availability/{day}/{block}") => json!({"status": "preferred"}),
         ("POST", "/v1/insights/feedback") => json!({"insight_id": "sleep-ef", "helpful": true}),
+        ("POST", "/v1/admin/users/{account_id}/suspend") => json!({"reason": "other"}),
+        ("PUT", "/v1/admin/users/{account_id}/role") => json!({"role": "coach"}),
         _ => return None,
     })
 }
@@ -168,12 +195,14 @@ async fn fixture(api: &Api) -> Fixture {
     let coach = api.register("coach1@example.org", "coach").await;
     let granted_coach = api.register("coach2@example.org", "coach").await;
     let admin = api.register("admin@example.org", "athlete").await;
-    api.state
-        .auth
-        .db
-        .set_role(admin.id, domain::athlete::Role::Admin)
-        .await
-        .unwrap();
+    let owner = api.register("owner@example.org", "athlete").await;
+    let target = api.register("target@example.org", "athlete").await;
+    for (account, role) in [
+        (&admin, domain::athlete::Role::Admin),
+        (&owner, domain::athlete::Role::Owner),
+    ] {
+        api.state.auth.db.set_role(account.id, role).await.unwrap();
+    }
     let created = api
         .send(
             "POST",
@@ -239,6 +268,8 @@ async fn fixture(api: &Api) -> Fixture {
         coach,
         granted_coach,
         admin,
+        owner,
+        target,
     }
 }
 
@@ -272,6 +303,7 @@ async fn every_route_answers_every_caller_as_declared(t: TestStore) {
                 Who::CoachWithoutGrant => Some(f.coach.access.as_str()),
                 Who::CoachWithGrant => Some(f.granted_coach.access.as_str()),
                 Who::Admin => Some(f.admin.access.as_str()),
+                Who::Owner => Some(f.owner.access.as_str()),
             };
             let (path, body, expected) = cell(&f, method, template, who);
             let consistency = [("x-min-position", last_position.to_string())];

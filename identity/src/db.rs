@@ -22,6 +22,8 @@ pub struct Account {
     pub password_hash: String,
     pub role: Role,
     pub active: bool,
+    /// Suspended by an admin: no login, no live session, until reinstated.
+    pub suspended: bool,
     /// When the row was inserted: how long a `pending` row has waited for its registration.
     pub created_at_us: i64,
 }
@@ -51,6 +53,7 @@ impl TryFrom<AccountRow> for Account {
             password_hash: r.password_hash,
             role: parse_role(&r.role).unwrap_or(Role::Athlete),
             active: r.status == "active",
+            suspended: r.status == "suspended",
             created_at_us: r.created_at_us,
         })
     }
@@ -188,14 +191,66 @@ impl IdentityDb {
 
     /// Marks the account active once its `AthleteRegistered` is in the log. False when the row
     /// is gone: a registration that stalled past the API's `PENDING_GRACE` had its row
-    /// reclaimed. Activating an active row is harmless (two completions may race).
+    /// reclaimed. Activating an active row is harmless (two completions may race); a
+    /// suspended one stays suspended.
     pub async fn activate(&self, account_id: Uuid) -> Result<bool, sqlx::Error> {
-        let updated =
-            sqlx::query("UPDATE auth_accounts SET status = 'active' WHERE account_id = $1")
-                .bind(account_id.to_string())
-                .execute(&self.pool)
-                .await?;
+        let updated = sqlx::query(
+            "UPDATE auth_accounts SET status = 'active' \
+             WHERE account_id = $1 AND status IN ('pending', 'active')",
+        )
+        .bind(account_id.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(updated.rows_affected() > 0)
+    }
+
+    /// Suspends an active account (`suspend: true`) or reinstates a suspended one. False when
+    /// the account was not in the state the change starts from.
+    pub async fn set_suspended(
+        &self,
+        account_id: Uuid,
+        suspend: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let (from, to) = if suspend {
+            ("active", "suspended")
+        } else {
+            ("suspended", "active")
+        };
+        let updated = sqlx::query(
+            "UPDATE auth_accounts SET status = $1 WHERE account_id = $2 AND status = $3",
+        )
+        .bind(to)
+        .bind(account_id.to_string())
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
+    /// Accounts (not pending) holding `role`.
+    pub async fn count_with_role(&self, role: Role) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM auth_accounts WHERE role = $1 AND status <> 'pending'",
+        )
+        .bind(role_str(role))
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// The account's sessions, newest first (at most `limit`).
+    pub async fn sessions(
+        &self,
+        account_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<SessionRecord>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT session_id, created_at_us, expires_at_us, revoked_at_us, revoked_reason \
+             FROM auth_sessions WHERE account_id = $1 ORDER BY created_at_us DESC LIMIT $2",
+        )
+        .bind(account_id.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Undoes [`IdentityDb::insert_pending`] when the registration event could not be appended.
@@ -526,6 +581,7 @@ impl IdentityDb {
 
     // --- security log --------------------------------------------------------------------
 
+    /// An action of the account itself (or of nobody in particular: a failed login).
     pub async fn log(
         &self,
         kind: &str,
@@ -533,18 +589,52 @@ impl IdentityDb {
         client: Option<&str>,
         detail: Option<&str>,
     ) -> Result<(), sqlx::Error> {
+        self.log_by(None, kind, account_id, client, detail).await
+    }
+
+    /// An action `actor` took on `account_id`: an admin's, or the system's with `None`.
+    pub async fn log_by(
+        &self,
+        actor: Option<Uuid>,
+        kind: &str,
+        account_id: Option<Uuid>,
+        client: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO security_log (at_us, kind, account_id, client, detail) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO security_log (at_us, kind, account_id, client, detail, actor_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(now_us())
         .bind(kind)
         .bind(account_id.map(|a| a.to_string()))
         .bind(client.map(str::to_string))
         .bind(detail.map(str::to_string))
+        .bind(actor.map(|a| a.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The whole security log, newest first, filtered; `before_id` pages (keyset).
+    pub async fn security_log_search(
+        &self,
+        filter: &SecurityFilter,
+    ) -> Result<Vec<SecurityEntry>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, at_us, kind, account_id, actor_id, detail FROM security_log \
+             WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR actor_id = $2) \
+               AND ($3 IS NULL OR kind = $3) AND at_us >= $4 AND id < $5 \
+             ORDER BY id DESC LIMIT $6",
+        )
+        .bind(filter.account_id.map(|a| a.to_string()))
+        .bind(filter.actor_id.map(|a| a.to_string()))
+        .bind(filter.kind.clone())
+        .bind(filter.since_us.unwrap_or(i64::MIN))
+        .bind(filter.before_id.unwrap_or(i64::MAX))
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// The account's security log, newest first.
@@ -562,6 +652,37 @@ impl IdentityDb {
         .fetch_all(&self.pool)
         .await
     }
+}
+
+/// What [`IdentityDb::security_log_search`] selects.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityFilter {
+    pub account_id: Option<Uuid>,
+    pub actor_id: Option<Uuid>,
+    pub kind: Option<String>,
+    pub since_us: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A security-log row as admins read it. The client (a keyed hash) is not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SecurityEntry {
+    pub id: i64,
+    pub at_us: i64,
+    pub kind: String,
+    pub account_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub created_at_us: i64,
+    pub expires_at_us: i64,
+    pub revoked_at_us: Option<i64>,
+    pub revoked_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

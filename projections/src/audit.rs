@@ -146,6 +146,7 @@ pub struct AuditEntry {
 pub struct AuditFilter {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub actor: Option<uuid::Uuid>,
+    pub event_type: Option<String>,
 }
 
 /// One athlete's trail, oldest first.
@@ -159,15 +160,33 @@ pub async fn trail(
         "SELECT position, recorded_at_us, event_type, stream, actor_id, actor_role, impersonator_id, correlation_id \
          FROM {} WHERE athlete_id = $1 AND recorded_at_us >= $2 \
            AND ($3 IS NULL OR actor_id = $3 OR impersonator_id = $3) \
+           AND ($4 IS NULL OR event_type = $4) \
          ORDER BY recorded_at_us, position",
         t.table("entries")
     )))
     .bind(athlete.to_string())
     .bind(filter.since.map_or(i64::MIN, |s| s.timestamp_micros()))
     .bind(filter.actor.map(|a| a.to_string()))
+    .bind(filter.event_type.clone())
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(AuditEntry::try_from).collect()
+}
+
+/// Events per type in one athlete's trail: what kinds of data they have, and how much.
+pub async fn counts(
+    pool: &AnyPool,
+    t: &Tables,
+    athlete: uuid::Uuid,
+) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT event_type, COUNT(*) FROM {} WHERE athlete_id = $1 \
+         GROUP BY event_type ORDER BY event_type",
+        t.table("entries")
+    )))
+    .bind(athlete.to_string())
+    .fetch_all(pool)
+    .await?)
 }
 
 /// A row of the trail as read, by column name.

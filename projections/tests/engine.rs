@@ -124,6 +124,7 @@ async fn the_audit_trail_follows_commands_and_survives_erasure(t: TestStore) {
         &AuditFilter {
             since: None,
             actor: Some(admin),
+            event_type: None,
         },
     )
     .await
@@ -136,6 +137,7 @@ async fn the_audit_trail_follows_commands_and_survives_erasure(t: TestStore) {
         &AuditFilter {
             since: Some(trail_a[2].recorded_at),
             actor: None,
+            event_type: None,
         },
     )
     .await

@@ -392,6 +392,17 @@ pub async fn login(
             account.as_ref().map(|a| a.password_hash.as_str()),
         )
         .await?;
+    // Only the owner's password learns that the account is suspended.
+    if let Some(a) = account.as_ref().filter(|a| ok && a.suspended) {
+        state
+            .auth
+            .db
+            .log("login_suspended", Some(a.account_id), Some(&client), None)
+            .await?;
+        return Err(Problem::forbidden(
+            "This account is suspended; an administrator can reinstate it.",
+        ));
+    }
     // A registration cut off after its event was written is completed by its owner's login.
     let completed = match &account {
         Some(a) if ok && !a.active && registered_in_log(&state, a.account_id).await? => {
@@ -656,7 +667,7 @@ async fn settle_pending(state: &AppState, email: &str, client: &str) -> ApiResul
         // Reclaimed by someone else since our insert failed.
         return Ok(Pending::Reclaimed);
     };
-    if row.active {
+    if row.active || row.suspended {
         return Ok(Pending::Active);
     }
     if registered_in_log(state, row.account_id).await? {

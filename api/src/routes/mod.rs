@@ -1,6 +1,7 @@
 //! The `/v1` routes, grouped by path so each path's methods share one router entry.
 
 pub(crate) mod activities;
+mod admin;
 mod coach;
 mod correlations;
 mod efficiency;
@@ -17,6 +18,16 @@ use crate::auth::routes as auth;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::suspend_user))
+        .routes(routes!(admin::reinstate_user))
+        .routes(routes!(admin::set_role))
+        .routes(routes!(admin::user_audit))
+        .routes(routes!(admin::user_replay))
+        .routes(routes!(admin::security_log))
+        .routes(routes!(admin::metrics))
+        .routes(routes!(admin::health))
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

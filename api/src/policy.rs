@@ -178,6 +178,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/admin/security-log", Access::Admin),
     ("GET", "/v1/admin/metrics", Access::Admin),
     ("GET", "/v1/admin/health", Access::Admin),
+    (
+        "POST",
+        "/v1/admin/users/{account_id}/impersonate",
+        Access::Admin,
+    ),
+    ("DELETE", "/v1/me/impersonation", Access::Account),
+    ("GET", "/v1/me/access-log", Access::Account),
 ];
 
 pub fn access_of(method: &str, path: &str) -> Option<Access> {
@@ -194,7 +201,33 @@ pub struct Caller {
     pub session_id: Uuid,
     /// From the account as it is now, not from the token.
     pub role: Role,
+    /// The admin acting as this account, in an impersonation session.
+    pub impersonator: Option<Uuid>,
 }
+
+impl Caller {
+    /// The context of a command the caller sends about their own data: in an impersonation
+    /// session the events carry the admin as `impersonator_id`.
+    pub fn context(&self) -> commands::CommandContext {
+        commands::CommandContext {
+            impersonator_id: self.impersonator,
+            ..commands::CommandContext::athlete(self.account_id)
+        }
+    }
+}
+
+/// What an impersonating admin may not do as the athlete: the athlete's credentials, their
+/// erasure, and whom they share their data with stay the athlete's own acts.
+pub const NOT_WHILE_IMPERSONATING: &[(&str, &str)] = &[
+    ("POST", "/v1/auth/password"),
+    ("DELETE", "/v1/me"),
+    ("POST", "/v1/me/export"),
+    ("POST", "/v1/me/coaches/{coach_id}"),
+    ("DELETE", "/v1/me/coaches/{coach_id}"),
+];
+
+/// The response header that marks every answer given in an impersonation session.
+pub const IMPERSONATED_BY: &str = "x-impersonated-by";
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Problem;
@@ -242,8 +275,21 @@ pub async fn enforce(
         return Problem::forbidden("Only admin and owner accounts may use this route.")
             .into_response();
     }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
+    let Some(admin) = caller.impersonator else {
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    };
+    let mut response = if NOT_WHILE_IMPERSONATING.contains(&(method, path)) {
+        Problem::forbidden("Not in an impersonation session: this is the athlete's own act.")
+            .into_response()
+    } else {
+        req.extensions_mut().insert(caller);
+        next.run(req).await
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&admin.to_string()) {
+        response.headers_mut().insert(IMPERSONATED_BY, v);
+    }
+    response
 }
 
 async fn authenticate(
@@ -282,10 +328,18 @@ async fn authenticate(
         .live_session(verified.session_id, verified.account_id)
         .await?
         .ok_or_else(|| Problem::unauthenticated("This session has ended; log in again."))?;
+    // The token and the session must agree on who is acting: an impersonation token is only
+    // good for its own session, and a plain token never opens one.
+    if live.impersonator_id != verified.impersonator_id {
+        return Err(Problem::unauthenticated(
+            "This session has ended; log in again.",
+        ));
+    }
     Ok(Caller {
         account_id: live.account_id,
         session_id: verified.session_id,
         role: live.role,
+        impersonator: live.impersonator_id,
     })
 }
 

@@ -99,10 +99,12 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
                 // The admin's change comes first; the owner finds it done.
                 "/v1/admin/users/{account_id}/suspend"
                 | "/v1/admin/users/{account_id}/reinstate"
+                | "/v1/admin/users/{account_id}/impersonate"
                     if who == Who::Owner =>
                 {
                     409
                 }
+                "/v1/admin/users/{account_id}/impersonate" => 201,
                 _ => 200,
             },
             _ => 403,
@@ -133,6 +135,8 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         (_, t) if t.starts_with("/v1/coach/athletes/{athlete_id}") => {
             if who == Who::CoachWithGrant { 200 } else { 404 }
         }
+        // Nobody here is in an impersonation session (tests/admin.rs opens one).
+        ("DELETE", "/v1/me/impersonation") => 404,
         _ => 200,
     };
     (path, body, expected)
@@ -185,6 +189,9 @@ fn body_for(method: &str, template: &str, who: Who) -> Option<Value> {
         ("POST", "/v1/insights/feedback") => json!({"insight_id": "sleep-ef", "helpful": true}),
         ("POST", "/v1/admin/users/{account_id}/suspend") => json!({"reason": "other"}),
         ("PUT", "/v1/admin/users/{account_id}/role") => json!({"role": "coach"}),
+        ("POST", "/v1/admin/users/{account_id}/impersonate") => {
+            json!({"reason": "support_ticket"})
+        }
         _ => return None,
     })
 }

@@ -688,7 +688,272 @@ async fn metrics_and_health_in_detail(t: TestStore) {
     api.stop().await;
 }
 
+/// The claims of a token, unverified: what any client or proxy can read.
+fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn impersonation_is_short_marked_and_visible(t: TestStore) {
+    let api = Api::start(t).await;
+    let admin = staff(&api, "root@example.org", Role::Admin).await;
+    let other_admin = staff(&api, "ops@example.org", Role::Admin).await;
+    let owner = staff(&api, "boss@example.org", Role::Owner).await;
+    let a = api.register("a@example.org", "athlete").await;
+    let start = |who: &Account, target: &Account, body: Value| {
+        let path = format!("/v1/admin/users/{}/impersonate", target.id);
+        let token = who.access.clone();
+        let api = &api;
+        async move { api.send("POST", &path, Some(&token), Some(body)).await }
+    };
+    let audit = |min: i64, event_type: &str| {
+        let path = format!("/v1/admin/users/{}/audit?event_type={event_type}", a.id);
+        let token = owner.access.clone();
+        let api = &api;
+        async move {
+            let r = api
+                .send_full(
+                    "GET",
+                    &path,
+                    Some(&token),
+                    None,
+                    None,
+                    &[("x-min-position", min.to_string())],
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body.as_array().unwrap().clone()
+        }
+    };
+
+    // Bad input and forbidden targets change nothing.
+    for body in [
+        json!({}),
+        json!({"reason": "Because I said so"}),
+        json!({"reason": "a".repeat(41)}),
+        json!({"reason": "support_ticket", "minutes": 60}),
+    ] {
+        let r = start(&admin, &a, body.clone()).await;
+        assert!(r.status.is_client_error(), "{body}: {}", r.body);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+    }
+    let ticket = json!({"reason": "support_ticket"});
+    assert_problem(&start(&admin, &other_admin, ticket.clone()).await, 403);
+    assert_problem(&start(&admin, &owner, ticket.clone()).await, 403);
+    assert_problem(&start(&owner, &owner, ticket.clone()).await, 403);
+    assert_problem(&start(&admin, &admin, ticket.clone()).await, 403);
+    let registered = api.send("GET", "/v1/me", Some(&a.access), None).await;
+    assert_eq!(registered.status, 200);
+
+    // 15 minutes at most, no refresh token, the admin in the token.
+    let before = chrono::Utc::now();
+    let s = start(&admin, &a, ticket.clone()).await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    assert!(s.body.get("refresh_token").is_none(), "{}", s.body);
+    let expires: chrono::DateTime<chrono::Utc> =
+        s.body["expires_at"].as_str().unwrap().parse().unwrap();
+    let lasts = expires - before;
+    assert!(
+        lasts <= chrono::Duration::minutes(15) && lasts > chrono::Duration::minutes(14),
+        "{lasts}"
+    );
+    let token = s.body["access_token"].as_str().unwrap().to_string();
+    let c = claims(&token);
+    assert_eq!(c["imp"], json!(admin.id.to_string()));
+    assert_eq!(c["sub"], json!(a.id.to_string()));
+    assert_eq!(c["exp"].as_i64().unwrap(), expires.timestamp());
+    assert!(claims(&a.access).get("imp").is_none());
+    let session: String = s.body["session_id"].as_str().unwrap().to_string();
+    let refresh_tokens: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM auth_refresh_tokens WHERE session_id = $1")
+            .bind(&session)
+            .fetch_one(&api.state.projections.db().pool)
+            .await
+            .unwrap();
+    assert_eq!(refresh_tokens, 0);
+    // One session at a time per athlete.
+    assert_problem(&start(&owner, &a, ticket.clone()).await, 409);
+
+    // Every response in the session is marked, errors too; the athlete's own are not.
+    let me = api.send("GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(
+        me.headers["x-impersonated-by"],
+        admin.id.to_string().as_str()
+    );
+    let missing = api
+        .send(
+            "GET",
+            &format!("/v1/activities/{}", uuid::Uuid::new_v4()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(&missing, 404);
+    assert_eq!(
+        missing.headers["x-impersonated-by"],
+        admin.id.to_string().as_str()
+    );
+    let own = api.send("GET", "/v1/me", Some(&a.access), None).await;
+    assert!(own.headers.get("x-impersonated-by").is_none());
+    // The athlete's own acts stay theirs; admin routes stay closed (the role is the athlete's).
+    let password = api
+        .send(
+            "POST",
+            "/v1/auth/password",
+            Some(&token),
+            Some(json!({"current_password": PASSWORD, "new_password": "another password 9"})),
+        )
+        .await;
+    assert_problem(&password, 403);
+    let grant = api
+        .send(
+            "POST",
+            &format!("/v1/me/coaches/{}", admin.id),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_problem(&grant, 403);
+    assert_problem(
+        &api.send("GET", "/v1/admin/users", Some(&token), None).await,
+        403,
+    );
+
+    // What the admin writes carries them as impersonator.
+    let w = api
+        .send(
+            "PUT",
+            "/v1/checkins/2026-03-02",
+            Some(&token),
+            Some(json!({"sleep_h": 7.0})),
+        )
+        .await;
+    assert_eq!(w.status, 200, "{}", w.body);
+    assert_eq!(
+        w.headers["x-impersonated-by"],
+        admin.id.to_string().as_str()
+    );
+    let trail = audit(w.position(), "DailyCheckInLogged").await;
+    let written = trail.last().unwrap();
+    assert_eq!(
+        written["impersonator_id"],
+        json!(admin.id.to_string()),
+        "{trail:?}"
+    );
+    assert_eq!(written["actor_id"], json!(a.id.to_string()));
+    let started = audit(w.position(), "ImpersonationStarted").await;
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0]["actor_id"], json!(admin.id.to_string()));
+
+    // The athlete sees it happen, and the owner's two reads of their trail.
+    let log = api
+        .send("GET", "/v1/me/access-log", Some(&a.access), None)
+        .await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    let seen = |log: &Value| -> Vec<(String, String, String)> {
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["admin_id"].as_str().unwrap_or("system").to_string(),
+                    e["detail"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let (o, ad) = (owner.id.to_string(), admin.id.to_string());
+    let view = |by: &str| {
+        (
+            "admin_viewed".to_string(),
+            by.to_string(),
+            "audit".to_string(),
+        )
+    };
+    assert_eq!(
+        seen(&log.body),
+        [
+            view(&o),
+            view(&o),
+            (
+                "impersonation_started".into(),
+                ad.clone(),
+                "support_ticket".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        api.send("GET", "/v1/me/access-log?limit=0", Some(&a.access), None)
+            .await
+            .status,
+        422
+    );
+
+    // Ended with its own token: the token dies, the end is an event.
+    let ended = api
+        .send("DELETE", "/v1/me/impersonation", Some(&token), None)
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert_problem(&api.send("GET", "/v1/me", Some(&token), None).await, 401);
+    assert_eq!(audit(ended.position(), "ImpersonationEnded").await.len(), 1);
+    assert_problem(
+        &api.send("DELETE", "/v1/me/impersonation", Some(&a.access), None)
+            .await,
+        404,
+    );
+    let log = api
+        .send("GET", "/v1/me/access-log", Some(&a.access), None)
+        .await;
+    assert_eq!(
+        seen(&log.body)[..2],
+        [
+            view(&o),
+            ("impersonation_ended".into(), ad.clone(), String::new()),
+        ]
+    );
+    let page = api
+        .send("GET", "/v1/me/access-log?limit=2", Some(&a.access), None)
+        .await;
+    let next = page.body["next_before"].as_i64().unwrap();
+    let rest = api
+        .send(
+            "GET",
+            &format!("/v1/me/access-log?before={next}"),
+            Some(&a.access),
+            None,
+        )
+        .await;
+    assert_eq!(seen(&rest.body).len(), 3, "{}", rest.body);
+
+    // Expiry: a session past its end answers 401, however fresh its token looks.
+    let s = start(&owner, &a, json!({"reason": "data_fix"})).await;
+    assert_eq!(s.status, 201, "{}", s.body);
+    let token = s.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        api.send("GET", "/v1/me", Some(&token), None).await.status,
+        200
+    );
+    sqlx::query("UPDATE auth_sessions SET expires_at_us = $1 WHERE session_id = $2")
+        .bind(chrono::Utc::now().timestamp_micros() - 1)
+        .bind(s.body["session_id"].as_str().unwrap())
+        .execute(&api.state.projections.db().pool)
+        .await
+        .unwrap();
+    assert_problem(&api.send("GET", "/v1/me", Some(&token), None).await, 401);
+    api.stop().await;
+}
+
 store::on_both_backends!(
+    impersonation_is_short_marked_and_visible,
     the_user_list_filters_and_pages,
     suspension_ends_sessions_and_login_until_reinstated,
     role_changes_follow_the_rules,

@@ -93,6 +93,8 @@ pub enum RefreshError {
 pub struct LiveSession {
     pub account_id: Uuid,
     pub role: Role,
+    /// The admin acting as the account, in an impersonation session.
+    pub impersonator_id: Option<Uuid>,
 }
 
 #[derive(Clone)]
@@ -244,8 +246,8 @@ impl IdentityDb {
         limit: i64,
     ) -> Result<Vec<SessionRecord>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT session_id, created_at_us, expires_at_us, revoked_at_us, revoked_reason \
-             FROM auth_sessions WHERE account_id = $1 ORDER BY created_at_us DESC LIMIT $2",
+            "SELECT session_id, created_at_us, expires_at_us, revoked_at_us, revoked_reason, \
+               impersonator_id FROM auth_sessions WHERE account_id = $1 ORDER BY created_at_us DESC LIMIT $2",
         )
         .bind(account_id.to_string())
         .bind(limit)
@@ -472,8 +474,9 @@ impl IdentityDb {
         session_id: Uuid,
         account_id: Uuid,
     ) -> Result<Option<LiveSession>, sqlx::Error> {
-        let role: Option<String> = sqlx::query_scalar(
-            "SELECT a.role FROM auth_sessions s JOIN auth_accounts a ON a.account_id = s.account_id \
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT a.role, s.impersonator_id FROM auth_sessions s \
+             JOIN auth_accounts a ON a.account_id = s.account_id \
              WHERE s.session_id = $1 AND s.account_id = $2 AND s.revoked_at_us IS NULL \
                AND s.expires_at_us > $3 AND a.status = 'active'",
         )
@@ -482,10 +485,42 @@ impl IdentityDb {
         .bind(now_us())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(role
-            .as_deref()
-            .and_then(parse_role)
-            .map(|role| LiveSession { account_id, role }))
+        let Some((role, impersonator)) = row else {
+            return Ok(None);
+        };
+        let impersonator_id = match impersonator {
+            Some(i) => Some(Uuid::parse_str(&i).map_err(|e| sqlx::Error::Decode(Box::new(e)))?),
+            None => None,
+        };
+        Ok(parse_role(&role).map(|role| LiveSession {
+            account_id,
+            role,
+            impersonator_id,
+        }))
+    }
+
+    /// An impersonation session: `admin` acting as `account_id` until `expires_at_us`. It has
+    /// no refresh token, so it cannot outlive its first access token.
+    pub async fn create_impersonation_session_with_id(
+        &self,
+        session_id: Uuid,
+        account_id: Uuid,
+        admin: Uuid,
+        expires_at_us: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO auth_sessions \
+               (session_id, account_id, created_at_us, expires_at_us, impersonator_id) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(session_id.to_string())
+        .bind(account_id.to_string())
+        .bind(now_us())
+        .bind(expires_at_us)
+        .bind(admin.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     // --- throttling ----------------------------------------------------------------------
@@ -625,6 +660,9 @@ impl IdentityDb {
             "SELECT id, at_us, kind, account_id, actor_id, detail FROM security_log \
              WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR actor_id = $2) \
                AND ($3 IS NULL OR kind = $3) AND at_us >= $4 AND id < $5 \
+               AND ($7 = 0 OR kind IN ('admin_viewed', 'impersonation_started', \
+                    'impersonation_ended', 'account_suspended', 'account_reinstated', \
+                    'role_changed')) \
              ORDER BY id DESC LIMIT $6",
         )
         .bind(filter.account_id.map(|a| a.to_string()))
@@ -633,6 +671,7 @@ impl IdentityDb {
         .bind(filter.since_us.unwrap_or(i64::MIN))
         .bind(filter.before_id.unwrap_or(i64::MAX))
         .bind(filter.limit)
+        .bind(i64::from(filter.admin_actions_only))
         .fetch_all(&self.pool)
         .await
     }
@@ -663,6 +702,9 @@ pub struct SecurityFilter {
     pub since_us: Option<i64>,
     pub before_id: Option<i64>,
     pub limit: i64,
+    /// Only what admins (or operators, as the system) did with the account: views of its
+    /// history, impersonation, suspension, role changes. Not the account's own logins.
+    pub admin_actions_only: bool,
 }
 
 /// A security-log row as admins read it. The client (a keyed hash) is not part of it.
@@ -683,6 +725,7 @@ pub struct SessionRecord {
     pub expires_at_us: i64,
     pub revoked_at_us: Option<i64>,
     pub revoked_reason: Option<String>,
+    pub impersonator_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

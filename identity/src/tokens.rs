@@ -30,6 +30,10 @@ pub struct Claims {
     pub nbf: u64,
     pub iat: u64,
     pub jti: String,
+    /// The admin acting as `sub`: present in impersonation sessions only, so every client and
+    /// proxy that reads the token can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imp: Option<String>,
 }
 
 /// What a verified token says.
@@ -37,6 +41,7 @@ pub struct Claims {
 pub struct Verified {
     pub account_id: Uuid,
     pub session_id: Uuid,
+    pub impersonator_id: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,6 +122,7 @@ impl TokenKeys {
             nbf: now_s,
             iat: now_s,
             jti: Uuid::new_v4().to_string(),
+            imp: None,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -128,6 +134,41 @@ impl TokenKeys {
     /// Checks signature, algorithm, issuer, audience, `exp`, `nbf` (with [`LEEWAY_S`]), that
     /// `iat` is not in the future, that the lifetime is at most [`MAX_ACCESS_TTL`], and that
     /// `sub`, `sid` and `jti` are UUIDs.
+    /// The access token of an impersonation session: `imp` names the admin, and it expires at
+    /// `expires_s` (at most [`MAX_ACCESS_TTL`] away), when the session does.
+    pub fn issue_impersonation(
+        &self,
+        account_id: Uuid,
+        session_id: Uuid,
+        role: Role,
+        admin: Uuid,
+        now_s: u64,
+        expires_s: u64,
+    ) -> anyhow::Result<String> {
+        anyhow::ensure!(
+            expires_s > now_s && expires_s - now_s <= MAX_ACCESS_TTL.as_secs(),
+            "an impersonation token lives at most {} s",
+            MAX_ACCESS_TTL.as_secs()
+        );
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: account_id.to_string(),
+            sid: session_id.to_string(),
+            role,
+            exp: expires_s,
+            nbf: now_s,
+            iat: now_s,
+            jti: Uuid::new_v4().to_string(),
+            imp: Some(admin.to_string()),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
     pub fn verify(&self, token: &str, now_s: u64) -> Result<Verified, TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| TokenError::Invalid)?;
@@ -141,9 +182,16 @@ impl TokenKeys {
         }
         let account_id = Uuid::parse_str(&c.sub).map_err(|_| TokenError::Invalid)?;
         let session_id = Uuid::parse_str(&c.sid).map_err(|_| TokenError::Invalid)?;
+        let impersonator_id = c
+            .imp
+            .as_deref()
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|_| TokenError::Invalid)?;
         Ok(Verified {
             account_id,
             session_id,
+            impersonator_id,
         })
     }
 }

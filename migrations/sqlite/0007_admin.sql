@@ -3,3 +3,7 @@
 -- account's own actions (a login) and for the system (the CLI, unless it is given --actor).
 ALTER TABLE security_log ADD COLUMN actor_id TEXT;
 CREATE INDEX security_log_at ON security_log (at_us);
+
+-- An impersonation session: an admin acting as the account, for at most 15 minutes, with no
+-- refresh token. Every request in it is marked, and every event it appends carries the admin.
+ALTER TABLE auth_sessions ADD COLUMN impersonator_id TEXT;

@@ -80,7 +80,7 @@ pub struct NewActivityBody {
 pub const MAX_SPLITS: usize = 500;
 
 fn ctx(caller: &Caller) -> CommandContext {
-    CommandContext::athlete(caller.account_id)
+    caller.context()
 }
 
 async fn run(

@@ -746,6 +746,7 @@ pub async fn security_log(
             since_us: p.since.map(|s| s.timestamp_micros()),
             before_id: p.before,
             limit: i64::from(limit) + 1,
+            admin_actions_only: false,
         })
         .await?;
     let more = rows.len() > limit as usize;

@@ -101,7 +101,7 @@ pub async fn import_activities(
         tables: state.tables("activities").await?,
         state: &state,
         account_id: caller.account_id,
-        ctx: CommandContext::athlete(caller.account_id),
+        ctx: caller.context(),
         timezone: &profile.preferences.timezone,
         batch: Vec::new(),
     };

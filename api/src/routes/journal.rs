@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
-use commands::CommandContext;
 use domain::athlete::{
     Athlete, AthleteCommand, DayBlock, Nutrients, SlotStatus, Weekday, WeeklyAvailability,
 };
@@ -37,7 +36,7 @@ async fn journal(
     caller: &Caller,
     command: JournalCommand,
 ) -> ApiResult<commands::Executed> {
-    let ctx = CommandContext::athlete(caller.account_id);
+    let ctx = caller.context();
     Ok(state
         .commands
         .execute_with_retry::<Journal>(&ctx, &command.aggregate_id(), command)
@@ -405,7 +404,7 @@ pub async fn create_nutrition(
         Some(k) => Uuid::new_v5(&caller.account_id, format!("nutrition:{k}").as_bytes()),
         None => Uuid::now_v7(),
     };
-    let mut ctx = CommandContext::athlete(caller.account_id);
+    let mut ctx = caller.context();
     if let Some(k) = key {
         ctx = ctx.with_idempotency_key(format!("nutrition:{k}"));
     }
@@ -655,7 +654,7 @@ pub async fn create_preset(
     Json(b): Json<PresetBody>,
 ) -> ApiResult<Response> {
     let preset_id = Uuid::now_v7();
-    let ctx = CommandContext::athlete(caller.account_id);
+    let ctx = caller.context();
     let executed = state
         .commands
         .execute_with_retry::<Athlete>(
@@ -849,7 +848,7 @@ async fn set_availability(
     caller: &Caller,
     availability: WeeklyAvailability,
 ) -> ApiResult<Written> {
-    let ctx = CommandContext::athlete(caller.account_id);
+    let ctx = caller.context();
     let executed = state
         .commands
         .execute_with_retry::<Athlete>(
@@ -923,7 +922,7 @@ pub async fn patch_slot(
         Block::Afternoon => DayBlock::Afternoon,
         Block::Evening => DayBlock::Evening,
     };
-    let ctx = CommandContext::athlete(caller.account_id);
+    let ctx = caller.context();
     let executed = state
         .commands
         .execute_with_retry::<Athlete>(

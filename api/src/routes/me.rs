@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
-use commands::CommandContext;
 use domain::athlete::{
     Athlete, AthleteCommand, CoachAccessScope, Digest, NotificationChoices, OnboardingStep,
     PhysiologyPatch, ProfilePatch, Role, TrainingGoal, Units,
@@ -130,7 +129,7 @@ async fn run(
     caller: &Caller,
     command: AthleteCommand,
 ) -> ApiResult<commands::Executed> {
-    let ctx = CommandContext::athlete(caller.account_id);
+    let ctx = caller.context();
     Ok(state
         .commands
         .execute_with_retry::<Athlete>(&ctx, &caller.account_id.to_string(), command)

@@ -5,6 +5,7 @@ mod admin;
 mod coach;
 mod correlations;
 mod efficiency;
+mod impersonation;
 mod import;
 pub(crate) mod journal;
 pub(crate) mod me;
@@ -28,6 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::security_log))
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::health))
+        .routes(routes!(impersonation::start))
+        .routes(routes!(impersonation::end))
+        .routes(routes!(impersonation::access_log))
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

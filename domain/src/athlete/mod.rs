@@ -38,7 +38,7 @@ pub use values::*;
 // ---------------------------------------------------------------------------------------------
 
 /// Impersonation sessions are short so a forgotten one closes itself (the original's lasted 30 days).
-pub const MAX_IMPERSONATION: Duration = Duration::minutes(60);
+pub const MAX_IMPERSONATION: Duration = Duration::minutes(15);
 
 /// Event types an admin may not inject: they would forge the account's identity or its audit trail.
 const NOT_INJECTABLE: &[&str] = &[

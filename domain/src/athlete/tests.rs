@@ -1384,15 +1384,15 @@ fn impersonation_must_be_short_and_not_of_oneself() {
 
 #[test]
 fn only_one_live_impersonation_at_a_time() {
-    let live = impersonation_started(now() + Duration::minutes(20));
+    let live = impersonation_started(now() + Duration::minutes(10));
     let result = framework()
         .given(vec![registered(), live])
-        .when(start(now() + Duration::minutes(30)))
+        .when(start(now() + Duration::minutes(12)))
         .inspect_result();
     assert!(is_conflict(result));
     // A session past its expiry no longer blocks a new one.
     let stale = impersonation_started(now() - Duration::minutes(1));
-    let expires_at = now() + Duration::minutes(30);
+    let expires_at = now() + Duration::minutes(12);
     framework()
         .given(vec![registered(), stale])
         .when(start(expires_at))

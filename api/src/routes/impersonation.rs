@@ -1,0 +1,267 @@
+//! Impersonation: an admin acts as an athlete, to see what they see and fix what they cannot.
+//! A session lasts at most 15 minutes and has no refresh token; it cannot target an admin or
+//! owner; its token carries the admin (`imp`), every response in it carries
+//! `x-impersonated-by`, every event it appends carries `impersonator_id`, and its start and end
+//! are events in the athlete's stream. The athlete reads all of it in `GET /v1/me/access-log`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use domain::athlete::{Athlete, AthleteCommand, MAX_IMPERSONATION, Role};
+use identity::db::{SecurityFilter, role_str};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::extract::{Json, Path, Query};
+use crate::policy::Caller;
+use crate::problem::{ApiResult, Problem};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImpersonateBody {
+    /// Why: a snake_case code of at most 40 characters (`support_ticket`, `data_fix`, ...).
+    /// A code, not prose: it is kept in the athlete's history for good.
+    #[schema(min_length = 1, max_length = 40, pattern = "^[a-z][a-z0-9_]*$")]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImpersonationSession {
+    pub session_id: Uuid,
+    pub athlete_id: Uuid,
+    /// Bearer token for the athlete's routes; there is no refresh token.
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+    /// Log position of `ImpersonationStarted`.
+    pub position: Option<i64>,
+}
+
+/// Starts an impersonation session as an athlete or coach, for at most 15 minutes.
+#[utoipa::path(post, path = "/v1/admin/users/{account_id}/impersonate", tag = "admin",
+    params(("account_id" = Uuid, Path)), request_body = ImpersonateBody,
+    responses((status = 201, body = ImpersonationSession),
+        (status = 409, description = "Suspended, or a session is already open", body = Problem)))]
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ImpersonateBody>,
+) -> ApiResult<Response> {
+    let target = state
+        .auth
+        .db
+        .account(id)
+        .await?
+        .filter(|a| a.active || a.suspended)
+        .ok_or_else(|| Problem::not_found("user"))?;
+    if id == caller.account_id {
+        return Err(Problem::forbidden("Nobody impersonates themselves."));
+    }
+    if matches!(target.role, Role::Admin | Role::Owner) {
+        return Err(Problem::forbidden(
+            "Admin and owner accounts cannot be impersonated.",
+        ));
+    }
+    if target.suspended {
+        return Err(Problem::conflict(
+            "This account is suspended; reinstate it first.",
+        ));
+    }
+    let session_id = Uuid::new_v4();
+    let now = Utc::now();
+    // Whole seconds: the token's `exp` and the session's end are the same instant.
+    let expires_at = DateTime::from_timestamp(now.timestamp() + MAX_IMPERSONATION.num_seconds(), 0)
+        .ok_or_else(|| Problem::internal("time out of range"))?;
+    let ctx = commands::CommandContext {
+        actor: store::Actor::user(caller.account_id, role_str(caller.role)),
+        ..commands::CommandContext::athlete(id)
+    };
+    let executed = state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &ctx,
+            &id.to_string(),
+            AthleteCommand::StartImpersonation {
+                admin_id: caller.account_id,
+                session_id,
+                reason: body.reason.clone(),
+                expires_at,
+            },
+        )
+        .await?;
+    state
+        .auth
+        .db
+        .create_impersonation_session_with_id(
+            session_id,
+            id,
+            caller.account_id,
+            expires_at.timestamp_micros(),
+        )
+        .await?;
+    state
+        .auth
+        .db
+        .log_by(
+            Some(caller.account_id),
+            "impersonation_started",
+            Some(id),
+            None,
+            Some(&body.reason),
+        )
+        .await?;
+    let now_s = u64::try_from(now.timestamp()).unwrap_or(0);
+    let expires_s = u64::try_from(expires_at.timestamp()).unwrap_or(0);
+    let access_token = state
+        .auth
+        .tokens
+        .issue_impersonation(
+            id,
+            session_id,
+            target.role,
+            caller.account_id,
+            now_s,
+            expires_s,
+        )
+        .map_err(Problem::internal)?;
+    let session = ImpersonationSession {
+        session_id,
+        athlete_id: id,
+        access_token,
+        token_type: "Bearer",
+        expires_at,
+        position: executed.outcome.map(|o| o.cursor.position),
+    };
+    Ok((StatusCode::CREATED, axum::Json(session)).into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImpersonationEnd {
+    pub session_id: Uuid,
+    /// Log position of `ImpersonationEnded`.
+    pub position: Option<i64>,
+}
+
+/// Ends the impersonation session this request is made in (with its token).
+#[utoipa::path(delete, path = "/v1/me/impersonation", tag = "me",
+    responses((status = 200, body = ImpersonationEnd),
+        (status = 404, description = "This is not an impersonation session", body = Problem)))]
+pub async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<ImpersonationEnd>> {
+    let Some(admin) = caller.impersonator else {
+        return Err(Problem::not_found("impersonation session"));
+    };
+    state
+        .auth
+        .db
+        .revoke_session(caller.session_id, "impersonation_ended")
+        .await?;
+    let executed = state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &caller.context(),
+            &caller.account_id.to_string(),
+            AthleteCommand::EndImpersonation {
+                admin_id: admin,
+                session_id: caller.session_id,
+            },
+        )
+        .await?;
+    state
+        .auth
+        .db
+        .log_by(
+            Some(admin),
+            "impersonation_ended",
+            Some(caller.account_id),
+            None,
+            None,
+        )
+        .await?;
+    Ok(axum::Json(ImpersonationEnd {
+        session_id: caller.session_id,
+        position: executed.outcome.map(|o| o.cursor.position),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AccessLogParams {
+    /// `next_before` of the previous page.
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
+    /// 1-200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessEntry {
+    pub at: DateTime<Utc>,
+    /// `admin_viewed`, `impersonation_started`, `impersonation_ended`, `account_suspended`,
+    /// `account_reinstated`, `role_changed`.
+    pub kind: String,
+    /// The admin who acted.
+    pub admin_id: Option<String>,
+    /// A code: what was viewed, the reason, the new role.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLog {
+    pub entries: Vec<AccessEntry>,
+    pub next_before: Option<i64>,
+}
+
+/// What admins did with the caller's account and data, newest first: views of their history,
+/// impersonation sessions, suspensions and role changes.
+#[utoipa::path(get, path = "/v1/me/access-log", tag = "me",
+    params(AccessLogParams), responses((status = 200, body = AccessLog)))]
+pub async fn access_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(p): Query<AccessLogParams>,
+) -> ApiResult<axum::Json<AccessLog>> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid("limit", "must be 1-200"));
+    }
+    if p.before.is_some_and(|b| b < 1) {
+        return Err(Problem::invalid("before", "must be 1 or more"));
+    }
+    let rows = state
+        .auth
+        .db
+        .security_log_search(&SecurityFilter {
+            account_id: Some(caller.account_id),
+            before_id: p.before,
+            limit: i64::from(limit) + 1,
+            admin_actions_only: true,
+            ..Default::default()
+        })
+        .await?;
+    let more = rows.len() > limit as usize;
+    let mut entries = Vec::new();
+    let mut last = None;
+    for r in rows.into_iter().take(limit as usize) {
+        last = Some(r.id);
+        entries.push(AccessEntry {
+            at: DateTime::from_timestamp_micros(r.at_us)
+                .ok_or_else(|| Problem::internal("timestamp out of range"))?,
+            kind: r.kind,
+            admin_id: r.actor_id,
+            detail: r.detail,
+        });
+    }
+    Ok(axum::Json(AccessLog {
+        entries,
+        next_before: if more { last } else { None },
+    }))
+}

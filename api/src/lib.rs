@@ -241,6 +241,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(utoipa_axum::routes!(health::live))
 }
 
+/// The routes alone, with the policy, for requests the server makes to itself on an athlete's
+/// behalf (`routes::inject`): no documentation, tracing or timeouts of their own.
+pub(crate) fn inner_router(state: AppState) -> Router {
+    let (routes, _) = api_router().split_for_parts();
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            policy::enforce,
+        ))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = api_router().split_for_parts();
     let doc = openapi::finish(doc);

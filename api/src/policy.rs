@@ -185,6 +185,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ),
     ("DELETE", "/v1/me/impersonation", Access::Account),
     ("GET", "/v1/me/access-log", Access::Account),
+    ("POST", "/v1/admin/users/{account_id}/inject", Access::Admin),
 ];
 
 pub fn access_of(method: &str, path: &str) -> Option<Access> {
@@ -201,17 +202,27 @@ pub struct Caller {
     pub session_id: Uuid,
     /// From the account as it is now, not from the token.
     pub role: Role,
-    /// The admin acting as this account, in an impersonation session.
+    /// The admin acting as this account, in an impersonation session or a data injection.
     pub impersonator: Option<Uuid>,
+    /// Set by a data injection, so its events and its `AdminDataInjected` marker share one.
+    pub correlation_id: Option<Uuid>,
 }
+
+/// A request the server makes to itself on an athlete's behalf (a data injection): the
+/// caller is given, not authenticated. Only server code can put an extension on a request,
+/// so no client can present one.
+#[derive(Debug, Clone, Copy)]
+pub struct OnBehalf(pub Caller);
 
 impl Caller {
     /// The context of a command the caller sends about their own data: in an impersonation
     /// session the events carry the admin as `impersonator_id`.
     pub fn context(&self) -> commands::CommandContext {
+        let ctx = commands::CommandContext::athlete(self.account_id);
         commands::CommandContext {
             impersonator_id: self.impersonator,
-            ..commands::CommandContext::athlete(self.account_id)
+            correlation_id: self.correlation_id.unwrap_or(ctx.correlation_id),
+            ..ctx
         }
     }
 }
@@ -264,9 +275,13 @@ pub async fn enforce(
     if access == Access::Public {
         return next.run(req).await;
     }
-    let caller = match authenticate(&state, req.headers()).await {
-        Ok(c) => c,
-        Err(p) => return p.into_response(),
+    let given = req.extensions().get::<OnBehalf>().map(|o| o.0);
+    let caller = match given {
+        Some(c) => c,
+        None => match authenticate(&state, req.headers()).await {
+            Ok(c) => c,
+            Err(p) => return p.into_response(),
+        },
     };
     if access == Access::Coach && caller.role != Role::Coach {
         return Problem::forbidden("Only coach accounts may use this route.").into_response();
@@ -340,6 +355,7 @@ async fn authenticate(
         session_id: verified.session_id,
         role: live.role,
         impersonator: live.impersonator_id,
+        correlation_id: None,
     })
 }
 

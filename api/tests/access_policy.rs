@@ -192,6 +192,11 @@ fn body_for(method: &str, template: &str, who: Who) -> Option<Value> {
         ("POST", "/v1/admin/users/{account_id}/impersonate") => {
             json!({"reason": "support_ticket"})
         }
+        // A dry run: answered, nothing appended.
+        ("POST", "/v1/admin/users/{account_id}/inject") => json!({
+            "reason": "support_fix", "method": "PUT", "path": format!("/v1/checkins/{UNLOGGED}"),
+            "body": {"sleep_h": 7.0}
+        }),
         _ => return None,
     })
 }

@@ -952,7 +952,132 @@ async fn impersonation_is_short_marked_and_visible(t: TestStore) {
     api.stop().await;
 }
 
+async fn data_injection_is_a_dry_run_then_a_confirmed_write(t: TestStore) {
+    let api = Api::start(t).await;
+    let admin = staff(&api, "root@example.org", Role::Admin).await;
+    let owner = staff(&api, "boss@example.org", Role::Owner).await;
+    let a = api.register("a@example.org", "athlete").await;
+    let inject = |who: &Account, target: &Account, body: Value| {
+        let path = format!("/v1/admin/users/{}/inject", target.id);
+        let token = who.access.clone();
+        let api = &api;
+        async move { api.send("POST", &path, Some(&token), Some(body)).await }
+    };
+    let events_of_a = || async { api.t.store.read_athlete(a.id, None).await.unwrap().len() };
+    let before = events_of_a().await;
+    let request = json!({
+        "reason": "support_fix", "method": "PUT", "path": "/v1/checkins/2026-03-02",
+        "body": {"sleep_h": 7.5, "notes": "entered by support"}
+    });
+
+    // Refusals change nothing: the athlete route's own validation comes back unchanged.
+    let mut bad_value = request.clone();
+    bad_value["body"]["sleep_h"] = json!(99);
+    let r = inject(&admin, &a, bad_value).await;
+    assert_problem(&r, 422);
+    assert_eq!(r.body["errors"][0]["field"], "sleep_h", "{}", r.body);
+    let mut prose = request.clone();
+    prose["reason"] = json!("Fixing their data");
+    assert_problem(&inject(&admin, &a, prose).await, 422);
+    for (method, path) in [
+        ("POST", "/v1/auth/password"),
+        ("DELETE", "/v1/me"),
+        ("PUT", "/v1/checkins/2026-03-02/../../me"),
+        ("GET", "/v1/checkins/2026-03-02"),
+    ] {
+        let mut other = request.clone();
+        other["method"] = json!(method);
+        other["path"] = json!(path);
+        let r = inject(&admin, &a, other).await;
+        assert_problem(&r, 422);
+        assert_eq!(r.body["errors"][0]["field"], "path", "{path}");
+    }
+    assert_problem(&inject(&admin, &owner, request.clone()).await, 403);
+    assert_problem(&inject(&admin, &admin, request.clone()).await, 403);
+    assert_eq!(events_of_a().await, before);
+
+    // The dry run: what would be appended, and a token; nothing appended.
+    let dry = inject(&admin, &a, request.clone()).await;
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(dry.body["dry_run"], true);
+    assert_eq!(dry.body["events"], json!(["DailyCheckInLogged"]));
+    assert!(dry.body["position"].is_null());
+    let expires: chrono::DateTime<chrono::Utc> =
+        dry.body["expires_at"].as_str().unwrap().parse().unwrap();
+    let within = expires - chrono::Utc::now();
+    assert!(within <= chrono::Duration::minutes(5) && within > chrono::Duration::minutes(4));
+    assert_eq!(events_of_a().await, before);
+    assert_problem(
+        &api.send("GET", "/v1/checkins/2026-03-02", Some(&a.access), None)
+            .await,
+        404,
+    );
+    let token = dry.body["confirmation_token"].as_str().unwrap().to_string();
+
+    // The token is for this admin and this request only.
+    let mut changed = request.clone();
+    changed["body"]["sleep_h"] = json!(9.0);
+    changed["confirmation_token"] = json!(token);
+    let r = inject(&admin, &a, changed).await;
+    assert_problem(&r, 422);
+    assert_eq!(r.body["errors"][0]["field"], "confirmation_token");
+    let mut confirmed = request.clone();
+    confirmed["confirmation_token"] = json!(token);
+    assert_problem(&inject(&owner, &a, confirmed.clone()).await, 422);
+    assert_eq!(events_of_a().await, before);
+
+    // Confirmed: appended once, marked, visible to the athlete.
+    let done = inject(&admin, &a, confirmed.clone()).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["dry_run"], false);
+    assert_eq!(done.body["events"], json!(["DailyCheckInLogged"]));
+    let marker_at = done.body["position"].as_i64().unwrap();
+    assert_problem(&inject(&admin, &a, confirmed).await, 409);
+    assert_eq!(events_of_a().await, before + 2);
+    let day = api
+        .send_full(
+            "GET",
+            "/v1/checkins/2026-03-02",
+            Some(&a.access),
+            None,
+            None,
+            &[("x-min-position", marker_at.to_string())],
+        )
+        .await;
+    assert_eq!(day.status, 200, "{}", day.body);
+    assert_eq!(day.body["sleep_h"], 7.5, "{}", day.body);
+    let trail = api
+        .send_full(
+            "GET",
+            &format!("/v1/admin/users/{}/audit?since=2000-01-01T00:00:00Z", a.id),
+            Some(&owner.access),
+            None,
+            None,
+            &[("x-min-position", marker_at.to_string())],
+        )
+        .await;
+    let trail = trail.body.as_array().unwrap();
+    let written = trail
+        .iter()
+        .find(|e| e["event_type"] == "DailyCheckInLogged")
+        .unwrap();
+    let marker = trail
+        .iter()
+        .find(|e| e["event_type"] == "AdminDataInjected")
+        .unwrap();
+    assert_eq!(written["impersonator_id"], json!(admin.id.to_string()));
+    assert_eq!(written["actor_id"], json!(a.id.to_string()));
+    assert_eq!(marker["actor_id"], json!(admin.id.to_string()));
+    assert_eq!(written["correlation_id"], marker["correlation_id"]);
+    let rows = security_rows(&api, &owner.access, &a, "data_injected").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["actor_id"], json!(admin.id.to_string()));
+
+    api.stop().await;
+}
+
 store::on_both_backends!(
+    data_injection_is_a_dry_run_then_a_confirmed_write,
     impersonation_is_short_marked_and_visible,
     the_user_list_filters_and_pages,
     suspension_ends_sessions_and_login_until_reinstated,

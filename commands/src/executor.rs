@@ -245,6 +245,10 @@ impl CommandBus {
             if events.is_empty() {
                 return Ok(Executed { outcome: None });
             }
+            if crate::scope::dry_run() {
+                crate::scope::record(events.iter().map(cqrs_es::DomainEvent::event_type));
+                return Ok(Executed { outcome: None });
+            }
             let erasure = events.iter().any(|e| e.is_erasure());
             let req = AppendRequest {
                 stream: stream.clone(),
@@ -260,6 +264,7 @@ impl CommandBus {
             };
             match appended {
                 Ok(outcome) => {
+                    crate::scope::record(events.iter().map(cqrs_es::DomainEvent::event_type));
                     return Ok(Executed {
                         outcome: Some(outcome),
                     });

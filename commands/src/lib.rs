@@ -9,5 +9,6 @@
 
 mod executor;
 pub mod import;
+pub mod scope;
 
 pub use executor::{CommandBus, CommandContext, CommandError, Executed, SystemClock, new_events};

@@ -35,6 +35,7 @@ pub struct Auth {
     pub tokens: Arc<TokenKeys>,
     pub passwords: Passwords,
     client_key: Arc<[u8; 32]>,
+    confirm_key: Arc<[u8; 32]>,
 }
 
 impl Auth {
@@ -42,12 +43,56 @@ impl Auth {
         let mut h = Sha256::new();
         h.update(b"stridelog client tag\0");
         h.update(secret);
+        let client_key = h.finalize().into();
+        let mut h = Sha256::new();
+        h.update(b"stridelog confirmation\0");
+        h.update(secret);
         Self {
             db,
             tokens: Arc::new(tokens),
             passwords,
-            client_key: Arc::new(h.finalize().into()),
+            client_key: Arc::new(client_key),
+            confirm_key: Arc::new(h.finalize().into()),
         }
+    }
+
+    /// A confirmation token for `subject` (the exact request being confirmed, canonically
+    /// encoded), good until `expires_s`: `<expires_s>.<HMAC-SHA256 hex>`. Stateless, so any
+    /// server process with the same secret checks it.
+    pub fn confirmation(&self, subject: &[u8], expires_s: u64) -> String {
+        format!(
+            "{expires_s}.{}",
+            hex(&self.confirmation_mac(subject, expires_s))
+        )
+    }
+
+    /// Whether `token` confirms `subject` and is not expired at `now_s`.
+    pub fn confirms(&self, token: &str, subject: &[u8], now_s: u64) -> bool {
+        use hmac::Mac as _;
+        let Some((expires, mac)) = token.split_once('.') else {
+            return false;
+        };
+        let Ok(expires_s) = expires.parse::<u64>() else {
+            return false;
+        };
+        let Some(mac) = unhex(mac) else { return false };
+        let mut m =
+            <hmac::Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.confirm_key.as_slice())
+                .expect("HMAC takes any key length");
+        m.update(&expires_s.to_be_bytes());
+        m.update(subject);
+        // Constant-time comparison.
+        m.verify_slice(&mac).is_ok() && now_s <= expires_s
+    }
+
+    fn confirmation_mac(&self, subject: &[u8], expires_s: u64) -> Vec<u8> {
+        use hmac::Mac as _;
+        let mut m =
+            <hmac::Hmac<Sha256> as hmac::KeyInit>::new_from_slice(self.confirm_key.as_slice())
+                .expect("HMAC takes any key length");
+        m.update(&expires_s.to_be_bytes());
+        m.update(subject);
+        m.finalize().into_bytes().to_vec()
     }
 
     /// A keyed hash of the client's address: enough to count failures per client, useless for
@@ -136,5 +181,57 @@ impl Auth {
         if let Err(e) = self.db.remember_client(account, client).await {
             tracing::warn!(error = %e, "could not remember a client");
         }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(secret: &[u8]) -> Auth {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .connect_lazy("sqlite::memory:")
+            .unwrap();
+        Auth::new(
+            IdentityDb::new(pool),
+            TokenKeys::new(secret, "i", "a").unwrap(),
+            Passwords::new(1).unwrap(),
+            secret,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_covers_its_subject_until_it_expires() {
+        let a = auth(b"a-secret-of-at-least-thirty-two-bytes");
+        let token = a.confirmation(b"subject", 1_000);
+        assert!(a.confirms(&token, b"subject", 999));
+        assert!(a.confirms(&token, b"subject", 1_000));
+        assert!(!a.confirms(&token, b"subject", 1_001), "expired");
+        assert!(!a.confirms(&token, b"subjecT", 999), "another request");
+        let later = token.replacen("1000", "9000", 1);
+        assert!(!a.confirms(&later, b"subject", 999), "expiry moved");
+        for bad in ["", "1000", "1000.", "x.00", "1000.zz", "1000.0"] {
+            assert!(!a.confirms(bad, b"subject", 0), "{bad:?}");
+        }
+        let other = auth(b"another-secret-of-thirty-two-bytes!!");
+        assert!(
+            !other.confirms(&token, b"subject", 999),
+            "another server secret"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod correlations;
 mod efficiency;
 mod impersonation;
 mod import;
+mod inject;
 pub(crate) mod journal;
 pub(crate) mod me;
 
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::health))
         .routes(routes!(impersonation::start))
+        .routes(routes!(inject::inject))
         .routes(routes!(impersonation::end))
         .routes(routes!(impersonation::access_log))
         .routes(routes!(auth::register))

@@ -186,6 +186,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/me/impersonation", Access::Account),
     ("GET", "/v1/me/access-log", Access::Account),
     ("POST", "/v1/admin/users/{account_id}/inject", Access::Admin),
+    (
+        "POST",
+        "/v1/admin/users/{account_id}/correlations/run",
+        Access::Admin,
+    ),
+    ("GET", "/v1/admin/aggregates", Access::Admin),
+    ("GET", "/v1/admin/aggregates/{query_id}", Access::Admin),
 ];
 
 pub fn access_of(method: &str, path: &str) -> Option<Access> {

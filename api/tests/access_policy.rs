@@ -64,6 +64,7 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         .replace("{job_id}", &f.job)
         .replace("{athlete_id}", &f.a.id.to_string())
         .replace("{account_id}", &f.target.id.to_string())
+        .replace("{query_id}", "median_ef_by_age_band_and_sex")
         .replace("{coach_id}", &f.granted_coach.id.to_string())
         .replace("{step}", "goals")
         .replace("{day}", "monday")

@@ -685,6 +685,34 @@ async fn metrics_and_health_in_detail(t: TestStore) {
         .await;
     assert_eq!(h.body["queues"][0]["queue"], "correlation", "{}", h.body);
     assert_eq!(h.body["queues"][0]["jobs"], 1, "{}", h.body);
+
+    // The correlation engine on demand: raw output, nothing stored. With no runs there is
+    // no outcome to test against, in any window.
+    let run = api
+        .send(
+            "POST",
+            &format!("/v1/admin/users/{}/correlations/run", a.id),
+            Some(&admin.access),
+            None,
+        )
+        .await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.body["tests_run"], 0, "{}", run.body);
+    assert!(run.body["computed_in_ms"].as_f64().unwrap() >= 0.0);
+    let windows = run.body["windows"].as_object().unwrap();
+    let mut days: Vec<u32> = windows.keys().map(|k| k.parse().unwrap()).collect();
+    days.sort_unstable();
+    assert_eq!(days, projections::correlations::WINDOWS_DAYS);
+    for w in windows.values() {
+        assert_eq!(
+            *w,
+            json!({"findings": [], "insufficient": [], "tests_run": 0})
+        );
+    }
+    let stored = projections::correlations::snapshot(&api.state.projections.db().pool, a.id)
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "the trigger stores nothing");
     api.stop().await;
 }
 
@@ -1076,7 +1104,108 @@ async fn data_injection_is_a_dry_run_then_a_confirmed_write(t: TestStore) {
     api.stop().await;
 }
 
+async fn aggregates_suppress_small_groups_and_name_nobody(t: TestStore) {
+    let api = Api::start(t).await;
+    let admin = staff(&api, "root@example.org", Role::Admin).await;
+    // Twelve women in their thirties and three men in their forties, one run each.
+    let mut efs = Vec::new();
+    let mut last = 0;
+    for i in 0..15 {
+        let (sex, birth) = if i < 12 {
+            ("female", "1990-05-01")
+        } else {
+            ("male", "1980-05-01")
+        };
+        let a = api.register(&format!("r{i}@example.org"), "athlete").await;
+        let r = api
+            .send(
+                "PATCH",
+                "/v1/me",
+                Some(&a.access),
+                Some(json!({"physiology": {"sex": sex, "birth_date": birth}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let run = api
+            .send(
+                "POST",
+                "/v1/activities",
+                Some(&a.access),
+                Some(json!({"sport": "run", "start_time": "2026-03-02T07:00:00Z",
+                    "distance_m": 8000.0 + 250.0 * f64::from(i), "moving_time_s": 2700.0,
+                    "avg_hr_bpm": 140.0 + f64::from(i)})),
+            )
+            .await;
+        assert_eq!(run.status, 201, "{}", run.body);
+        last = last.max(run.position());
+        let ef = api
+            .send_full(
+                "GET",
+                &format!(
+                    "/v1/activities/{}/efficiency",
+                    run.body["id"].as_str().unwrap()
+                ),
+                Some(&a.access),
+                None,
+                None,
+                &[("x-min-position", last.to_string())],
+            )
+            .await;
+        assert_eq!(ef.status, 200, "{}", ef.body);
+        if i < 12 {
+            efs.push(ef.body["efficiency_factor"].as_f64().expect("an EF"));
+        }
+    }
+    efs.sort_by(f64::total_cmp);
+    let expected_median = (efs[5] + efs[6]) / 2.0;
+
+    let get = |path: &str| {
+        let api = &api;
+        let token = admin.access.clone();
+        let path = path.to_string();
+        async move { api.send("GET", &path, Some(&token), None).await }
+    };
+    let catalogue = get("/v1/admin/aggregates").await;
+    assert_eq!(catalogue.status, 200, "{}", catalogue.body);
+    assert_eq!(catalogue.body.as_array().unwrap().len(), 3);
+    let ef = get("/v1/admin/aggregates/median_ef_by_age_band_and_sex").await;
+    assert_eq!(ef.status, 200, "{}", ef.body);
+    assert_eq!(
+        ef.body["cells"],
+        json!([
+            {"group": ["30_39", "female"], "athletes": 12, "value": expected_median,
+             "suppressed": false},
+            {"group": ["40_49", "male"], "athletes": null, "value": null, "suppressed": true},
+        ])
+    );
+    let counts = get("/v1/admin/aggregates/athletes_by_age_band_and_sex").await;
+    assert_eq!(counts.body["cells"][0]["athletes"], 12, "{}", counts.body);
+    // Sixteen athletes: the admin's profile is an athlete's here (the test set the role on
+    // the identity row only), with no age or sex given.
+    assert_eq!(counts.body["cells"][0]["value"], 12.0 / 16.0);
+    assert_eq!(counts.body["cells"][1]["suppressed"], true);
+    assert_eq!(
+        counts.body["cells"][2]["group"],
+        json!(["unknown", "unknown"])
+    );
+    assert_eq!(counts.body["cells"][2]["suppressed"], true);
+    // Nobody has a correlation snapshot: one suppressed cell.
+    let sleep = get("/v1/admin/aggregates/share_with_sleep_finding").await;
+    assert_eq!(sleep.body["cells"][0]["suppressed"], true, "{}", sleep.body);
+    // No id of anyone, anywhere in an answer.
+    for body in [&ef.body, &counts.body, &sleep.body] {
+        let text = body.to_string();
+        assert!(
+            !text.contains(&admin.id.to_string()) && !text.contains("@example.org"),
+            "{text}"
+        );
+    }
+    assert_problem(&get("/v1/admin/aggregates/everything").await, 404);
+    api.stop().await;
+}
+
 store::on_both_backends!(
+    aggregates_suppress_small_groups_and_name_nobody,
     data_injection_is_a_dry_run_then_a_confirmed_write,
     impersonation_is_short_marked_and_visible,
     the_user_list_filters_and_pages,

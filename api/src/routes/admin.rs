@@ -917,3 +917,30 @@ pub async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<serde
         "pools": pools,
     })))
 }
+
+/// Runs one athlete's correlation analysis now, in this process, and answers its raw output:
+/// per window, the tests run, the findings with their statistics, and what lacks data; with
+/// the time it took. Nothing is stored: the athlete's snapshot stays the worker's.
+#[utoipa::path(post, path = "/v1/admin/users/{account_id}/correlations/run", tag = "admin",
+    params(("account_id" = Uuid, Path)), responses((status = 200, body = Object)))]
+pub async fn run_correlations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    account(&state, id).await?;
+    state
+        .caught_up(&["profile", "journal", "efficiency", "activities"])
+        .await?;
+    let started = std::time::Instant::now();
+    let analyses = workers::correlations::compute(&state.projections, id).await?;
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    viewed(&state, &caller, id, "correlations").await?;
+    let tests_run: usize = analyses.values().map(|a| a.tests_run).sum();
+    Ok(axum::Json(serde_json::json!({
+        "athlete_id": id,
+        "computed_in_ms": took_ms,
+        "tests_run": tests_run,
+        "windows": analyses,
+    })))
+}

@@ -2,6 +2,7 @@
 
 pub(crate) mod activities;
 mod admin;
+mod aggregates;
 mod coach;
 mod correlations;
 mod efficiency;
@@ -32,6 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::health))
         .routes(routes!(impersonation::start))
         .routes(routes!(inject::inject))
+        .routes(routes!(admin::run_correlations))
+        .routes(routes!(aggregates::catalogue))
+        .routes(routes!(aggregates::run))
         .routes(routes!(impersonation::end))
         .routes(routes!(impersonation::access_log))
         .routes(routes!(auth::register))

@@ -51,9 +51,12 @@ impl ReadDb {
                         // The embedded file is shared with `serve`, workers and operators'
                         // commands in other processes: readers must not block writers (WAL),
                         // and a writer waits its turn instead of failing at once.
+                        // secure_delete: the rows an erasure deletes (read models, identity)
+                        // are zeroed in the file, not left in free pages (docs/privacy.md).
                         for pragma in [
                             format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
                             "PRAGMA journal_mode = WAL".to_string(),
+                            "PRAGMA secure_delete = ON".to_string(),
                         ] {
                             sqlx::query(sqlx::AssertSqlSafe(pragma))
                                 .execute(&mut *conn)

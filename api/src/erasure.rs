@@ -122,7 +122,9 @@ impl Eraser<'_> {
                         .await
                         .map_err(anyhow::Error::from)?;
                     self.revoke_grants(&ctx, req.athlete_id, &grantors).await?;
-                    let _ = self.commands.store().checkpoint_wal().await;
+                    if let Err(e) = self.commands.store().checkpoint_wal().await {
+                        tracing::warn!(error = %e, "WAL checkpoint after an erasure failed");
+                    }
                 }
                 return Err(e);
             }

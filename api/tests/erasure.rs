@@ -313,7 +313,7 @@ fn forms(marker: &str) -> Vec<(String, Vec<u8>)> {
             let end = (input.len() / 3) * 4;
             forms.push((
                 format!("{name}+{prefix}"),
-                encoded[start..end].as_bytes().to_vec(),
+                encoded.as_bytes()[start..end].to_vec(),
             ));
         }
     }

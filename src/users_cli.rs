@@ -20,10 +20,27 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Erase an account and its data (GDPR): appends AthleteErased, destroys the data key,
+    /// deletes read models, files, sessions and the account. Cannot be undone.
+    Erase {
+        /// The account's email or id.
+        account: String,
+        /// Required: confirms that the erasure is meant.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: &StoreArgs, cmd: UsersCommand) -> anyhow::Result<()> {
-    let UsersCommand::SetRole { email, role, json } = cmd;
+    match cmd {
+        UsersCommand::SetRole { email, role, json } => set_role(args, email, role, json).await,
+        UsersCommand::Erase { account, yes, json } => erase(args, &account, yes, json).await,
+    }
+}
+
+async fn set_role(args: &StoreArgs, email: String, role: String, json: bool) -> anyhow::Result<()> {
     let Some(role) = identity::db::parse_role(&role) else {
         bail!("role must be one of athlete, coach, admin, owner; got {role:?}");
     };
@@ -118,5 +135,112 @@ pub async fn record_view(
     identity
         .log_by(actor, "admin_viewed", Some(athlete), None, Some(what))
         .await?;
+    Ok(())
+}
+
+/// How long the CLI waits for the projector of a running `serve` (or its own catch-up).
+const ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn erase(args: &StoreArgs, account: &str, yes: bool, json: bool) -> anyhow::Result<()> {
+    if !yes {
+        bail!("erasing {account} cannot be undone; run again with --yes to erase it");
+    }
+    let store = args.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let read_db = projections::ReadDb::connect(&args.url()).await?;
+    let identity = identity::IdentityDb::new(read_db.pool.clone());
+    // By id the account row may be gone already (an interrupted erasure): the log decides.
+    let athlete_id = match Uuid::parse_str(account.trim()) {
+        Ok(id) => id,
+        Err(_) => {
+            let normalized = account.trim().to_lowercase();
+            identity
+                .account_by_email(&normalized)
+                .await?
+                .with_context(|| format!("no account with the email {normalized}"))?
+                .account_id
+        }
+    };
+    let engine = projections::Engine::new(store.clone(), read_db, projections::all());
+    // Without a `serve` running, nobody applies the erasure to the read models: this process
+    // does, for every projection whose lease is free. With one running, its projector does.
+    let mut held = Vec::new();
+    for name in engine.names() {
+        if engine.try_lease(name).await? {
+            held.push(name);
+        }
+    }
+    let bus = commands::CommandBus::new(
+        store.clone(),
+        domain::DomainServices::new(Arc::new(commands::SystemClock)),
+        domain::upcasters(),
+    );
+    let eraser = api::erasure::Eraser {
+        commands: &bus,
+        projections: &engine,
+        identity: &identity,
+    };
+    let request = api::erasure::EraseRequest {
+        athlete_id,
+        actor: store::Actor::system(),
+        requested_by: Uuid::nil(),
+        reason: domain::athlete::ErasureReason::AdminAction,
+        wait: ERASE_WAIT,
+    };
+    let result = if held.is_empty() {
+        eraser.erase(&request).await
+    } else {
+        // Catch up first, so the grants read from the profile read model are current, then
+        // erase while stepping the held projections until they have applied it.
+        for name in &held {
+            engine
+                .catch_up(engine.projection(name)?.as_ref(), ERASE_WAIT)
+                .await?;
+        }
+        let quick = api::erasure::EraseRequest {
+            wait: std::time::Duration::ZERO,
+            ..request
+        };
+        let result = eraser.erase(&quick).await;
+        if result.is_ok() {
+            for name in &held {
+                engine
+                    .catch_up(engine.projection(name)?.as_ref(), ERASE_WAIT)
+                    .await?;
+            }
+            store.checkpoint_wal().await?;
+        }
+        result
+    };
+    engine.release_leases().await?;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(api::erasure::EraseError::AlreadyErased) => {
+            bail!("account {athlete_id} was erased already; its remaining rows were cleaned up")
+        }
+        Err(api::erasure::EraseError::NotFound) => bail!("no account with the id {athlete_id}"),
+        Err(api::erasure::EraseError::Failed(e)) => return Err(e),
+    };
+    if !held.is_empty() {
+        let names = engine.names();
+        report.read_models_purged = engine
+            .wait_for(&names, report.position, std::time::Duration::ZERO)
+            .await?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{athlete_id} erased at log position {}: {} session(s) ended, {} coach grant(s) revoked, read models {}",
+            report.position,
+            report.sessions_ended,
+            report.coach_grants_revoked,
+            if report.read_models_purged {
+                "purged"
+            } else {
+                "purged when the projector next runs"
+            }
+        );
+    }
     Ok(())
 }

@@ -256,6 +256,7 @@ on_both_backends!(
     serve_answers_health,
     import_files,
     a_poison_event_is_listed_retried_and_dismissed,
+    users_erase_needs_yes_and_erases_once,
 );
 
 fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
@@ -465,6 +466,94 @@ async fn read_side_commands_work_end_to_end(t: TestStore) {
             (None, Some("audit".into())),
         ]
     );
+}
+
+/// `users erase`: without `--yes` one line and nothing changes; with it the account is erased
+/// (the CLI catches the read models up itself when no `serve` runs), and a second run is
+/// refused clearly, by email (no such account now) and by id (erased already).
+async fn users_erase_needs_yes_and_erases_once(t: TestStore) {
+    let out = stridelog(&t)
+        .args(["demo", "--days", "3", "--no-serve"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let athlete: Uuid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("demo athlete: "))
+        .expect("prints the athlete")
+        .parse()
+        .unwrap();
+    let email = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("login: "))
+        .and_then(|l| l.split_once(" / "))
+        .map(|(email, _)| email.to_string())
+        .expect("prints a login");
+    let events = t.store.read_athlete(athlete, None).await.unwrap().len();
+
+    let refused = stridelog(&t)
+        .args(["users", "erase", &email])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8(refused.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(
+        t.store.read_athlete(athlete, None).await.unwrap().len(),
+        events
+    );
+
+    let out = stridelog(&t)
+        .args(["users", "erase", &email, "--yes", "--json"])
+        .output()
+        .unwrap();
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["athlete_id"], athlete.to_string());
+    assert_eq!(report["read_models_purged"], true, "{report}");
+    let history = t.store.read_athlete(athlete, None).await.unwrap();
+    let erased = history.last().unwrap();
+    assert_eq!(erased.event_type, "AthleteErased");
+    assert_eq!(erased.position, report["position"].as_i64().unwrap());
+    assert_eq!(erased.metadata.actor, Actor::system());
+    assert_eq!(erased.payload.json().unwrap()["reason"], "admin_action");
+    let readable: Vec<&str> = history[..history.len() - 1]
+        .iter()
+        .filter(|e| e.payload != store::Payload::Erased)
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert!(readable.is_empty(), "still readable: {readable:?}");
+    // The read models hold nothing of the athlete.
+    let db = projections::ReadDb::connect(&t.url).await.unwrap();
+    let engine = projections::Engine::new(t.store.clone(), db.clone(), projections::all());
+    let profiles = engine.active_tables("profile").await.unwrap();
+    assert_eq!(
+        projections::profile::profile(&db.pool, &profiles, athlete)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let by_email = stridelog(&t)
+        .args(["users", "erase", &email, "--yes"])
+        .output()
+        .unwrap();
+    assert!(!by_email.status.success());
+    let err = String::from_utf8(by_email.stderr).unwrap();
+    assert!(err.contains("no account with the email"), "{err}");
+    let by_id = stridelog(&t)
+        .args(["users", "erase", &athlete.to_string(), "--yes"])
+        .output()
+        .unwrap();
+    assert!(!by_id.status.success());
+    let err = String::from_utf8(by_id.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("was erased already"), "{err}");
 }
 
 /// `demo --no-serve` seeds one athlete through the command path; a second run adds nothing.

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod de;
+pub mod erasure;
 pub mod extract;
 mod health;
 pub mod openapi;

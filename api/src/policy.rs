@@ -46,6 +46,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/auth/password", Access::Account),
     ("GET", "/v1/me", Access::Account),
     ("PATCH", "/v1/me", Access::Account),
+    ("DELETE", "/v1/me", Access::Account),
     ("GET", "/v1/me/preferences", Access::Account),
     ("PATCH", "/v1/me/preferences", Access::Account),
     ("GET", "/v1/me/onboarding", Access::Account),

@@ -111,6 +111,9 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
             _ => 403,
         },
         ("POST", "/v1/auth/password") => 204,
+        // Reached, and refused: every caller sends a wrong password, so the fixture (A last)
+        // survives; tests/erasure.rs erases for real.
+        ("DELETE", "/v1/me") => 401,
         ("POST", "/v1/activities") => 201,
         // Reached, and refused for want of a multipart body (tests/import.rs sends files).
         ("POST", "/v1/activities/import") => 415,
@@ -157,6 +160,7 @@ fn body_for(method: &str, template: &str, who: Who) -> Option<Value> {
             json!({"current_password": PASSWORD, "new_password": PASSWORD})
         }
         ("PATCH", "/v1/me") => json!({"display_name": "Renamed", "units": "metric"}),
+        ("DELETE", "/v1/me") => json!({"password": "not the password"}),
         ("PATCH", "/v1/me/preferences") => json!({"timezone": "Europe/Paris"}),
         ("POST", "/v1/me/onboarding/{step}") => {
             json!({"action": "complete", "goals": ["run_faster"]})

@@ -614,6 +614,74 @@ impl IdentityDb {
         Ok(())
     }
 
+    // --- erasure -------------------------------------------------------------------------
+
+    /// Deletes everything identity holds about the account, in one transaction: refresh
+    /// tokens, sessions (so every access token stops working on its next request), known
+    /// clients, the throttle counters keyed by the account, the security log's rows of the
+    /// account, and the account row itself (email, password hash), so the email may register
+    /// again. One `account_erased` row is written in their place: the account id (already in
+    /// the event log's metadata), the time and a reason code; no email, no client.
+    /// Safe to repeat: a second call finds nothing to delete and writes no second record.
+    pub async fn erase_account(
+        &self,
+        account_id: Uuid,
+        reason: &str,
+    ) -> Result<AccountErased, sqlx::Error> {
+        let id = account_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let refresh_tokens = sqlx::query(
+            "DELETE FROM auth_refresh_tokens WHERE session_id IN \
+               (SELECT session_id FROM auth_sessions WHERE account_id = $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let sessions = sqlx::query("DELETE FROM auth_sessions WHERE account_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM auth_known_clients WHERE account_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        // `client:<tag>` counters are per address, with no account in them: they stay. An id
+        // holds only hex digits and dashes, so it needs no escaping inside the LIKE pattern.
+        sqlx::query("DELETE FROM auth_throttle WHERE key = $1 OR key LIKE $2")
+            .bind(format!("account:{id}"))
+            .bind(format!("pair:{id}:%"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM security_log WHERE account_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let account = sqlx::query("DELETE FROM auth_accounts WHERE account_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if account > 0 {
+            sqlx::query(
+                "INSERT INTO security_log (at_us, kind, account_id, client, detail) \
+                 VALUES ($1, 'account_erased', $2, NULL, $3)",
+            )
+            .bind(now_us())
+            .bind(&id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(AccountErased {
+            account: account > 0,
+            sessions,
+            refresh_tokens,
+        })
+    }
+
     // --- security log --------------------------------------------------------------------
 
     /// An action of the account itself (or of nobody in particular: a failed login).
@@ -726,6 +794,15 @@ pub struct SessionRecord {
     pub revoked_at_us: Option<i64>,
     pub revoked_reason: Option<String>,
     pub impersonator_id: Option<String>,
+}
+
+/// What [`IdentityDb::erase_account`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountErased {
+    /// False when there was no account row (erased before, or never registered).
+    pub account: bool,
+    pub sessions: u64,
+    pub refresh_tokens: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

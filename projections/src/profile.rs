@@ -96,8 +96,9 @@ impl Projection for ProfileProjection {
         "profile"
     }
 
+    /// 2: an erasure also deletes the grants others gave the erased athlete as a coach.
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -389,6 +390,9 @@ impl PresetRow {
     }
 }
 
+/// Everything of the athlete, and the grants others gave them as a coach: those live in the
+/// granting athletes' streams, where the erasure appends `CoachAccessRevoked` afterwards; the
+/// read model forgets them at once, whether or not (or whenever) those revocations land.
 async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: &str) -> anyhow::Result<()> {
     for base in TABLES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -399,7 +403,26 @@ async fn erase(conn: &mut AnyConnection, t: &Tables, athlete: &str) -> anyhow::R
         .execute(&mut *conn)
         .await?;
     }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE coach_id = $1",
+        t.table(CoachRow::DEF.base)
+    )))
+    .bind(athlete)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
+}
+
+/// The athletes who granted `coach_id` access: whose streams an erasure of that coach revokes.
+pub async fn grantors_of(pool: &AnyPool, t: &Tables, coach_id: Uuid) -> anyhow::Result<Vec<Uuid>> {
+    let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT athlete_id FROM {} WHERE coach_id = $1 ORDER BY athlete_id",
+        t.table(CoachRow::DEF.base)
+    )))
+    .bind(coach_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    ids.iter().map(String::as_str).map(uuid).collect()
 }
 
 impl ProfileRow {

@@ -832,11 +832,20 @@ async fn erasure_empties_both_read_models(t: TestStore) {
     mara_journal(&mut w, mara).await;
     tomas_settings(&mut w, tomas).await;
     tomas_journal(&mut w, tomas).await;
+    // Tomas has Mara as a coach: that grant is in his stream, under his key.
+    w.athlete(tomas, grant(mara, CoachAccessScope::ReadOnly))
+        .await;
     let engine = w.engine(500).await;
     w.build(&engine).await;
     let profile_t = engine.active_tables("profile").await.unwrap();
     let journal_t = engine.active_tables("journal").await.unwrap();
     let pool = &engine.db().pool;
+    assert_eq!(
+        profile_rm::grantors_of(pool, &profile_t, mara)
+            .await
+            .unwrap(),
+        vec![tomas]
+    );
     assert!(
         profile_rm::profile(pool, &profile_t, mara)
             .await
@@ -917,7 +926,23 @@ async fn erasure_empties_both_read_models(t: TestStore) {
         }
     }
 
-    // Tomas is untouched.
+    // The grant Tomas gave her is forgotten with her, before any revocation is appended; his
+    // other coach stays.
+    let coaches: Vec<Uuid> = profile_rm::coaches(pool, &profile_t, tomas)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.coach_id)
+        .collect();
+    assert_eq!(coaches, vec![COACH_2]);
+    assert!(
+        profile_rm::grantors_of(pool, &profile_t, mara)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Tomas is otherwise untouched.
     assert!(
         profile_rm::profile(pool, &profile_t, tomas)
             .await

@@ -222,8 +222,8 @@ impl EventStore {
         Ok(outcome)
     }
 
-    /// GDPR erasure: appends `req` (the non-personal erasure record) and destroys the athlete's
-    /// data key in the same transaction. Every personal payload of theirs, in every copy of the
+    /// GDPR erasure: appends `req` (the non-personal erasure record), destroys the athlete's
+    /// data key and deletes their kept activity files, in the same transaction. Every personal payload of theirs, in every copy of the
     /// log, becomes [`Payload::Erased`]; later appends for them are refused.
     pub async fn erase_athlete(
         &self,
@@ -246,6 +246,17 @@ impl EventStore {
         };
         self.wake.appended();
         Ok(outcome)
+    }
+
+    /// After an erasure on SQLite: moves the write-ahead log into the database file and
+    /// empties it, so the `-wal` file no longer holds page versions from before the deletes.
+    /// Nothing to do on PostgreSQL (its WAL and backups age out by retention, see
+    /// docs/privacy.md). `false` when a reader kept the checkpoint from completing.
+    pub async fn checkpoint_wal(&self) -> StoreResult<bool> {
+        match &self.backend {
+            Backend::Postgres(_) => Ok(true),
+            Backend::Sqlite(p) => sqlite::checkpoint_truncate(p).await,
+        }
     }
 
     /// The outcome stored for an idempotency key, if that key was used before.

@@ -342,6 +342,12 @@ pub(crate) async fn erase_athlete(
     .bind(athlete)
     .execute(&mut *tx)
     .await?;
+    // Sealed under the key just destroyed, so unreadable already; deleted so that no copy
+    // of the database holds them at all, and so the athlete's storage is given back.
+    sqlx::query("DELETE FROM sample_blobs WHERE athlete_id = $1")
+        .bind(athlete)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     keys.forget(athlete);
     Ok(outcome)

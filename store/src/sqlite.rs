@@ -33,7 +33,11 @@ pub(crate) async fn connect(url: &str, max_connections: u32) -> StoreResult<Sqli
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Deleted rows (an erased athlete's wrapped data key, their read-model rows) would
+        // otherwise stay readable in free pages and in unused parts of live pages: zeroed,
+        // erasure leaves nothing behind in the file (docs/privacy.md).
+        .pragma("secure_delete", "ON");
     Ok(SqlitePoolOptions::new()
         .max_connections(max_connections)
         .connect_with(options)
@@ -87,6 +91,11 @@ pub(crate) async fn append(
                 .bind(micros(Utc::now()))
                 .execute(&mut *tx)
                 .await?;
+                // See postgres::erase_athlete.
+                sqlx::query("DELETE FROM sample_blobs WHERE athlete_id = ?1")
+                    .bind(athlete.to_string())
+                    .execute(&mut *tx)
+                    .await?;
             }
             if let Some(d) = delay_before_commit {
                 tokio::time::sleep(d).await;
@@ -434,4 +443,14 @@ pub(crate) async fn cursor_of(pool: &SqlitePool, position: i64) -> StoreResult<O
             .fetch_optional(pool)
             .await?;
     Ok(found.map(|p| LogCursor { tx: p, position: p }))
+}
+
+/// Copies every WAL frame into the database file and truncates the WAL to zero bytes, so old
+/// page versions (an erased athlete's rows before their deletion) are gone from the `-wal`
+/// file too. Waits (busy timeout) for readers on older snapshots. `true` when it completed.
+pub(crate) async fn checkpoint_truncate(pool: &SqlitePool) -> StoreResult<bool> {
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(pool)
+        .await?;
+    Ok(busy == 0)
 }

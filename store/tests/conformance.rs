@@ -633,6 +633,18 @@ async fn erasure_shreds_one_athlete_and_keeps_metadata(t: TestStore) {
         .await
         .unwrap();
 
+    let gone_file = t
+        .store
+        .put_blob(gone, "gpx", b"<gpx>gone</gpx>")
+        .await
+        .unwrap();
+    let kept_file = t
+        .store
+        .put_blob(kept, "gpx", b"<gpx>kept</gpx>")
+        .await
+        .unwrap();
+    assert_eq!(blob_rows(&t, gone).await, 1);
+
     let erasure = NewEvent::new(
         "AthleteErased",
         "1.0",
@@ -672,6 +684,16 @@ async fn erasure_shreds_one_athlete_and_keeps_metadata(t: TestStore) {
         "metadata stays readable"
     );
     assert_eq!(history[2].metadata.actor.user_id, Some(admin));
+    // Kept files go with the key, in the same transaction; other athletes' stay.
+    assert_eq!(blob_rows(&t, gone).await, 0);
+    assert_eq!(
+        reader.get_blob(gone, gone_file.blob_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        reader.get_blob(kept, kept_file.blob_id).await.unwrap(),
+        Some(b"<gpx>kept</gpx>".to_vec())
+    );
     let kept_events = reader.read_athlete(kept, None).await.unwrap();
     assert_eq!(kept_events[0].payload.json().unwrap()["distance_m"], 3.0);
     let log = all_events(&reader).await;
@@ -709,6 +731,27 @@ async fn erasure_shreds_one_athlete_and_keeps_metadata(t: TestStore) {
         4,
         "refused appends wrote nothing"
     );
+}
+
+/// The athlete's stored files, counted in the table itself (sealed or not).
+async fn blob_rows(t: &TestStore, athlete: Uuid) -> i64 {
+    match (t.store.pg_pool(), t.store.sqlite_pool()) {
+        (Some(p), _) => {
+            sqlx::query_scalar("SELECT count(*) FROM sample_blobs WHERE athlete_id = $1")
+                .bind(athlete)
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
+        (_, Some(p)) => {
+            sqlx::query_scalar("SELECT count(*) FROM sample_blobs WHERE athlete_id = ?1")
+                .bind(athlete.to_string())
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
+        _ => unreachable!("a store has one backend"),
+    }
 }
 
 async fn followers_are_woken_by_another_handle(t: TestStore) {

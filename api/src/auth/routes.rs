@@ -154,7 +154,7 @@ fn wrong_credentials() -> Problem {
     )
 }
 
-fn throttled(wait: std::time::Duration) -> Problem {
+pub(crate) fn throttled(wait: std::time::Duration) -> Problem {
     let seconds = wait.as_secs() + 1;
     Problem::new(
         StatusCode::TOO_MANY_REQUESTS,

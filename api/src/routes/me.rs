@@ -4,14 +4,16 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use domain::athlete::{
-    Athlete, AthleteCommand, CoachAccessScope, Digest, NotificationChoices, OnboardingStep,
-    PhysiologyPatch, ProfilePatch, Role, TrainingGoal, Units,
+    Athlete, AthleteCommand, CoachAccessScope, Digest, ErasureReason, NotificationChoices,
+    OnboardingStep, PhysiologyPatch, ProfilePatch, Role, TrainingGoal, Units,
 };
 use projections::profile::{self, CoachAccess, Profile};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::routes::{ClientAddr, throttled};
+use crate::erasure::{EraseError, EraseRequest, Eraser, ErasureReport};
 use crate::extract::{Json, Path};
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
@@ -52,6 +54,105 @@ pub async fn get_me(
     Ok(axum::Json(
         load_profile(&state, caller.account_id, min).await?,
     ))
+}
+
+/// The password, entered again: an erasure cannot be undone, so a stolen access token alone
+/// must not be enough.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseBody {
+    pub password: String,
+}
+
+/// Erase the caller's account and data (GDPR art. 17). The log keeps the events, sealed under
+/// a key that is destroyed here, so their content can no longer be read by anyone; read
+/// models, kept files, correlation snapshots and jobs, sessions, refresh tokens and the
+/// account itself are deleted, and grants to and from the account end. The email may register
+/// again at once. What is kept, and why: docs/privacy.md.
+#[utoipa::path(delete, path = "/v1/me", tag = "me", request_body = EraseBody,
+    responses(
+        (status = 200, body = crate::erasure::ErasureReport),
+        (status = 401, description = "Not signed in, or the password is wrong", body = Problem),
+        (status = 422, description = "No password in the body", body = Problem),
+        (status = 429, description = "Too many wrong passwords; see Retry-After", body = Problem),
+    ),
+    security(("bearer" = [])))]
+pub async fn erase_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientAddr(addr): ClientAddr,
+    Json(body): Json<EraseBody>,
+) -> ApiResult<axum::Json<ErasureReport>> {
+    if body.password.is_empty() {
+        return Err(Problem::invalid("password", "enter the account's password"));
+    }
+    let client = state.auth.client_tag(addr);
+    if let Some(wait) = state
+        .auth
+        .paused_for(Some(caller.account_id), &client)
+        .await?
+    {
+        return Err(throttled(wait));
+    }
+    let account = state
+        .auth
+        .db
+        .account(caller.account_id)
+        .await?
+        .ok_or_else(|| Problem::unauthenticated("This account no longer exists."))?;
+    // Counted like a failed login: the same throttle keeps a token thief from guessing.
+    let ok = state
+        .auth
+        .passwords
+        .verify_bounded(&body.password, Some(&account.password_hash))
+        .await?;
+    if !ok {
+        state
+            .auth
+            .record_login_failure(Some(caller.account_id), &client)
+            .await?;
+        state
+            .auth
+            .db
+            .log(
+                "erasure_refused",
+                Some(caller.account_id),
+                Some(&client),
+                None,
+            )
+            .await?;
+        return Err(Problem::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "wrong-password",
+            "The password is wrong",
+        )
+        .detail("Nothing was erased. Enter the account's current password."));
+    }
+    let eraser = Eraser {
+        commands: &state.commands,
+        projections: &state.projections,
+        identity: &state.auth.db,
+    };
+    let report = eraser
+        .erase(&EraseRequest {
+            athlete_id: caller.account_id,
+            actor: store::Actor::user(caller.account_id, "athlete"),
+            requested_by: caller.account_id,
+            reason: ErasureReason::AthleteRequest,
+            wait: crate::READ_WAIT,
+        })
+        .await
+        .map_err(|e| match e {
+            EraseError::AlreadyErased => Problem::new(
+                axum::http::StatusCode::CONFLICT,
+                "already-erased",
+                "Already erased",
+            )
+            .detail("This account's data was erased already."),
+            EraseError::NotFound => Problem::unauthenticated("This account no longer exists."),
+            EraseError::Failed(e) => Problem::internal(format!("{e:#}")),
+        })?;
+    Ok(axum::Json(report))
 }
 
 /// Physiology as `PATCH /v1/me` takes it: a field present is set, `null` clears it (the value

@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::change_password))
-        .routes(routes!(me::get_me, me::patch_me))
+        .routes(routes!(me::get_me, me::patch_me, me::erase_me))
         .routes(routes!(me::get_preferences, me::patch_preferences))
         .routes(routes!(me::get_onboarding))
         .routes(routes!(me::post_onboarding_step))

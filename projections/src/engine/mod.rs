@@ -51,9 +51,12 @@ impl ReadDb {
                         // The embedded file is shared with `serve`, workers and operators'
                         // commands in other processes: readers must not block writers (WAL),
                         // and a writer waits its turn instead of failing at once.
+                        // secure_delete: the rows an erasure deletes (read models, identity)
+                        // are zeroed in the file, not left in free pages (docs/privacy.md).
                         for pragma in [
                             format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
                             "PRAGMA journal_mode = WAL".to_string(),
+                            "PRAGMA secure_delete = ON".to_string(),
                         ] {
                             sqlx::query(sqlx::AssertSqlSafe(pragma))
                                 .execute(&mut *conn)
@@ -605,6 +608,7 @@ impl Engine {
                 .collect(),
         };
         if let Some(cp) = self.apply_whole(&pass, commit).await? {
+            self.checkpoint_after_erasure(&pass, commit).await;
             return Ok((n, cp));
         }
         // The error text is not logged: decode errors quote payload fragments. The poison
@@ -616,7 +620,28 @@ impl Engine {
             events = n,
             "batch failed; retrying it one event at a time"
         );
-        Ok((n, self.apply_one_by_one(&pass).await?))
+        let cp = self.apply_one_by_one(&pass).await?;
+        self.checkpoint_after_erasure(&pass, commit).await;
+        Ok((n, cp))
+    }
+
+    /// On SQLite, after a live batch that applied an erasure: the WAL still holds the page
+    /// versions from before the projection deleted the athlete's rows, so it is copied back
+    /// and truncated (docs/privacy.md). The erasure itself does this once the read models
+    /// have caught up; this covers those that apply it later (a lagging or restarted
+    /// projector, `users erase` with no `serve` running). Best effort: a checkpoint that
+    /// cannot complete now is completed by a later one.
+    async fn checkpoint_after_erasure(&self, pass: &Pass<'_>, commit: Commit) {
+        let erased = pass.events.iter().any(|e| e.event_type == "AthleteErased");
+        if !erased || commit != Commit::Durable || !self.db.is_sqlite() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.db.pool)
+            .await
+        {
+            tracing::warn!(projection = pass.p.name(), error = %e, "WAL checkpoint after an erasure failed");
+        }
     }
 
     /// The whole batch in one transaction. `None` when it failed deterministically (or an

@@ -121,6 +121,7 @@ impl Eraser<'_> {
                         .erase_account(req.athlete_id, reason_code(req.reason))
                         .await
                         .map_err(anyhow::Error::from)?;
+                    workers::exports::forget(&self.projections.db().pool, req.athlete_id).await?;
                     self.revoke_grants(&ctx, req.athlete_id, &grantors).await?;
                     if let Err(e) = self.commands.store().checkpoint_wal().await {
                         tracing::warn!(error = %e, "WAL checkpoint after an erasure failed");
@@ -134,6 +135,7 @@ impl Eraser<'_> {
             .erase_account(req.athlete_id, reason_code(req.reason))
             .await
             .map_err(anyhow::Error::from)?;
+        workers::exports::forget(&self.projections.db().pool, req.athlete_id).await?;
         let revoked = self.revoke_grants(&ctx, req.athlete_id, &grantors).await?;
         let names = self.projections.names();
         let purged = self

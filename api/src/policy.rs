@@ -192,6 +192,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/v1/admin/users/{account_id}/correlations/run",
         Access::Admin,
     ),
+    ("POST", "/v1/me/export", Access::Account),
+    ("GET", "/v1/me/export/{export_id}", Access::Account),
+    // The one-time link's token is the credential.
+    ("GET", "/v1/exports/download", Access::Public),
     ("GET", "/v1/admin/aggregates", Access::Admin),
     ("GET", "/v1/admin/aggregates/{query_id}", Access::Admin),
 ];

@@ -38,6 +38,7 @@ struct Fixture {
     activity: String,
     entry: String,
     job: String,
+    export: String,
     a: Account,
     b: Account,
     coach: Account,
@@ -62,6 +63,7 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         .replace("{activity_id}", &f.activity)
         .replace("{entry_id}", &f.entry)
         .replace("{job_id}", &f.job)
+        .replace("{export_id}", &f.export)
         .replace("{athlete_id}", &f.a.id.to_string())
         .replace("{account_id}", &f.target.id.to_string())
         .replace("{query_id}", "median_ef_by_age_band_and_sex")
@@ -79,6 +81,8 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
     };
     let path = if template.ends_with("/replay") {
         format!("{path}?at=2030-01-01T00:00:00Z")
+    } else if template == "/v1/exports/download" {
+        format!("{path}?token={}", "0".repeat(64))
     } else {
         path
     };
@@ -90,6 +94,8 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
     let expected = match (method, template) {
         ("GET", "/health" | "/health/live" | "/openapi.json" | "/docs/" | "/docs/{*rest}") => 200,
         ("GET", "/docs") => 303,
+        // A link nobody was given: for anyone, signed in or not, there is nothing there.
+        ("GET", "/v1/exports/download") => 404,
         ("POST", "/v1/auth/register") => 201,
         ("POST", "/v1/auth/login") => 200,
         ("POST", "/v1/auth/refresh") => 401,
@@ -126,6 +132,8 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         ("POST", "/v1/activities/{activity_id}/feedback") => owns_object(201),
         (_, t) if t.contains("{activity_id}") && !t.starts_with("/v1/coach") => owns_object(200),
         (_, t) if t.contains("{entry_id}") || t.contains("{job_id}") => owns_object(200),
+        ("GET", "/v1/me/export/{export_id}") => owns_object(200),
+        ("POST", "/v1/me/export") => 202,
         // A coach cannot coach themselves; anyone else may grant and then revoke.
         ("POST" | "DELETE", "/v1/me/coaches/{coach_id}") if who == Who::CoachWithGrant => 404,
         ("POST" | "DELETE", "/v1/me/coaches/{coach_id}") => 200,
@@ -276,7 +284,12 @@ async fn fixture(api: &Api) -> Fixture {
         .send("POST", "/v1/correlations/recompute", Some(&a.access), None)
         .await;
     assert_eq!(job.status, 202, "{}", job.body);
+    let export = api
+        .send("POST", "/v1/me/export", Some(&a.access), None)
+        .await;
+    assert_eq!(export.status, 202, "{}", export.body);
     Fixture {
+        export: export.body["job_id"].as_str().unwrap().to_string(),
         activity: created.body["id"].as_str().unwrap().to_string(),
         entry: entry.body["id"].as_str().unwrap().to_string(),
         job: job.body["job_id"].as_str().unwrap().to_string(),

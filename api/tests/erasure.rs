@@ -466,6 +466,36 @@ async fn erasure_leaves_the_marker_nowhere_in_the_database(t: TestStore) {
     wait_for_all(&api, kept["position"].as_i64().unwrap()).await;
     let wrapped_key = wrapped_key(&api, a.id).await;
 
+    // The export, made before the erasure, holds every planted marker: each kind of event
+    // whose payload carries it, the imported file, and the profile.
+    let (archive, stale_link) = export(&api, &a).await;
+    let own = api.t.store.read_athlete(a.id, None).await.unwrap();
+    let marked_kinds: std::collections::BTreeSet<String> = own
+        .iter()
+        .filter(|e| {
+            e.payload
+                .json()
+                .is_some_and(|p| p.to_string().contains(&marker))
+        })
+        .map(|e| e.event_type.clone())
+        .collect();
+    assert!(marked_kinds.len() >= 5, "{marked_kinds:?}");
+    let entries = unzip(&archive);
+    for kind in &marked_kinds {
+        for ext in ["json", "csv"] {
+            let name = format!("by_kind/{kind}.{ext}");
+            let body = entries.get(&name).unwrap_or_else(|| panic!("no {name}"));
+            assert!(contains(body, marker.as_bytes()), "{name} lacks the marker");
+        }
+    }
+    let files: Vec<_> = entries.keys().filter(|k| k.ends_with(".gpx")).collect();
+    assert_eq!(files.len(), 1, "{:?}", entries.keys());
+    assert!(contains(&entries[files[0]], marker.as_bytes()));
+    assert!(contains(
+        &entries["read_models/profile/profiles.json"],
+        marker.as_bytes()
+    ));
+
     let before = dump(&api.t).await;
     let found = find_marker(&before, &marker);
     assert!(
@@ -489,8 +519,15 @@ async fn erasure_leaves_the_marker_nowhere_in_the_database(t: TestStore) {
     let position = r.position();
     wait_for_all(&api, position).await;
 
-    // The export, once built (issue 15), is checked here too: an export made before the
-    // erasure must be gone, and the erased account can no longer request one.
+    // The export made before is gone: its link opens nothing, its job row is deleted.
+    let r = api.send("GET", &stale_link, None, None).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM export_jobs WHERE athlete_id = $1")
+        .bind(a.id.to_string())
+        .fetch_one(&api.state.projections.db().pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0);
 
     let after = dump(&api.t).await;
     assert_eq!(
@@ -524,6 +561,75 @@ async fn erasure_leaves_the_marker_nowhere_in_the_database(t: TestStore) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.to_string().contains("\"kept\""), "{}", r.body);
     api.stop().await;
+}
+
+/// Requests an export, runs the worker's step, downloads it once (a second use of the link is
+/// refused) and answers the archive and a fresh, unused link.
+async fn export(api: &Api, a: &Account) -> (Vec<u8>, String) {
+    let r = api
+        .send("POST", "/v1/me/export", Some(&a.access), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job = r.body["job_id"].as_str().unwrap().to_string();
+    let again = api
+        .send("POST", "/v1/me/export", Some(&a.access), None)
+        .await;
+    assert_eq!(again.body["job_id"], r.body["job_id"], "one open job");
+    assert!(
+        workers::exports::step(&api.state.projections, &api.t.store)
+            .await
+            .unwrap()
+    );
+    let path = format!("/v1/me/export/{job}");
+    let done = api.send("GET", &path, Some(&a.access), None).await;
+    assert_eq!(done.body["state"], "done", "{}", done.body);
+    assert_eq!(done.body["progress_done"], done.body["progress_total"]);
+    let link = done.body["download_url"].as_str().unwrap().to_string();
+    let res = api
+        .raw(
+            axum::http::Request::get(&link)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.headers["content-type"], "application/zip");
+    // The harness decodes bodies as text, so the bytes are read through the store.
+    let blob: String = sqlx::query_scalar("SELECT blob_id FROM export_jobs WHERE job_id = $1")
+        .bind(&job)
+        .fetch_one(&api.state.projections.db().pool)
+        .await
+        .unwrap();
+    let bytes = api
+        .t
+        .store
+        .get_blob(a.id, blob.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        api.send("GET", &link, None, None).await.status,
+        404,
+        "a link works once"
+    );
+    let fresh = api.send("GET", &path, Some(&a.access), None).await;
+    let fresh = fresh.body["download_url"].as_str().unwrap().to_string();
+    assert_ne!(fresh, link);
+    (bytes, fresh)
+}
+
+/// Every entry of a zip, by name.
+fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read as _;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let mut body = Vec::new();
+        f.read_to_end(&mut body).unwrap();
+        out.insert(f.name().unwrap().to_string(), body);
+    }
+    out
 }
 
 /// The athlete's wrapped data key as stored, before the erasure destroys it.

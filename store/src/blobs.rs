@@ -123,6 +123,45 @@ impl EventStore {
         Ok(Some(bytes))
     }
 
+    /// The athlete's stored files (not their bytes), oldest first, but those of `format`
+    /// `skip` (the export archives, which are sealed blobs too).
+    pub async fn list_blobs(&self, athlete: Uuid, skip: &str) -> StoreResult<Vec<BlobRef>> {
+        let rows: Vec<(String, String, String, i64)> = match &self.backend {
+            Backend::Postgres(p) => {
+                sqlx::query_as(
+                    "SELECT blob_id::text, format, sha256, byte_len FROM sample_blobs \
+                     WHERE athlete_id = $1 AND format <> $2 ORDER BY created_at, blob_id",
+                )
+                .bind(athlete)
+                .bind(skip)
+                .fetch_all(p)
+                .await?
+            }
+            Backend::Sqlite(p) => {
+                sqlx::query_as(
+                    "SELECT blob_id, format, sha256, byte_len FROM sample_blobs \
+                     WHERE athlete_id = ?1 AND format <> ?2 ORDER BY created_at_us, blob_id",
+                )
+                .bind(athlete.to_string())
+                .bind(skip)
+                .fetch_all(p)
+                .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(id, format, sha256, byte_len)| {
+                Ok(BlobRef {
+                    blob_id: id
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("blob id {id:?}")))?,
+                    format,
+                    sha256,
+                    byte_len: byte_len as u64,
+                })
+            })
+            .collect()
+    }
+
     /// The athlete's data key for writing, created on first use; refuses erased athletes.
     async fn write_key(&self, athlete: Uuid) -> StoreResult<DataKey> {
         if let Some(key) = self.keys.get(athlete) {

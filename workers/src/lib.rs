@@ -2,6 +2,7 @@
 //! of processes: leases in the database decide who does what, never process memory.
 
 pub mod correlations;
+pub mod exports;
 pub mod supervise;
 
 use std::future::Future;
@@ -39,7 +40,7 @@ pub async fn run_correlations(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let db = ReadDb::connect(url).await?;
-    let engine = Engine::new(store, db, projections::all());
+    let engine = Engine::new(store.clone(), db, projections::all());
     let owner = format!("correlations-{}", engine.owner());
     tracing::info!(%owner, "correlation worker started");
     tokio::pin!(stop);
@@ -53,6 +54,16 @@ pub async fn run_correlations(
                 false
             }
         };
+        // Exports are built by the same worker: both are per-athlete jobs that read the read
+        // models, and an export is rare enough not to need a worker of its own.
+        let exported = match exports::step(&engine, &store).await {
+            Ok(built) => built,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "export step failed");
+                false
+            }
+        };
+        let busy = busy || exported;
         let pause = if busy {
             std::time::Duration::ZERO
         } else {

@@ -6,6 +6,7 @@ mod aggregates;
 mod coach;
 mod correlations;
 mod efficiency;
+mod export;
 mod impersonation;
 mod import;
 mod inject;
@@ -34,6 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(impersonation::start))
         .routes(routes!(inject::inject))
         .routes(routes!(admin::run_correlations))
+        .routes(routes!(export::request))
+        .routes(routes!(export::get))
+        .routes(routes!(export::download))
         .routes(routes!(aggregates::catalogue))
         .routes(routes!(aggregates::run))
         .routes(routes!(impersonation::end))

@@ -1,11 +1,11 @@
 //! The `/v1` routes, grouped by path so each path's methods share one router entry.
 
 pub(crate) mod activities;
-mod admin;
+pub(crate) mod admin;
 mod coach;
 mod correlations;
 mod efficiency;
-mod impersonation;
+pub(crate) mod impersonation;
 mod import;
 pub(crate) mod journal;
 pub(crate) mod me;

@@ -415,8 +415,8 @@ pub(crate) async fn sign_in(
     }
     // A registration cut off after its event was written is completed by its owner's login.
     let completed = match &account {
-        Some(a) if ok && !a.active && registered_in_log(&state, a.account_id).await? => {
-            complete_registration(&state, a.account_id, &client).await?;
+        Some(a) if ok && !a.active && registered_in_log(state, a.account_id).await? => {
+            complete_registration(state, a.account_id, &client).await?;
             true
         }
         _ => false,
@@ -433,7 +433,7 @@ pub(crate) async fn sign_in(
             return Err(wrong_credentials());
         }
     };
-    open_session(&state, &account, &client).await
+    open_session(state, &account, &client).await
 }
 
 /// A login that succeeded: the client is remembered and a session opens.

@@ -4,6 +4,7 @@
 //! reads come from read models and wait, bounded, for a `min_position` the client names.
 
 pub mod auth;
+pub mod console;
 mod de;
 pub mod erasure;
 pub mod extract;
@@ -260,6 +261,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     routes
         .merge(openapi::docs_router(doc))
+        .merge(console::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             policy::enforce,

@@ -198,6 +198,28 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/exports/download", Access::Public),
     ("GET", "/v1/admin/aggregates", Access::Admin),
     ("GET", "/v1/admin/aggregates/{query_id}", Access::Admin),
+    // The admin console (api/src/console): HTML pages, the session in cookies, refusals as
+    // pages (a redirect to the login page, a 403 page). Its POSTs also check a CSRF token.
+    ("GET", "/admin", Access::Admin),
+    ("GET", "/admin/login", Access::Public),
+    ("POST", "/admin/login", Access::Public),
+    // Ends the session its cookies name, with that session's CSRF token: also a refused
+    // non-admin's, who cannot reach an Admin route.
+    ("POST", "/admin/logout", Access::Public),
+    ("GET", "/admin/console.css", Access::Public),
+    ("GET", "/admin/users", Access::Admin),
+    ("GET", "/admin/users/{account_id}", Access::Admin),
+    ("POST", "/admin/users/{account_id}/suspend", Access::Admin),
+    ("POST", "/admin/users/{account_id}/reinstate", Access::Admin),
+    (
+        "POST",
+        "/admin/users/{account_id}/impersonate",
+        Access::Admin,
+    ),
+    ("GET", "/admin/users/{account_id}/audit", Access::Admin),
+    ("GET", "/admin/health", Access::Admin),
+    ("GET", "/admin/metrics", Access::Admin),
+    ("GET", "/admin/aggregates", Access::Admin),
 ];
 
 pub fn access_of(method: &str, path: &str) -> Option<Access> {
@@ -287,6 +309,11 @@ pub async fn enforce(
     if access == Access::Public {
         return next.run(req).await;
     }
+    // The console's pages carry the session in cookies and answer in HTML: same verification,
+    // its own credentials and refusals.
+    if crate::console::is_console(path) {
+        return crate::console::enforce(state, access, req, next).await;
+    }
     let given = req.extensions().get::<OnBehalf>().map(|o| o.0);
     let caller = match given {
         Some(c) => c,
@@ -340,6 +367,11 @@ async fn authenticate(
         .ok_or_else(|| {
             Problem::unauthenticated("The Authorization header must be `Bearer <token>`.")
         })?;
+    authenticate_token(state, token).await
+}
+
+/// Verifies an access token and its live session, exactly as for every API route.
+pub(crate) async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, Problem> {
     let verified = state
         .auth
         .tokens

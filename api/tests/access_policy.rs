@@ -87,6 +87,9 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         path
     };
     let body = body_for(method, template, who);
+    if let Some(expected) = console_cell(method, template, who) {
+        return (path, None, expected);
+    }
     let is_a = who == Who::A;
     let signed_in = who != Who::Anonymous;
     // Objects in the path belong to A: everyone else sees nothing there.
@@ -152,6 +155,38 @@ fn cell(f: &Fixture, method: &str, template: &str, who: Who) -> (String, Option<
         _ => 200,
     };
     (path, body, expected)
+}
+
+/// The admin console's rows: the caller's access token goes in the console's cookie (see
+/// [`console_headers`]). Forms are sent without their CSRF token, so an admin's POST is
+/// refused (403) before it changes anything; api/tests/console.rs sends real forms.
+fn console_cell(method: &str, template: &str, who: Who) -> Option<u16> {
+    if !template.starts_with("/admin") {
+        return None;
+    }
+    let admin = matches!(who, Who::Admin | Who::Owner);
+    Some(match (method, template) {
+        ("GET", "/admin/login" | "/admin/console.css") => 200,
+        // The login form's own CSRF cookie is missing.
+        ("POST", "/admin/login") => 403,
+        // Anonymous: nothing to end, back to the login page; signed in: no CSRF token.
+        ("POST", "/admin/logout") if who == Who::Anonymous => 303,
+        ("POST", "/admin/logout") => 403,
+        _ if who == Who::Anonymous => 303,
+        _ if !admin => 403,
+        ("GET", "/admin") => 303,
+        ("POST", _) => 403,
+        _ => 200,
+    })
+}
+
+fn console_headers(template: &str, token: Option<&str>) -> Vec<(&'static str, String)> {
+    match token {
+        Some(t) if template.starts_with("/admin") => {
+            vec![("cookie", format!("stridelog_console_access={t}"))]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn body_for(method: &str, template: &str, who: Who) -> Option<Value> {
@@ -336,10 +371,12 @@ async fn every_route_answers_every_caller_as_declared(t: TestStore) {
                 Who::Owner => Some(f.owner.access.as_str()),
             };
             let (path, body, expected) = cell(&f, method, template, who);
-            let consistency = [("x-min-position", last_position.to_string())];
-            let headers: &[(&str, String)] = if method == "GET" { &consistency } else { &[] };
+            let mut headers = console_headers(template, token);
+            if method == "GET" {
+                headers.push(("x-min-position", last_position.to_string()));
+            }
             let r = api
-                .send_full(method, &path, token, body, None, headers)
+                .send_full(method, &path, token, body, None, &headers)
                 .await;
             if let Some(p) = r.body.get("position").and_then(Value::as_i64) {
                 last_position = last_position.max(p);
@@ -350,7 +387,8 @@ async fn every_route_answers_every_caller_as_declared(t: TestStore) {
                     r.status, r.body
                 ));
             }
-            if r.status.as_u16() >= 400 {
+            // The console answers in HTML.
+            if r.status.as_u16() >= 400 && !template.starts_with("/admin") {
                 assert_eq!(
                     r.headers["content-type"], "application/problem+json",
                     "{method} {path} as {who:?}"
@@ -373,12 +411,27 @@ fn every_served_route_has_a_policy_and_every_policy_a_route() {
             served.insert((method.to_uppercase(), path.clone()));
         }
     }
-    // Served outside the OpenAPI document: the documentation itself.
+    // Served outside the OpenAPI document: the documentation itself, and the admin console
+    // (api/src/console, HTML for people).
     for (m, p) in [
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/"),
         ("GET", "/docs/{*rest}"),
+        ("GET", "/admin"),
+        ("GET", "/admin/login"),
+        ("POST", "/admin/login"),
+        ("POST", "/admin/logout"),
+        ("GET", "/admin/console.css"),
+        ("GET", "/admin/users"),
+        ("GET", "/admin/users/{account_id}"),
+        ("POST", "/admin/users/{account_id}/suspend"),
+        ("POST", "/admin/users/{account_id}/reinstate"),
+        ("POST", "/admin/users/{account_id}/impersonate"),
+        ("GET", "/admin/users/{account_id}/audit"),
+        ("GET", "/admin/health"),
+        ("GET", "/admin/metrics"),
+        ("GET", "/admin/aggregates"),
     ] {
         served.insert((m.to_string(), p.to_string()));
     }

@@ -108,6 +108,19 @@ impl Auth {
             .collect()
     }
 
+    /// A keyed hash of a session id for one `purpose`: a value only this server can compute,
+    /// stable for the session's life and useless for any other session, such as the admin
+    /// console's CSRF token (a form must carry its session's tag).
+    pub fn session_tag(&self, purpose: &str, session_id: Uuid) -> String {
+        let mut h = Sha256::new();
+        h.update(self.client_key.as_slice());
+        h.update(b"session tag\0");
+        h.update(purpose.as_bytes());
+        h.update(b"\0");
+        h.update(session_id.as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The throttle keys a login attempt is checked against.
     pub async fn throttle_keys(
         &self,

@@ -372,8 +372,21 @@ pub async fn login(
     ClientAddr(addr): ClientAddr,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<axum::Json<TokenPair>> {
+    Ok(axum::Json(
+        sign_in(&state, addr, &body.email, &body.password).await?,
+    ))
+}
+
+/// A login by email and password, throttled and logged: the API's login and the admin
+/// console's both come here.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    addr: Option<SocketAddr>,
+    email: &str,
+    password: &str,
+) -> ApiResult<TokenPair> {
     let client = state.auth.client_tag(addr);
-    let email = body.email.trim().to_lowercase();
+    let email = email.trim().to_lowercase();
     let account = state.auth.db.account_by_email(&email).await?;
     let account_id = account.as_ref().map(|a| a.account_id);
     if let Some(wait) = state.auth.paused_for(account_id, &client).await? {
@@ -387,10 +400,7 @@ pub async fn login(
     let ok = state
         .auth
         .passwords
-        .verify_bounded(
-            &body.password,
-            account.as_ref().map(|a| a.password_hash.as_str()),
-        )
+        .verify_bounded(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
     // Only the owner's password learns that the account is suspended.
     if let Some(a) = account.as_ref().filter(|a| ok && a.suspended) {
@@ -405,8 +415,8 @@ pub async fn login(
     }
     // A registration cut off after its event was written is completed by its owner's login.
     let completed = match &account {
-        Some(a) if ok && !a.active && registered_in_log(&state, a.account_id).await? => {
-            complete_registration(&state, a.account_id, &client).await?;
+        Some(a) if ok && !a.active && registered_in_log(state, a.account_id).await? => {
+            complete_registration(state, a.account_id, &client).await?;
             true
         }
         _ => false,
@@ -423,7 +433,7 @@ pub async fn login(
             return Err(wrong_credentials());
         }
     };
-    Ok(axum::Json(open_session(&state, &account, &client).await?))
+    open_session(state, &account, &client).await
 }
 
 /// A login that succeeded: the client is remembered and a session opens.
@@ -469,15 +479,24 @@ pub async fn refresh(
     Json(body): Json<RefreshBody>,
 ) -> ApiResult<axum::Json<TokenPair>> {
     body.check()?;
-    match state.auth.db.rotate_refresh(&body.refresh_token).await {
-        Ok((account, session_id, next)) => Ok(axum::Json(pair(
-            &state,
+    Ok(axum::Json(renew(&state, addr, &body.refresh_token).await?))
+}
+
+/// Spends a refresh token for a new pair: the API's refresh and the admin console's renewal.
+pub(crate) async fn renew(
+    state: &AppState,
+    addr: Option<SocketAddr>,
+    refresh_token: &str,
+) -> ApiResult<TokenPair> {
+    match state.auth.db.rotate_refresh(refresh_token).await {
+        Ok((account, session_id, next)) => pair(
+            state,
             account.account_id,
             account.role,
             session_id,
             next,
             None,
-        )?)),
+        ),
         Err(RefreshError::Reused { account_id }) => {
             let client = state.auth.client_tag(addr);
             state

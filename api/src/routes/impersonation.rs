@@ -51,6 +51,17 @@ pub async fn start(
     Path(id): Path<Uuid>,
     Json(body): Json<ImpersonateBody>,
 ) -> ApiResult<Response> {
+    let session = open(&state, &caller, id, &body.reason).await?;
+    Ok((StatusCode::CREATED, axum::Json(session)).into_response())
+}
+
+/// Opens an impersonation session: the API's route and the admin console's form.
+pub(crate) async fn open(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    reason: &str,
+) -> ApiResult<ImpersonationSession> {
     let target = state
         .auth
         .db
@@ -88,7 +99,7 @@ pub async fn start(
             AthleteCommand::StartImpersonation {
                 admin_id: caller.account_id,
                 session_id,
-                reason: body.reason.clone(),
+                reason: reason.to_string(),
                 expires_at,
             },
         )
@@ -111,7 +122,7 @@ pub async fn start(
             "impersonation_started",
             Some(id),
             None,
-            Some(&body.reason),
+            Some(reason),
         )
         .await?;
     let now_s = u64::try_from(now.timestamp()).unwrap_or(0);
@@ -136,7 +147,7 @@ pub async fn start(
         expires_at,
         position: executed.outcome.map(|o| o.cursor.position),
     };
-    Ok((StatusCode::CREATED, axum::Json(session)).into_response())
+    Ok(session)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

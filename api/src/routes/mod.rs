@@ -1,13 +1,13 @@
 //! The `/v1` routes, grouped by path so each path's methods share one router entry.
 
 pub(crate) mod activities;
-mod admin;
-mod aggregates;
+pub(crate) mod admin;
+pub(crate) mod aggregates;
 mod coach;
 mod correlations;
 mod efficiency;
 mod export;
-mod impersonation;
+pub(crate) mod impersonation;
 mod import;
 mod inject;
 pub(crate) mod journal;

@@ -556,6 +556,13 @@ async fn audit_and_replay_read_history_over_http(t: TestStore) {
             422,
         ),
         (format!("/v1/admin/users/{}/replay?position=0", a.id), 422),
+        (
+            format!(
+                "/v1/admin/users/{}/replay?position=9223372036854775807",
+                a.id
+            ),
+            422,
+        ),
         (format!("/v1/admin/users/{}/replay?position=x", a.id), 422),
         (
             format!("/v1/admin/users/{}/audit?event_type=a%20b", a.id),

@@ -673,6 +673,19 @@ pub async fn user_replay(
         }
     };
     account(&state, id).await?;
+    if let store::AsOf::Position(pos) = as_of
+        && state
+            .store
+            .cursor_of(pos)
+            .await
+            .map_err(Problem::internal)?
+            .is_none()
+    {
+        return Err(Problem::invalid(
+            "position",
+            format!("no event at log position {pos}"),
+        ));
+    }
     let at = replay::athlete_at(&state.store, id, as_of).await?;
     viewed(&state, &caller, id, "replay").await?;
     Ok(axum::Json(at))

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod console;
 mod de;
+mod edge;
 pub mod erasure;
 pub mod extract;
 mod health;
@@ -38,6 +39,8 @@ pub use routes::activities::MAX_SPLITS;
 
 /// JSON bodies larger than this are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+/// How long the server works on one request before answering 503 (problem+json).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a read waits for the read models to reach `min_position`.
 pub const READ_WAIT: Duration = Duration::from_secs(5);
 
@@ -296,6 +299,8 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
+            REQUEST_TIMEOUT,
         ))
+        // Outermost: it sees the timeout's answer too.
+        .layer(axum::middleware::from_fn(edge::harden))
 }

@@ -1,6 +1,8 @@
 //! Liveness and readiness on both stores: `/health` answers 503 naming a poison event until an
 //! operator retries it, and naming an embedded worker while it is restarting.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,8 @@ use store::on_both_backends;
 
 on_both_backends!(
     a_poison_event_fails_readiness_until_retried,
-    a_restarting_worker_fails_readiness
+    a_restarting_worker_fails_readiness,
+    every_response_is_hardened
 );
 
 const SECRET: &[u8] = b"stridelog-api-tests-signing-secret-32+";
@@ -170,4 +173,53 @@ async fn a_restarting_worker_fails_readiness(t: TestStore) {
 
     stop.send(true).unwrap();
     supervisor.await.unwrap();
+}
+
+/// Every answer carries the hardening headers; the API's answers are never stored by caches;
+/// an over-long body is refused as problem+json; the `Bearer` scheme is case-insensitive.
+async fn every_response_is_hardened(t: TestStore) {
+    let api = common::Api::start(t).await;
+    let a = api.register("edge@example.org", "athlete").await;
+    for (path, token) in [
+        ("/health/live", None),
+        ("/v1/me", None),
+        ("/v1/me", Some(a.access.as_str())),
+        ("/nowhere", None),
+    ] {
+        let r = api.send("GET", path, token, None).await;
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(r.headers["referrer-policy"], "no-referrer", "{path}");
+        if path.starts_with("/v1/") {
+            assert_eq!(r.headers["cache-control"], "no-store", "{path}");
+        }
+    }
+    let login = api
+        .send(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(serde_json::json!({"email": "edge@example.org", "password": common::PASSWORD})),
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    assert_eq!(login.headers["cache-control"], "no-store");
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let r = api
+            .send_full(
+                "GET",
+                "/v1/me",
+                None,
+                None,
+                None,
+                &[("authorization", format!("{scheme} {}", a.access))],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+    }
+    let big = serde_json::json!({"notes": "x".repeat(api::BODY_LIMIT_BYTES + 1)});
+    let r = api
+        .send("PUT", "/v1/checkins/2026-03-02", Some(&a.access), Some(big))
+        .await;
+    common::assert_problem(&r, 413);
+    api.stop().await;
 }

@@ -154,7 +154,7 @@ fn wrong_credentials() -> Problem {
     )
 }
 
-pub(crate) fn throttled(wait: std::time::Duration) -> Problem {
+fn throttled(wait: std::time::Duration) -> Problem {
     let seconds = wait.as_secs() + 1;
     Problem::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -561,43 +561,57 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     check_password(&body.new_password).map_err(|m| Problem::invalid("new_password", m))?;
     let client = state.auth.client_tag(addr);
-    if let Some(wait) = state
-        .auth
-        .paused_for(Some(caller.account_id), &client)
-        .await?
+    if !recheck_password(
+        &state,
+        caller.account_id,
+        &client,
+        &body.current_password,
+        "password_change_refused",
+    )
+    .await?
     {
+        return Err(Problem::forbidden("The current password is wrong."));
+    }
+    replace_password(&state, &caller, &client, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A signed-in account's password, entered again before an act that cannot be taken back
+/// (a new password, an erasure). Throttled and counted like a login, so a stolen access token
+/// is no oracle for guessing it; a wrong one is logged as `refused_kind`. False when wrong.
+pub(crate) async fn recheck_password(
+    state: &AppState,
+    account_id: Uuid,
+    client: &str,
+    password: &str,
+    refused_kind: &str,
+) -> ApiResult<bool> {
+    if let Some(wait) = state.auth.paused_for(Some(account_id), client).await? {
         return Err(throttled(wait));
     }
     let account = state
         .auth
         .db
-        .account(caller.account_id)
+        .account(account_id)
         .await?
         .ok_or_else(|| Problem::unauthenticated("This account no longer exists."))?;
     let ok = state
         .auth
         .passwords
-        .verify_bounded(&body.current_password, Some(&account.password_hash))
+        .verify_bounded(password, Some(&account.password_hash))
         .await?;
     if !ok {
         state
             .auth
-            .record_login_failure(Some(caller.account_id), &client)
+            .record_login_failure(Some(account_id), client)
             .await?;
         state
             .auth
             .db
-            .log(
-                "password_change_refused",
-                Some(caller.account_id),
-                Some(&client),
-                None,
-            )
+            .log(refused_kind, Some(account_id), Some(client), None)
             .await?;
-        return Err(Problem::forbidden("The current password is wrong."));
     }
-    replace_password(&state, &caller, &client, &body.new_password).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(ok)
 }
 
 /// Stores the new password's hash and ends every session of the account but the caller's.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::routes::{ClientAddr, throttled};
+use crate::auth::routes::{ClientAddr, recheck_password};
 use crate::erasure::{EraseError, EraseRequest, Eraser, ErasureReport};
 use crate::extract::{Json, Path};
 use crate::policy::Caller;
@@ -87,40 +87,15 @@ pub async fn erase_me(
         return Err(Problem::invalid("password", "enter the account's password"));
     }
     let client = state.auth.client_tag(addr);
-    if let Some(wait) = state
-        .auth
-        .paused_for(Some(caller.account_id), &client)
-        .await?
+    if !recheck_password(
+        &state,
+        caller.account_id,
+        &client,
+        &body.password,
+        "erasure_refused",
+    )
+    .await?
     {
-        return Err(throttled(wait));
-    }
-    let account = state
-        .auth
-        .db
-        .account(caller.account_id)
-        .await?
-        .ok_or_else(|| Problem::unauthenticated("This account no longer exists."))?;
-    // Counted like a failed login: the same throttle keeps a token thief from guessing.
-    let ok = state
-        .auth
-        .passwords
-        .verify_bounded(&body.password, Some(&account.password_hash))
-        .await?;
-    if !ok {
-        state
-            .auth
-            .record_login_failure(Some(caller.account_id), &client)
-            .await?;
-        state
-            .auth
-            .db
-            .log(
-                "erasure_refused",
-                Some(caller.account_id),
-                Some(&client),
-                None,
-            )
-            .await?;
         return Err(Problem::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "wrong-password",

@@ -731,6 +731,7 @@ impl IdentityDb {
                AND ($7 = 0 OR kind IN ('admin_viewed', 'impersonation_started', \
                     'impersonation_ended', 'account_suspended', 'account_reinstated', \
                     'role_changed')) \
+               AND ($8 IS NULL OR detail = $8) \
              ORDER BY id DESC LIMIT $6",
         )
         .bind(filter.account_id.map(|a| a.to_string()))
@@ -740,6 +741,7 @@ impl IdentityDb {
         .bind(filter.before_id.unwrap_or(i64::MAX))
         .bind(filter.limit)
         .bind(i64::from(filter.admin_actions_only))
+        .bind(filter.detail.clone())
         .fetch_all(&self.pool)
         .await
     }
@@ -773,6 +775,8 @@ pub struct SecurityFilter {
     /// Only what admins (or operators, as the system) did with the account: views of its
     /// history, impersonation, suspension, role changes. Not the account's own logins.
     pub admin_actions_only: bool,
+    /// Rows with exactly this detail code.
+    pub detail: Option<String>,
 }
 
 /// A security-log row as admins read it. The client (a keyed hash) is not part of it.

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use projections::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 use store::EventStore;
 use uuid::Uuid;
@@ -71,18 +70,25 @@ fn job_of(r: &sqlx::any::AnyRow) -> anyhow::Result<Job> {
 /// The athlete's open job (queued or running), or a new one: asking twice gives one export.
 /// `true` with a job created now.
 pub async fn request(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<(Job, bool)> {
-    let open = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {JOB_COLUMNS} FROM export_jobs WHERE athlete_id = $1 \
-         AND state IN ('queued', 'running') ORDER BY requested_at_us LIMIT 1"
-    )))
-    .bind(athlete.to_string())
-    .fetch_optional(pool)
-    .await?;
-    if let Some(r) = open {
-        return Ok((job_of(&r)?, false));
+    let open = || async {
+        anyhow::Ok(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM export_jobs WHERE athlete_id = $1 \
+                 AND state IN ('queued', 'running')"
+            )))
+            .bind(athlete.to_string())
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(job_of)
+            .transpose()?,
+        )
+    };
+    if let Some(job) = open().await? {
+        return Ok((job, false));
     }
     let id = Uuid::now_v7();
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO export_jobs (job_id, athlete_id, state, requested_at_us) \
          VALUES ($1, $2, 'queued', $3)",
     )
@@ -90,7 +96,16 @@ pub async fn request(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<(Job, bool
     .bind(athlete.to_string())
     .bind(now_us())
     .execute(pool)
-    .await?;
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // A request racing this one opened the job first (`export_jobs_open`): it is theirs
+        // and ours.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Ok((open().await?.context("the open job just inserted")?, false));
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok((
         job(pool, athlete, id)
             .await?
@@ -123,10 +138,7 @@ pub async fn forget(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<()> {
 }
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    store::blobs::sha256_hex(token.as_bytes())
 }
 
 /// A new download token for a finished job, good for [`DOWNLOAD_TTL_S`] and one download; it

@@ -30,12 +30,45 @@ fn is_staff(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Owner)
 }
 
-fn time_of(us: i64) -> ApiResult<DateTime<Utc>> {
+/// A page size from the query: 1-200, default 50.
+pub(crate) fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
+    let limit = limit.unwrap_or(PAGE_DEFAULT);
+    if (1..=PAGE_MAX).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::invalid("limit", "must be 1-200"))
+    }
+}
+
+/// One page of the security log, newest first, and the `before` of the next page (absent on
+/// the last). `filter.limit` is set here from `limit`.
+pub(crate) async fn security_page(
+    state: &AppState,
+    mut filter: SecurityFilter,
+    limit: Option<u32>,
+) -> ApiResult<(Vec<identity::db::SecurityEntry>, Option<i64>)> {
+    let limit = page_limit(limit)? as usize;
+    if filter.before_id.is_some_and(|b| b < 1) {
+        return Err(Problem::invalid("before", "must be 1 or more"));
+    }
+    // One row more than the page tells whether there is a next one.
+    filter.limit = limit as i64 + 1;
+    let mut rows = state.auth.db.security_log_search(&filter).await?;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+pub(crate) fn time_of(us: i64) -> ApiResult<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us).ok_or_else(|| Problem::internal("timestamp out of range"))
 }
 
 /// An account that exists (pending registrations do not), or 404.
-async fn account(state: &AppState, id: Uuid) -> ApiResult<identity::db::Account> {
+pub(crate) async fn account(state: &AppState, id: Uuid) -> ApiResult<identity::db::Account> {
     state
         .auth
         .db
@@ -127,10 +160,7 @@ pub async fn list_users(
     Query(p): Query<UserListParams>,
     MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<UserPage>> {
-    let limit = p.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(Problem::invalid("limit", "must be 1-200"));
-    }
+    let limit = page_limit(p.limit)?;
     if let Some(q) = &p.q
         && (q.trim().is_empty() || q.chars().count() > 200)
     {
@@ -737,34 +767,22 @@ pub async fn security_log(
     State(state): State<AppState>,
     Query(p): Query<SecurityLogParams>,
 ) -> ApiResult<axum::Json<SecurityPage>> {
-    let limit = p.limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(Problem::invalid("limit", "must be 1-200"));
-    }
     if let Some(k) = &p.kind
         && (k.is_empty() || k.len() > 64 || !k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
     {
         return Err(Problem::invalid("kind", "lowercase letters and `_`, 1-64"));
     }
-    if p.before.is_some_and(|b| b < 1) {
-        return Err(Problem::invalid("before", "must be 1 or more"));
-    }
-    let rows = state
-        .auth
-        .db
-        .security_log_search(&SecurityFilter {
-            account_id: p.account_id,
-            actor_id: p.actor_id,
-            kind: p.kind,
-            since_us: p.since.map(|s| s.timestamp_micros()),
-            before_id: p.before,
-            limit: i64::from(limit) + 1,
-            admin_actions_only: false,
-        })
-        .await?;
-    let more = rows.len() > limit as usize;
+    let filter = SecurityFilter {
+        account_id: p.account_id,
+        actor_id: p.actor_id,
+        kind: p.kind,
+        since_us: p.since.map(|s| s.timestamp_micros()),
+        before_id: p.before,
+        ..Default::default()
+    };
+    let (rows, next_before) = security_page(&state, filter, p.limit).await?;
     let mut entries = Vec::with_capacity(rows.len());
-    for r in rows.into_iter().take(limit as usize) {
+    for r in rows {
         entries.push(SecurityEntryView {
             id: r.id,
             at: time_of(r.at_us)?,
@@ -774,11 +792,6 @@ pub async fn security_log(
             detail: r.detail,
         });
     }
-    let next_before = if more {
-        entries.last().map(|e| e.id)
-    } else {
-        None
-    };
     Ok(axum::Json(SecurityPage {
         entries,
         next_before,

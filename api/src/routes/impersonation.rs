@@ -62,13 +62,7 @@ pub(crate) async fn open(
     id: Uuid,
     reason: &str,
 ) -> ApiResult<ImpersonationSession> {
-    let target = state
-        .auth
-        .db
-        .account(id)
-        .await?
-        .filter(|a| a.active || a.suspended)
-        .ok_or_else(|| Problem::not_found("user"))?;
+    let target = super::admin::account(state, id).await?;
     if id == caller.account_id {
         return Err(Problem::forbidden("Nobody impersonates themselves."));
     }
@@ -240,32 +234,17 @@ pub async fn access_log(
     caller: Caller,
     Query(p): Query<AccessLogParams>,
 ) -> ApiResult<axum::Json<AccessLog>> {
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid("limit", "must be 1-200"));
-    }
-    if p.before.is_some_and(|b| b < 1) {
-        return Err(Problem::invalid("before", "must be 1 or more"));
-    }
-    let rows = state
-        .auth
-        .db
-        .security_log_search(&SecurityFilter {
-            account_id: Some(caller.account_id),
-            before_id: p.before,
-            limit: i64::from(limit) + 1,
-            admin_actions_only: true,
-            ..Default::default()
-        })
-        .await?;
-    let more = rows.len() > limit as usize;
-    let mut entries = Vec::new();
-    let mut last = None;
-    for r in rows.into_iter().take(limit as usize) {
-        last = Some(r.id);
+    let filter = SecurityFilter {
+        account_id: Some(caller.account_id),
+        before_id: p.before,
+        admin_actions_only: true,
+        ..Default::default()
+    };
+    let (rows, next_before) = super::admin::security_page(&state, filter, p.limit).await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in rows {
         entries.push(AccessEntry {
-            at: DateTime::from_timestamp_micros(r.at_us)
-                .ok_or_else(|| Problem::internal("timestamp out of range"))?,
+            at: super::admin::time_of(r.at_us)?,
             kind: r.kind,
             admin_id: r.actor_id,
             detail: r.detail,
@@ -273,6 +252,6 @@ pub async fn access_log(
     }
     Ok(axum::Json(AccessLog {
         entries,
-        next_before: if more { last } else { None },
+        next_before,
     }))
 }

@@ -124,12 +124,7 @@ fn subject(admin: Uuid, athlete: Uuid, b: &InjectBody) -> Vec<u8> {
 }
 
 fn check_reason(reason: &str) -> ApiResult<()> {
-    let ok = (1..=40).contains(&reason.len())
-        && reason.starts_with(|c: char| c.is_ascii_lowercase())
-        && reason
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
+    if domain::athlete::is_reason_code(reason) {
         Ok(())
     } else {
         Err(Problem::invalid(
@@ -164,13 +159,7 @@ pub async fn inject(
              nutrition entries, work, body composition)",
         ));
     }
-    let target = state
-        .auth
-        .db
-        .account(id)
-        .await?
-        .filter(|a| a.active || a.suspended)
-        .ok_or_else(|| Problem::not_found("user"))?;
+    let target = super::admin::account(&state, id).await?;
     if id == caller.account_id || matches!(target.role, Role::Admin | Role::Owner) {
         return Err(Problem::forbidden(
             "Data is injected into athlete and coach accounts only, never one's own.",
@@ -199,18 +188,18 @@ pub async fn inject(
         .as_deref()
         .map(|t| format!("{}:{}", body.reason, &t[t.len().saturating_sub(16)..]));
     if let Some(code) = &used_code {
-        let used = state
+        let used = !state
             .auth
             .db
             .security_log_search(&SecurityFilter {
                 account_id: Some(id),
                 kind: Some("data_injected".into()),
-                limit: 1000,
+                detail: Some(code.clone()),
+                limit: 1,
                 ..Default::default()
             })
             .await?
-            .iter()
-            .any(|r| r.detail.as_deref() == Some(code));
+            .is_empty();
         if used {
             return Err(Problem::conflict("This confirmation was used already."));
         }

@@ -99,13 +99,18 @@ pub fn check_timezone(value: &str) -> Checked {
 }
 
 /// Reason codes stand in for free text on audit markers, which must stay free of personal data.
-pub(super) fn check_reason_code(value: &str) -> Checked {
-    let well_formed = (1..=40).contains(&value.len())
+/// A reason given for an admin action: a snake_case code of at most 40 characters, never
+/// prose (it stays in the athlete's history after their personal data is gone).
+pub fn is_reason_code(value: &str) -> bool {
+    (1..=40).contains(&value.len())
         && value.starts_with(|c: char| c.is_ascii_lowercase())
         && value
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if well_formed {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+pub(super) fn check_reason_code(value: &str) -> Checked {
+    if is_reason_code(value) {
         Ok(())
     } else {
         Err(ValidationError::new(

@@ -28,7 +28,7 @@ mod tests;
 mod values;
 
 use checks::*;
-pub use checks::{check_email, check_name, check_timezone};
+pub use checks::{check_email, check_name, check_timezone, is_reason_code};
 pub use commands::*;
 pub use events::*;
 pub use values::*;

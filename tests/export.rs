@@ -144,4 +144,27 @@ async fn a_year_of_demo_data_exports_whole(t: TestStore) {
     assert_ne!(again.job_id, job.job_id);
 }
 
-store::on_both_backends!(a_year_of_demo_data_exports_whole);
+/// Requests racing each other get one job between them.
+async fn racing_requests_share_one_export(t: TestStore) {
+    let db = projections::ReadDb::connect(&t.url).await.unwrap();
+    let athlete = uuid::Uuid::new_v4();
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = db.pool.clone();
+            tokio::spawn(async move { workers::exports::request(&pool, athlete).await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for r in requests {
+        let (job, new) = r.await.unwrap().unwrap();
+        ids.insert(job.job_id);
+        created += usize::from(new);
+    }
+    assert_eq!((ids.len(), created), (1, 1));
+}
+
+store::on_both_backends!(
+    a_year_of_demo_data_exports_whole,
+    racing_requests_share_one_export
+);

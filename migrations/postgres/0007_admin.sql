@@ -28,5 +28,7 @@ CREATE TABLE export_jobs (
     token_used_at_us    BIGINT
 );
 CREATE INDEX export_jobs_athlete ON export_jobs (athlete_id, state);
+-- One open export per athlete, even when two requests race.
+CREATE UNIQUE INDEX export_jobs_open ON export_jobs (athlete_id) WHERE state IN ('queued', 'running');
 CREATE INDEX export_jobs_state ON export_jobs (state, requested_at_us);
 CREATE UNIQUE INDEX export_jobs_token ON export_jobs (token_hash);

@@ -266,6 +266,9 @@ pub struct Status {
 /// How long a runner's lease lasts without renewal: the takeover delay when a runner dies.
 pub const LEASE: Duration = Duration::from_secs(5);
 
+/// Cheap to clone: the clones share the pool, the lease owner and the recent-batch cache, so a
+/// rebuild can run each generation on a task of its own.
+#[derive(Clone)]
 pub struct Engine {
     db: ReadDb,
     log: EventStore,

@@ -71,13 +71,13 @@ impl Engine {
         let head = self.log.head().await?.position;
         // Transient failures are waited out for as long as an operator would wait at a prompt.
         let deadline = Instant::now() + Duration::from_secs(600);
-        let progress = std::cell::RefCell::new(progress);
+        let mut progress = progress;
         if self.db.is_sqlite() {
             // One writer at a time: the generations take turns, a batch each.
             while builds.iter().any(|b| !b.done) {
                 let mut stepped = false;
                 for b in builds.iter_mut().filter(|b| !b.done) {
-                    stepped |= self.rebuild_turn(b, head, deadline, &progress).await?;
+                    stepped |= self.rebuild_turn(b, head, deadline, &mut progress).await?;
                 }
                 if !stepped && builds.iter().any(|b| !b.done) {
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -85,22 +85,45 @@ impl Engine {
             }
             return Ok(());
         }
-        // On PostgreSQL each generation goes at its own pace, on a connection of its own,
-        // sharing the batches it reads (the recent-batch cache): with a barrier after every
-        // batch, each round would last as long as its slowest projection while the others
-        // waited.
-        futures::future::try_join_all(builds.iter_mut().map(|b| {
-            let progress = &progress;
-            async move {
+        // On PostgreSQL each generation goes at its own pace, on a connection and a task of its
+        // own, sharing the batches it reads (the recent-batch cache): with a barrier after
+        // every batch, each round would last as long as its slowest projection while the
+        // others waited, and in one task the generations' row building took turns on one core
+        // while the other waited on the database.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut b in builds {
+            let (engine, tx) = (self.clone(), tx.clone());
+            tasks.spawn(async move {
+                let mut report = |name: &str, position, head| {
+                    let _ = tx.send((name.to_owned(), position, head));
+                };
                 while !b.done {
-                    if !self.rebuild_turn(b, head, deadline, progress).await? {
+                    if !engine
+                        .rebuild_turn(&mut b, head, deadline, &mut report)
+                        .await?
+                    {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
                 anyhow::Ok(())
+            });
+        }
+        drop(tx);
+        loop {
+            tokio::select! {
+                Some((name, position, head)) = rx.recv() => progress(&name, position, head),
+                joined = tasks.join_next() => match joined {
+                    // The first failure ends the rebuild: dropping the set aborts the others,
+                    // whose generations stay building for the next rebuild to resume.
+                    Some(result) => result.context("a rebuild task panicked")??,
+                    None => break,
+                },
             }
-        }))
-        .await?;
+        }
+        while let Ok((name, position, head)) = rx.try_recv() {
+            progress(&name, position, head);
+        }
         Ok(())
     }
 
@@ -111,13 +134,13 @@ impl Engine {
         b: &mut Build,
         head: i64,
         deadline: Instant,
-        progress: &std::cell::RefCell<impl FnMut(&str, i64, i64)>,
+        progress: &mut impl FnMut(&str, i64, i64),
     ) -> anyhow::Result<bool> {
         match self.rebuild_pass(b).await {
             Ok((ran, position)) => {
                 b.failures = 0;
                 if let Some(position) = position {
-                    (progress.borrow_mut())(b.p.name(), position, head);
+                    progress(b.p.name(), position, head);
                 }
                 Ok(ran)
             }

@@ -149,18 +149,7 @@ async fn erase(args: &StoreArgs, account: &str, yes: bool, json: bool) -> anyhow
     store.migrate().await.context("migration failed")?;
     let read_db = projections::ReadDb::connect(&args.url()).await?;
     let identity = identity::IdentityDb::new(read_db.pool.clone());
-    // By id the account row may be gone already (an interrupted erasure): the log decides.
-    let athlete_id = match Uuid::parse_str(account.trim()) {
-        Ok(id) => id,
-        Err(_) => {
-            let normalized = account.trim().to_lowercase();
-            identity
-                .account_by_email(&normalized)
-                .await?
-                .with_context(|| format!("no account with the email {normalized}"))?
-                .account_id
-        }
-    };
+    let athlete_id = erase_target(&identity, account).await?;
     let engine = projections::Engine::new(store.clone(), read_db, projections::all());
     // Without a `serve` running, nobody applies the erasure to the read models: this process
     // does, for every projection whose lease is free. With one running, its projector does.
@@ -187,33 +176,9 @@ async fn erase(args: &StoreArgs, account: &str, yes: bool, json: bool) -> anyhow
         reason: domain::athlete::ErasureReason::AdminAction,
         wait: ERASE_WAIT,
     };
-    let result = if held.is_empty() {
-        eraser.erase(&request).await
-    } else {
-        // Catch up first, so the grants read from the profile read model are current, then
-        // erase while stepping the held projections until they have applied it.
-        for name in &held {
-            engine
-                .catch_up(engine.projection(name)?.as_ref(), ERASE_WAIT)
-                .await?;
-        }
-        let quick = api::erasure::EraseRequest {
-            wait: std::time::Duration::ZERO,
-            ..request
-        };
-        let result = eraser.erase(&quick).await;
-        if result.is_ok() {
-            for name in &held {
-                engine
-                    .catch_up(engine.projection(name)?.as_ref(), ERASE_WAIT)
-                    .await?;
-            }
-            store.checkpoint_wal().await?;
-        }
-        result
-    };
+    let result = erase_applying(&eraser, &engine, &store, &held, request).await;
     engine.release_leases().await?;
-    let mut report = match result {
+    let mut report = match result? {
         Ok(report) => report,
         Err(api::erasure::EraseError::AlreadyErased) => {
             bail!("account {athlete_id} was erased already; its remaining rows were cleaned up")
@@ -243,4 +208,53 @@ async fn erase(args: &StoreArgs, account: &str, yes: bool, json: bool) -> anyhow
         );
     }
     Ok(())
+}
+
+/// The account to erase, by id or email. By id the account row may be gone already (an
+/// interrupted erasure): the log decides.
+async fn erase_target(identity: &identity::IdentityDb, account: &str) -> anyhow::Result<Uuid> {
+    if let Ok(id) = Uuid::parse_str(account.trim()) {
+        return Ok(id);
+    }
+    let normalized = account.trim().to_lowercase();
+    Ok(identity
+        .account_by_email(&normalized)
+        .await?
+        .with_context(|| format!("no account with the email {normalized}"))?
+        .account_id)
+}
+
+/// The erasure, with the projections this process `held` stepped until they have applied it.
+/// The outer error is this process's own failure; the inner one the erasure's answer.
+async fn erase_applying(
+    eraser: &api::erasure::Eraser<'_>,
+    engine: &projections::Engine,
+    store: &store::EventStore,
+    held: &[&str],
+    request: api::erasure::EraseRequest,
+) -> anyhow::Result<Result<api::erasure::ErasureReport, api::erasure::EraseError>> {
+    if held.is_empty() {
+        return Ok(eraser.erase(&request).await);
+    }
+    // Catch up first, so the grants read from the profile read model are current, then erase
+    // while stepping the held projections until they have applied it.
+    for name in held {
+        engine
+            .catch_up(engine.projection(name)?.as_ref(), ERASE_WAIT)
+            .await?;
+    }
+    let quick = api::erasure::EraseRequest {
+        wait: std::time::Duration::ZERO,
+        ..request
+    };
+    let result = eraser.erase(&quick).await;
+    if result.is_ok() {
+        for name in held {
+            engine
+                .catch_up(engine.projection(name)?.as_ref(), ERASE_WAIT)
+                .await?;
+        }
+        store.checkpoint_wal().await?;
+    }
+    Ok(result)
 }

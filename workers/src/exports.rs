@@ -50,20 +50,29 @@ fn time(us: i64) -> anyhow::Result<DateTime<Utc>> {
 const JOB_COLUMNS: &str = "job_id, state, requested_at_us, finished_at_us, progress_done, \
                            progress_total, byte_len, error";
 
-fn job_of(r: &sqlx::any::AnyRow) -> anyhow::Result<Job> {
-    let id: String = r.try_get("job_id")?;
+/// An `export_jobs` row, as [`JOB_COLUMNS`] reads it.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    job_id: String,
+    state: String,
+    requested_at_us: i64,
+    finished_at_us: Option<i64>,
+    progress_done: i64,
+    progress_total: i64,
+    byte_len: Option<i64>,
+    error: Option<String>,
+}
+
+fn job_of(r: JobRow) -> anyhow::Result<Job> {
     Ok(Job {
-        job_id: id.parse()?,
-        state: r.try_get("state")?,
-        requested_at: time(r.try_get("requested_at_us")?)?,
-        finished_at: r
-            .try_get::<Option<i64>, _>("finished_at_us")?
-            .map(time)
-            .transpose()?,
-        progress_done: r.try_get("progress_done")?,
-        progress_total: r.try_get("progress_total")?,
-        byte_len: r.try_get("byte_len")?,
-        error: r.try_get("error")?,
+        job_id: r.job_id.parse()?,
+        state: r.state,
+        requested_at: time(r.requested_at_us)?,
+        finished_at: r.finished_at_us.map(time).transpose()?,
+        progress_done: r.progress_done,
+        progress_total: r.progress_total,
+        byte_len: r.byte_len,
+        error: r.error,
     })
 }
 
@@ -72,14 +81,13 @@ fn job_of(r: &sqlx::any::AnyRow) -> anyhow::Result<Job> {
 pub async fn request(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<(Job, bool)> {
     let open = || async {
         anyhow::Ok(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
+            sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {JOB_COLUMNS} FROM export_jobs WHERE athlete_id = $1 \
                  AND state IN ('queued', 'running')"
             )))
             .bind(athlete.to_string())
             .fetch_optional(pool)
             .await?
-            .as_ref()
             .map(job_of)
             .transpose()?,
         )
@@ -116,14 +124,13 @@ pub async fn request(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<(Job, bool
 
 /// One of the athlete's jobs; someone else's answers `None`.
 pub async fn job(pool: &AnyPool, athlete: Uuid, job_id: Uuid) -> anyhow::Result<Option<Job>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {JOB_COLUMNS} FROM export_jobs WHERE job_id = $1 AND athlete_id = $2"
     )))
     .bind(job_id.to_string())
     .bind(athlete.to_string())
     .fetch_optional(pool)
     .await?
-    .as_ref()
     .map(job_of)
     .transpose()
 }
@@ -338,138 +345,21 @@ async fn build(
     let events = store.read_athlete(athlete, None).await?;
     let blobs = store.list_blobs(athlete, ARCHIVE_FORMAT).await?;
     let names = engine.names();
-    let total = (events.len() + blobs.len() + names.len()) as i64;
-    progress(pool, job_id, 0, total).await?;
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut done = 0i64;
-
-    // The log: every event, and each kind on its own as JSON and CSV.
-    let mut all = Vec::with_capacity(events.len());
-    let mut by_type: BTreeMap<String, Vec<BTreeMap<String, Value>>> = BTreeMap::new();
-    for (i, e) in events.iter().enumerate() {
-        let payload = e.payload.json().cloned().unwrap_or(Value::Null);
-        all.push(json!({
-            "position": e.position,
-            "recorded_at": e.recorded_at,
-            "stream": e.stream.to_string(),
-            "event_type": e.event_type,
-            "event_version": e.event_version,
-            "actor_role": e.metadata.actor.role,
-            "impersonator_id": e.metadata.impersonator_id,
-            "payload": payload,
-        }));
-        let mut row = BTreeMap::new();
-        row.insert("position".to_string(), json!(e.position));
-        row.insert("recorded_at".to_string(), json!(e.recorded_at));
-        row.insert("stream".to_string(), json!(e.stream.to_string()));
-        match payload {
-            Value::Object(m) => row.extend(m),
-            other => {
-                row.insert("value".into(), other);
-            }
-        }
-        by_type.entry(e.event_type.clone()).or_default().push(row);
-        if i % 1000 == 999 {
-            progress(pool, job_id, done + i as i64 + 1, total).await?;
-        }
-    }
-    done += events.len() as i64;
-    progress(pool, job_id, done, total).await?;
-    let doc = |kind: &str, records: Value| {
-        serde_json::to_vec_pretty(&json!({
-            "schema_version": SCHEMA_VERSION,
-            "kind": kind,
-            "athlete_id": athlete,
-            "records": records,
-        }))
+    let mut a = Archive {
+        pool,
+        job_id,
+        athlete,
+        total: (events.len() + blobs.len() + names.len()) as i64,
+        done: 0,
+        files: Vec::new(),
     };
-    files.push(("events.json".into(), doc("events", Value::Array(all))?));
-    for (event_type, rows) in &by_type {
-        files.push((
-            format!("by_kind/{event_type}.json"),
-            doc(event_type, serde_json::to_value(rows)?)?,
-        ));
-        files.push((
-            format!("by_kind/{event_type}.csv"),
-            to_csv(rows, &["position", "recorded_at", "stream"]).into_bytes(),
-        ));
-    }
-
-    // The read models: every row of theirs, as the API serves them from.
-    for name in &names {
-        let p = engine.projection(name)?.clone();
-        let t = engine.active_tables(name).await?;
-        for base in p.tables() {
-            let table = t.table(base);
-            // Tables without an athlete column (site-wide counters) hold nothing of theirs.
-            let Ok(rows) = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT * FROM {table} WHERE athlete_id = $1"
-            )))
-            .bind(athlete.to_string())
-            .fetch_all(pool)
-            .await
-            else {
-                continue;
-            };
-            if rows.is_empty() {
-                continue;
-            }
-            let rows: Vec<Value> = rows.iter().map(row_json).collect();
-            files.push((
-                format!("read_models/{name}/{base}.json"),
-                doc(&format!("{name}.{base}"), Value::Array(rows))?,
-            ));
-        }
-        done += 1;
-        progress(pool, job_id, done, total).await?;
-    }
-    if let Some(s) = projections::correlations::snapshot(pool, athlete).await? {
-        files.push((
-            "read_models/correlations/snapshot.json".into(),
-            doc("correlations.snapshot", serde_json::to_value(&s)?)?,
-        ));
-    }
-
-    // The files they imported, as they sent them.
-    let mut file_list = Vec::new();
-    for b in &blobs {
-        if let Some(bytes) = store.get_blob(athlete, b.blob_id).await? {
-            let name = format!("files/{}.{}", b.sha256, b.format);
-            file_list.push(json!({"path": name, "format": b.format, "sha256": b.sha256,
-                "bytes": b.byte_len}));
-            files.push((name, bytes));
-        }
-        done += 1;
-        progress(pool, job_id, done, total).await?;
-    }
-    files.push((
-        "files/index.json".into(),
-        doc("files", Value::Array(file_list))?,
-    ));
-
-    let kinds: Vec<String> = by_type
-        .iter()
-        .map(|(k, v)| format!("- `by_kind/{k}.json` and `.csv`: {} records", v.len()))
-        .collect();
-    let readme = format!(
-        "# Your stridelog data\n\n\
-         Exported {now} (layout version {SCHEMA_VERSION}) for account {athlete}.\n\n\
-         - `events.json`: everything you (or someone on your behalf) recorded, oldest first, \
-         {n} events. This is the source of everything else.\n\
-         {kinds}\n\
-         - `read_models/`: the rows the service computed from those events (profile, \
-         journal, activities and their efficiency metrics, correlation analyses).\n\
-         - `files/`: the activity files you imported, byte for byte ({f} files; \
-         `files/index.json` lists them).\n\n\
-         Every JSON file has `schema_version`, `kind` and `records`. CSV files have one row \
-         per record and a header; nested values are JSON text.\n",
-        now = Utc::now().to_rfc3339(),
-        n = events.len(),
-        kinds = kinds.join("\n"),
-        f = blobs.len(),
-    );
-    files.insert(0, ("README.md".into(), readme.into_bytes()));
-
+    a.advance(0).await?;
+    let by_type = a.add_events(&events).await?;
+    a.add_read_models(engine, &names).await?;
+    a.add_files(store, &blobs).await?;
+    let readme = readme(athlete, events.len(), &by_type, blobs.len());
+    a.files.insert(0, ("README.md".into(), readme.into_bytes()));
+    let files = a.files;
     let zipped = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()
@@ -483,6 +373,160 @@ async fn build(
     .await??;
     let stored = store.put_blob(athlete, ARCHIVE_FORMAT, &zipped).await?;
     Ok((stored.blob_id, zipped.len() as i64))
+}
+
+/// An archive being assembled, and the job's progress through it (events, then read models,
+/// then files, each counted).
+struct Archive<'a> {
+    pool: &'a AnyPool,
+    job_id: &'a str,
+    athlete: Uuid,
+    total: i64,
+    done: i64,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+type Records = BTreeMap<String, Vec<BTreeMap<String, Value>>>;
+
+impl Archive<'_> {
+    async fn advance(&mut self, by: i64) -> anyhow::Result<()> {
+        self.done += by;
+        progress(self.pool, self.job_id, self.done, self.total).await
+    }
+
+    /// One JSON document of the archive.
+    fn doc(&self, kind: &str, records: Value) -> anyhow::Result<Vec<u8>> {
+        Ok(serde_json::to_vec_pretty(&json!({
+            "schema_version": SCHEMA_VERSION,
+            "kind": kind,
+            "athlete_id": self.athlete,
+            "records": records,
+        }))?)
+    }
+
+    /// The log: every event, and each kind on its own as JSON and CSV. Returns the records
+    /// by kind, for the README.
+    async fn add_events(&mut self, events: &[store::RecordedEvent]) -> anyhow::Result<Records> {
+        let mut all = Vec::with_capacity(events.len());
+        let mut by_type = Records::new();
+        for (i, e) in events.iter().enumerate() {
+            let payload = e.payload.json().cloned().unwrap_or(Value::Null);
+            all.push(json!({
+                "position": e.position,
+                "recorded_at": e.recorded_at,
+                "stream": e.stream.to_string(),
+                "event_type": e.event_type,
+                "event_version": e.event_version,
+                "actor_role": e.metadata.actor.role,
+                "impersonator_id": e.metadata.impersonator_id,
+                "payload": payload,
+            }));
+            let mut row = BTreeMap::new();
+            row.insert("position".to_string(), json!(e.position));
+            row.insert("recorded_at".to_string(), json!(e.recorded_at));
+            row.insert("stream".to_string(), json!(e.stream.to_string()));
+            match payload {
+                Value::Object(m) => row.extend(m),
+                other => {
+                    row.insert("value".into(), other);
+                }
+            }
+            by_type.entry(e.event_type.clone()).or_default().push(row);
+            if i % 1000 == 999 {
+                self.advance(1000).await?;
+            }
+        }
+        self.advance(events.len() as i64 % 1000).await?;
+        let doc = self.doc("events", Value::Array(all))?;
+        self.files.push(("events.json".into(), doc));
+        for (event_type, rows) in &by_type {
+            let doc = self.doc(event_type, serde_json::to_value(rows)?)?;
+            self.files.push((format!("by_kind/{event_type}.json"), doc));
+            self.files.push((
+                format!("by_kind/{event_type}.csv"),
+                to_csv(rows, &["position", "recorded_at", "stream"]).into_bytes(),
+            ));
+        }
+        Ok(by_type)
+    }
+
+    /// The read models: every row of theirs, as the API serves them from.
+    async fn add_read_models(&mut self, engine: &Engine, names: &[&str]) -> anyhow::Result<()> {
+        for name in names {
+            let p = engine.projection(name)?.clone();
+            let t = engine.active_tables(name).await?;
+            for base in p.tables() {
+                let table = t.table(base);
+                // Tables without an athlete column (site-wide counters) hold nothing of theirs.
+                let Ok(rows) = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM {table} WHERE athlete_id = $1"
+                )))
+                .bind(self.athlete.to_string())
+                .fetch_all(self.pool)
+                .await
+                else {
+                    continue;
+                };
+                if rows.is_empty() {
+                    continue;
+                }
+                let rows: Vec<Value> = rows.iter().map(row_json).collect();
+                let doc = self.doc(&format!("{name}.{base}"), Value::Array(rows))?;
+                self.files
+                    .push((format!("read_models/{name}/{base}.json"), doc));
+            }
+            self.advance(1).await?;
+        }
+        if let Some(s) = projections::correlations::snapshot(self.pool, self.athlete).await? {
+            let doc = self.doc("correlations.snapshot", serde_json::to_value(&s)?)?;
+            self.files
+                .push(("read_models/correlations/snapshot.json".into(), doc));
+        }
+        Ok(())
+    }
+
+    /// The files they imported, as they sent them.
+    async fn add_files(
+        &mut self,
+        store: &EventStore,
+        blobs: &[store::blobs::BlobRef],
+    ) -> anyhow::Result<()> {
+        let mut file_list = Vec::new();
+        for b in blobs {
+            if let Some(bytes) = store.get_blob(self.athlete, b.blob_id).await? {
+                let name = format!("files/{}.{}", b.sha256, b.format);
+                file_list.push(json!({"path": name, "format": b.format, "sha256": b.sha256,
+                    "bytes": b.byte_len}));
+                self.files.push((name, bytes));
+            }
+            self.advance(1).await?;
+        }
+        let doc = self.doc("files", Value::Array(file_list))?;
+        self.files.push(("files/index.json".into(), doc));
+        Ok(())
+    }
+}
+
+fn readme(athlete: Uuid, events: usize, by_type: &Records, files: usize) -> String {
+    let kinds: Vec<String> = by_type
+        .iter()
+        .map(|(k, v)| format!("- `by_kind/{k}.json` and `.csv`: {} records", v.len()))
+        .collect();
+    format!(
+        "# Your stridelog data\n\n\
+         Exported {now} (layout version {SCHEMA_VERSION}) for account {athlete}.\n\n\
+         - `events.json`: everything you (or someone on your behalf) recorded, oldest first, \
+         {events} events. This is the source of everything else.\n\
+         {kinds}\n\
+         - `read_models/`: the rows the service computed from those events (profile, \
+         journal, activities and their efficiency metrics, correlation analyses).\n\
+         - `files/`: the activity files you imported, byte for byte ({files} files; \
+         `files/index.json` lists them).\n\n\
+         Every JSON file has `schema_version`, `kind` and `records`. CSV files have one row \
+         per record and a header; nested values are JSON text.\n",
+        now = Utc::now().to_rfc3339(),
+        kinds = kinds.join("\n"),
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use identity::db::{SecurityFilter, role_str};
 use projections::audit::{self, AuditEntry, AuditFilter};
 use projections::replay::{self, AthleteAt};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -160,27 +159,86 @@ pub async fn list_users(
     Query(p): Query<UserListParams>,
     MinPosition(min): MinPosition,
 ) -> ApiResult<axum::Json<UserPage>> {
-    let limit = page_limit(p.limit)?;
-    if let Some(q) = &p.q
-        && (q.trim().is_empty() || q.chars().count() > 200)
-    {
-        return Err(Problem::invalid("q", "must be 1-200 characters"));
-    }
-    if let (Some(from), Some(to)) = (p.registered_from, p.registered_to)
-        && from > to
-    {
-        return Err(Problem::invalid(
-            "registered_to",
-            "must not be before registered_from",
-        ));
-    }
-    if p.active_within_days
-        .is_some_and(|d| !(1..=3660).contains(&d))
-    {
-        return Err(Problem::invalid("active_within_days", "must be 1-3660"));
-    }
+    let limit = p.check()?;
     let after = p.cursor.as_deref().map(parse_cursor).transpose()?;
     state.visible(&["profile", "admin_metrics"], min).await?;
+    let rows = user_rows(&state, &p, after, limit).await?;
+    let users = rows
+        .iter()
+        .take(limit as usize)
+        .map(UserRow::item)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let next_cursor = if rows.len() > limit as usize {
+        users
+            .last()
+            .map(|u| format!("{}.{}", u.registered_at.timestamp_micros(), u.account_id))
+    } else {
+        None
+    };
+    Ok(axum::Json(UserPage { users, next_cursor }))
+}
+
+impl UserListParams {
+    /// The page size, once every filter is in range.
+    fn check(&self) -> ApiResult<u32> {
+        let limit = page_limit(self.limit)?;
+        if let Some(q) = &self.q
+            && (q.trim().is_empty() || q.chars().count() > 200)
+        {
+            return Err(Problem::invalid("q", "must be 1-200 characters"));
+        }
+        if let (Some(from), Some(to)) = (self.registered_from, self.registered_to)
+            && from > to
+        {
+            return Err(Problem::invalid(
+                "registered_to",
+                "must not be before registered_from",
+            ));
+        }
+        if self
+            .active_within_days
+            .is_some_and(|d| !(1..=3660).contains(&d))
+        {
+            return Err(Problem::invalid("active_within_days", "must be 1-3660"));
+        }
+        Ok(limit)
+    }
+}
+
+/// One account as the user list reads it.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    account_id: String,
+    email: String,
+    display_name: Option<String>,
+    role: String,
+    status: String,
+    created_at_us: i64,
+    last_day: Option<String>,
+}
+
+impl UserRow {
+    fn item(&self) -> ApiResult<UserListItem> {
+        Ok(UserListItem {
+            account_id: self.account_id.parse().map_err(Problem::internal)?,
+            email: self.email.clone(),
+            display_name: self.display_name.clone(),
+            role: identity::db::parse_role(&self.role).unwrap_or_default(),
+            status: self.status.clone(),
+            registered_at: time_of(self.created_at_us)?,
+            last_active_date: self.last_day.as_deref().and_then(|d| d.parse().ok()),
+        })
+    }
+}
+
+/// Up to `limit + 1` accounts matching the filters after the cursor (one more tells whether a
+/// next page exists).
+async fn user_rows(
+    state: &AppState,
+    p: &UserListParams,
+    after: Option<(i64, Uuid)>,
+    limit: u32,
+) -> ApiResult<Vec<UserRow>> {
     let profiles = state.tables("profile").await?.table("profiles");
     let days = state.tables("admin_metrics").await?.table("athlete_days");
     let q =
@@ -207,7 +265,7 @@ pub async fn list_users(
            AND (a.created_at_us < $6 OR (a.created_at_us = $6 AND a.account_id < $7)) \
          ORDER BY a.created_at_us DESC, a.account_id DESC LIMIT $8"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(sql))
         .bind(q)
         .bind(p.role.map(role_str))
         .bind(p.registered_from.map_or(i64::MIN, day_start_us))
@@ -217,32 +275,7 @@ pub async fn list_users(
         .bind(after.map_or_else(String::new, |a| a.1.to_string()))
         .bind(i64::from(limit) + 1)
         .fetch_all(state.read_pool())
-        .await?;
-    let mut users = Vec::with_capacity(rows.len());
-    let mut last_key = None;
-    for r in rows.iter().take(limit as usize) {
-        let id: String = r.try_get("account_id")?;
-        let created: i64 = r.try_get("created_at_us")?;
-        let role: String = r.try_get("role")?;
-        let last_day: Option<String> = r.try_get("last_day")?;
-        let account_id: Uuid = id.parse().map_err(Problem::internal)?;
-        last_key = Some(format!("{created}.{account_id}"));
-        users.push(UserListItem {
-            account_id,
-            email: r.try_get("email")?,
-            display_name: r.try_get("display_name")?,
-            role: identity::db::parse_role(&role).unwrap_or_default(),
-            status: r.try_get("status")?,
-            registered_at: time_of(created)?,
-            last_active_date: last_day.and_then(|d| d.parse().ok()),
-        });
-    }
-    let next_cursor = if rows.len() > limit as usize {
-        last_key
-    } else {
-        None
-    };
-    Ok(axum::Json(UserPage { users, next_cursor }))
+        .await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,7 +8,6 @@ use axum::extract::State;
 use chrono::{Datelike, NaiveDate, Utc};
 use domain::correlation::Analysis;
 use serde::Serialize;
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -109,12 +108,12 @@ pub async fn run(
             suppress(by, |v| median(v).unwrap_or(f64::NAN))
         }
         "share_with_sleep_finding" => {
-            let rows = sqlx::query("SELECT analyses_json FROM correlation_snapshots")
-                .fetch_all(state.read_pool())
-                .await?;
+            let rows: Vec<String> =
+                sqlx::query_scalar("SELECT analyses_json FROM correlation_snapshots")
+                    .fetch_all(state.read_pool())
+                    .await?;
             let mut with = Vec::with_capacity(rows.len());
-            for r in rows {
-                let json: String = r.try_get(0)?;
+            for json in rows {
                 let analyses: BTreeMap<u32, Analysis> =
                     serde_json::from_str(&json).map_err(Problem::internal)?;
                 let sleep = analyses
@@ -196,17 +195,14 @@ fn age_band(birth: Option<NaiveDate>, today: NaiveDate) -> String {
 /// Every athlete-role profile's (age band, sex), by athlete id (kept inside this module).
 async fn demographics(state: &AppState) -> ApiResult<BTreeMap<String, Vec<String>>> {
     let profiles = state.tables("profile").await?.table("profiles");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT athlete_id, birth_date, sex FROM {profiles} WHERE role = 'athlete'"
-    )))
+    let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(
+        format!("SELECT athlete_id, birth_date, sex FROM {profiles} WHERE role = 'athlete'"),
+    ))
     .fetch_all(state.read_pool())
     .await?;
     let today = Utc::now().date_naive();
     let mut out = BTreeMap::new();
-    for r in rows {
-        let id: String = r.try_get(0)?;
-        let birth: Option<String> = r.try_get(1)?;
-        let sex: Option<String> = r.try_get(2)?;
+    for (id, birth, sex) in rows {
         let birth = birth.and_then(|b| b.parse().ok());
         out.insert(
             id,
@@ -222,15 +218,13 @@ async fn demographics(state: &AppState) -> ApiResult<BTreeMap<String, Vec<String
 /// Each athlete's median efficiency factor over their runs that have one.
 async fn athlete_median_ef(state: &AppState) -> ApiResult<Vec<(String, f64)>> {
     let metrics = state.tables("efficiency").await?.table("metrics");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT athlete_id, metrics_json FROM {metrics} WHERE sport = 'run'"
     )))
     .fetch_all(state.read_pool())
     .await?;
     let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in rows {
-        let id: String = r.try_get(0)?;
-        let json: String = r.try_get(1)?;
+    for (id, json) in rows {
         let m: serde_json::Value = serde_json::from_str(&json).map_err(Problem::internal)?;
         if let Some(ef) = m["efficiency_factor"].as_f64() {
             by.entry(id).or_default().push(ef);

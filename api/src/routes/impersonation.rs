@@ -56,12 +56,12 @@ pub async fn start(
 }
 
 /// Opens an impersonation session: the API's route and the admin console's form.
-pub(crate) async fn open(
+/// The account, if the caller may impersonate it: not themselves, no staff, not suspended.
+async fn impersonable(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
-    reason: &str,
-) -> ApiResult<ImpersonationSession> {
+) -> ApiResult<identity::db::Account> {
     let target = super::admin::account(state, id).await?;
     if id == caller.account_id {
         return Err(Problem::forbidden("Nobody impersonates themselves."));
@@ -76,6 +76,16 @@ pub(crate) async fn open(
             "This account is suspended; reinstate it first.",
         ));
     }
+    Ok(target)
+}
+
+pub(crate) async fn open(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    reason: &str,
+) -> ApiResult<ImpersonationSession> {
+    let target = impersonable(state, caller, id).await?;
     let session_id = Uuid::new_v4();
     let now = Utc::now();
     // Whole seconds: the token's `exp` and the session's end are the same instant.

@@ -148,63 +148,10 @@ pub async fn inject(
 ) -> ApiResult<axum::response::Response> {
     check_reason(&body.reason)?;
     let method = body.method.to_ascii_uppercase();
-    if body.path.len() > 200
-        || !INJECTABLE
-            .iter()
-            .any(|(m, t)| *m == method && matches(t, &body.path))
-    {
-        return Err(Problem::invalid(
-            "path",
-            "not a route data can be injected through (activities, feedback, check-ins, \
-             nutrition entries, work, body composition)",
-        ));
-    }
-    let target = super::admin::account(&state, id).await?;
-    if id == caller.account_id || matches!(target.role, Role::Admin | Role::Owner) {
-        return Err(Problem::forbidden(
-            "Data is injected into athlete and coach accounts only, never one's own.",
-        ));
-    }
-    if target.suspended {
-        return Err(Problem::conflict(
-            "This account is suspended; reinstate it first.",
-        ));
-    }
+    let target = target(&state, &caller, id, &method, &body.path).await?;
     let subject = subject(caller.account_id, id, &body);
     let now_s = Utc::now().timestamp();
-    let now_u = u64::try_from(now_s).unwrap_or(0);
-    let confirmed = match &body.confirmation_token {
-        None => None,
-        Some(token) if state.auth.confirms(token, &subject, now_u) => Some(token.clone()),
-        Some(_) => {
-            return Err(Problem::invalid(
-                "confirmation_token",
-                "expired, or made for a different request; send the dry run again",
-            ));
-        }
-    };
-    // A confirmation appends once: its use is recorded, and a second use refused.
-    let used_code = confirmed
-        .as_deref()
-        .map(|t| format!("{}:{}", body.reason, &t[t.len().saturating_sub(16)..]));
-    if let Some(code) = &used_code {
-        let used = !state
-            .auth
-            .db
-            .security_log_search(&SecurityFilter {
-                account_id: Some(id),
-                kind: Some("data_injected".into()),
-                detail: Some(code.clone()),
-                limit: 1,
-                ..Default::default()
-            })
-            .await?
-            .is_empty();
-        if used {
-            return Err(Problem::conflict("This confirmation was used already."));
-        }
-    }
-
+    let (confirmed, used_code) = confirmation(&state, id, &body, &subject, now_s).await?;
     let correlation_id = Uuid::now_v7();
     let on_behalf = Caller {
         account_id: id,
@@ -213,83 +160,31 @@ pub async fn inject(
         impersonator: Some(caller.account_id),
         correlation_id: Some(correlation_id),
     };
-    let mut req = Request::builder()
-        .method(method.as_str())
-        .uri(&body.path)
-        .header("content-type", "application/json")
-        .body(match &body.body {
-            Some(b) => Body::from(serde_json::to_vec(b).unwrap_or_default()),
-            None => Body::empty(),
-        })
-        .map_err(|_| Problem::invalid("path", "not a valid request path"))?;
-    req.extensions_mut().insert(OnBehalf(on_behalf));
-    let scope = commands::scope::Injection::new(confirmed.is_none());
-    let router = crate::inner_router(state.clone());
-    let res = commands::scope::run(scope.clone(), async move { router.oneshot(req).await })
-        .await
-        .map_err(Problem::internal)?;
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .map_err(Problem::internal)?;
-    let response: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if !status.is_success() {
-        // The athlete route's own refusal: its status and problem, unchanged.
-        let mut res = (status, axum::Json(response)).into_response();
-        res.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/problem+json"),
-        );
-        return Ok(res);
-    }
-    let events = scope.decided();
+    let replayed = replay(&state, on_behalf, &method, &body, confirmed.is_none()).await?;
+    let (status, response, events) = match replayed {
+        Ok(replayed) => replayed,
+        Err(refusal) => return Ok(refusal),
+    };
     if confirmed.is_none() {
-        let (token, expires_at) = if events.is_empty() {
-            (None, None)
-        } else {
+        let token = (!events.is_empty()).then(|| {
             let expires = now_s + CONFIRM_WITHIN_S;
-            (
-                Some(
-                    state
-                        .auth
-                        .confirmation(&subject, u64::try_from(expires).unwrap_or(0)),
-                ),
-                DateTime::from_timestamp(expires, 0),
-            )
-        };
+            let token = state
+                .auth
+                .confirmation(&subject, u64::try_from(expires).unwrap_or(0));
+            (token, DateTime::from_timestamp(expires, 0))
+        });
         return Ok(axum::Json(InjectAnswer {
             dry_run: true,
             status: status.as_u16(),
             response,
             events,
-            confirmation_token: token,
-            expires_at,
+            confirmation_token: token.as_ref().map(|t| t.0.clone()),
+            expires_at: token.and_then(|t| t.1),
             position: None,
         })
         .into_response());
     }
-    let mut position = None;
-    if !events.is_empty() {
-        let ctx = commands::CommandContext {
-            actor: store::Actor::user(caller.account_id, role_str(caller.role)),
-            correlation_id,
-            ..commands::CommandContext::athlete(id)
-        };
-        let executed = state
-            .commands
-            .execute_with_retry::<Athlete>(
-                &ctx,
-                &id.to_string(),
-                AthleteCommand::RecordAdminDataInjection {
-                    admin_id: caller.account_id,
-                    reason: body.reason.clone(),
-                    event_types: events.iter().cloned().collect::<BTreeSet<_>>(),
-                    event_count: u32::try_from(events.len()).unwrap_or(u32::MAX),
-                },
-            )
-            .await?;
-        position = executed.outcome.map(|o| o.cursor.position);
-    }
+    let position = record(&state, &caller, id, correlation_id, &body.reason, &events).await?;
     state
         .auth
         .db
@@ -311,4 +206,156 @@ pub async fn inject(
         position,
     })
     .into_response())
+}
+
+/// The account data is injected into, once the route is one data can be injected through and
+/// the account one it can be injected into.
+async fn target(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    method: &str,
+    path: &str,
+) -> ApiResult<identity::db::Account> {
+    if path.len() > 200
+        || !INJECTABLE
+            .iter()
+            .any(|(m, t)| *m == method && matches(t, path))
+    {
+        return Err(Problem::invalid(
+            "path",
+            "not a route data can be injected through (activities, feedback, check-ins, \
+             nutrition entries, work, body composition)",
+        ));
+    }
+    let target = super::admin::account(state, id).await?;
+    if id == caller.account_id || matches!(target.role, Role::Admin | Role::Owner) {
+        return Err(Problem::forbidden(
+            "Data is injected into athlete and coach accounts only, never one's own.",
+        ));
+    }
+    if target.suspended {
+        return Err(Problem::conflict(
+            "This account is suspended; reinstate it first.",
+        ));
+    }
+    Ok(target)
+}
+
+/// The confirmation token, when the request carries a valid one, and the code its use is
+/// recorded under. A confirmation appends once: a second use is refused.
+async fn confirmation(
+    state: &AppState,
+    id: Uuid,
+    body: &InjectBody,
+    subject: &[u8],
+    now_s: i64,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let now_u = u64::try_from(now_s).unwrap_or(0);
+    let confirmed = match &body.confirmation_token {
+        None => return Ok((None, None)),
+        Some(token) if state.auth.confirms(token, subject, now_u) => token.clone(),
+        Some(_) => {
+            return Err(Problem::invalid(
+                "confirmation_token",
+                "expired, or made for a different request; send the dry run again",
+            ));
+        }
+    };
+    let code = format!(
+        "{}:{}",
+        body.reason,
+        &confirmed[confirmed.len().saturating_sub(16)..]
+    );
+    let used = !state
+        .auth
+        .db
+        .security_log_search(&SecurityFilter {
+            account_id: Some(id),
+            kind: Some("data_injected".into()),
+            detail: Some(code.clone()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?
+        .is_empty();
+    if used {
+        return Err(Problem::conflict("This confirmation was used already."));
+    }
+    Ok((Some(confirmed), Some(code)))
+}
+
+/// What the athlete's own route does with the request, on their behalf: its status, its
+/// answer and the events it decided (appended unless `dry_run`). A refusal is the route's own
+/// problem, unchanged, as the `Err` of the inner result.
+async fn replay(
+    state: &AppState,
+    on_behalf: Caller,
+    method: &str,
+    body: &InjectBody,
+    dry_run: bool,
+) -> ApiResult<Result<(axum::http::StatusCode, Value, Vec<String>), axum::response::Response>> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(&body.path)
+        .header("content-type", "application/json")
+        .body(match &body.body {
+            Some(b) => Body::from(serde_json::to_vec(b).unwrap_or_default()),
+            None => Body::empty(),
+        })
+        .map_err(|_| Problem::invalid("path", "not a valid request path"))?;
+    req.extensions_mut().insert(OnBehalf(on_behalf));
+    let scope = commands::scope::Injection::new(dry_run);
+    let router = crate::inner_router(state.clone());
+    let res = commands::scope::run(scope.clone(), async move { router.oneshot(req).await })
+        .await
+        .map_err(Problem::internal)?;
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .map_err(Problem::internal)?;
+    let response: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let mut res = (status, axum::Json(response)).into_response();
+        res.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/problem+json"),
+        );
+        return Ok(Err(res));
+    }
+    Ok(Ok((status, response, scope.decided())))
+}
+
+/// The marker event on the athlete's stream naming the admin, the reason and what was
+/// appended; its log position. Nothing when the route appended nothing.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    correlation_id: Uuid,
+    reason: &str,
+    events: &[String],
+) -> ApiResult<Option<i64>> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let ctx = commands::CommandContext {
+        actor: store::Actor::user(caller.account_id, role_str(caller.role)),
+        correlation_id,
+        ..commands::CommandContext::athlete(id)
+    };
+    let executed = state
+        .commands
+        .execute_with_retry::<Athlete>(
+            &ctx,
+            &id.to_string(),
+            AthleteCommand::RecordAdminDataInjection {
+                admin_id: caller.account_id,
+                reason: reason.to_string(),
+                event_types: events.iter().cloned().collect::<BTreeSet<_>>(),
+                event_count: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            },
+        )
+        .await?;
+    Ok(executed.outcome.map(|o| o.cursor.position))
 }

@@ -20,9 +20,16 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::routes as auth;
 
+/// Every route, in the order the OpenAPI document lists them.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(admin::list_users))
+    let r = staff_routes(OpenApiRouter::new());
+    let r = account_routes(r);
+    journal_and_coach_routes(r)
+}
+
+/// The admin API, and the export and access-log routes that arrived with it.
+fn staff_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(admin::list_users))
         .routes(routes!(admin::get_user))
         .routes(routes!(admin::suspend_user))
         .routes(routes!(admin::reinstate_user))
@@ -42,7 +49,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(aggregates::run))
         .routes(routes!(impersonation::end))
         .routes(routes!(impersonation::access_log))
-        .routes(routes!(auth::register))
+}
+
+/// Sign-in, the account, activities, efficiency and correlations.
+fn account_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
@@ -88,7 +99,12 @@ pub fn router() -> OpenApiRouter<AppState> {
             activities::delete_feedback
         ))
         .routes(routes!(activities::pending_feedback))
-        .routes(routes!(journal::put_checkin, journal::get_checkin))
+}
+
+/// The journal (check-ins, nutrition, work, body, availability, insight feedback) and the
+/// coach's read-only views.
+fn journal_and_coach_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    r.routes(routes!(journal::put_checkin, journal::get_checkin))
         .routes(routes!(journal::list_checkins))
         .routes(routes!(journal::create_nutrition, journal::list_nutrition))
         .routes(routes!(journal::list_presets, journal::create_preset))

@@ -231,3 +231,63 @@ mod tests {
         assert!(err.contains("STRIDELOG_MASTER_KEY is required"), "{err}");
     }
 }
+
+/// The server's bounds on connections and requests (docs/operations.md, "Limits").
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeArgs {
+    /// Open connections at once, all clients together (lowered to fit the file-descriptor
+    /// limit).
+    #[arg(long, env = "STRIDELOG_MAX_CONNECTIONS", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Open connections at once from one client address (IPv6: its /64).
+    #[arg(long, env = "STRIDELOG_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_client: u32,
+    /// Seconds a connection may take to send a complete request head (new, or idle between
+    /// requests) before it is closed.
+    #[arg(long, env = "STRIDELOG_HEADER_READ_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub header_read_timeout_s: u32,
+    /// Seconds a request body may send nothing before the request is answered 408.
+    #[arg(long, env = "STRIDELOG_BODY_IDLE_TIMEOUT_S", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub body_idle_timeout_s: u32,
+    /// Requests in progress at once in this process; beyond it, 503 with Retry-After.
+    #[arg(long, env = "STRIDELOG_MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// File imports buffered and parsed at once in this process (each up to 32 MiB).
+    #[arg(long, env = "STRIDELOG_IMPORT_SLOTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub import_slots: u32,
+}
+
+impl Default for EdgeArgs {
+    fn default() -> Self {
+        let connections = api::server::ConnectionLimits::default();
+        let requests = api::RequestLimits::default();
+        Self {
+            max_connections: connections.max_connections as u32,
+            max_connections_per_client: connections.max_per_client as u32,
+            header_read_timeout_s: connections.header_read_timeout.as_secs() as u32,
+            body_idle_timeout_s: requests.body_idle_timeout.as_secs() as u32,
+            max_in_flight: requests.max_in_flight as u32,
+            import_slots: requests.import_slots as u32,
+        }
+    }
+}
+
+impl EdgeArgs {
+    /// The connection bounds, the total cap lowered to fit `nofile` descriptors.
+    pub fn connections(&self, nofile: u64) -> api::server::ConnectionLimits {
+        api::server::ConnectionLimits {
+            max_connections: self.max_connections as usize,
+            max_per_client: self.max_connections_per_client as usize,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_s.into()),
+        }
+        .within_fd_limit(nofile)
+    }
+
+    pub fn requests(&self) -> api::RequestLimits {
+        api::RequestLimits {
+            max_in_flight: self.max_in_flight as usize,
+            body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_s.into()),
+            import_slots: self.import_slots as usize,
+        }
+    }
+}

@@ -77,6 +77,8 @@ enum Command {
         no_worker: bool,
         #[command(flatten)]
         jwt: config::JwtArgs,
+        #[command(flatten)]
+        edge: config::EdgeArgs,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -229,9 +231,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             no_worker,
             jwt,
+            edge,
         } => {
             let secret = jwt.secret()?;
-            serve(&cli.store, listen, !no_worker, &secret).await
+            serve(&cli.store, listen, !no_worker, &secret, &edge).await
         }
         #[cfg(feature = "devtools")]
         Command::Demo(args) => {
@@ -242,7 +245,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.no_serve {
                 Ok(())
             } else {
-                serve(&cli.store, args.listen, true, &secret).await
+                serve(
+                    &cli.store,
+                    args.listen,
+                    true,
+                    &secret,
+                    &config::EdgeArgs::default(),
+                )
+                .await
             }
         }
         Command::Worker => {
@@ -300,6 +310,7 @@ async fn serve(
     listen: SocketAddr,
     embedded_worker: bool,
     jwt_secret: &[u8],
+    edge: &config::EdgeArgs,
 ) -> anyhow::Result<()> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
@@ -330,25 +341,31 @@ async fn serve(
         projections::all(),
     ));
     let app = api::router(
-        api::AppState::new(store, commands, engine, jwt_secret)?.with_workers(supervised),
+        api::AppState::new(store, commands, engine, jwt_secret)?
+            .with_workers(supervised)
+            .with_request_limits(edge.requests()),
     );
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    // Connections are capped below the descriptor limit, raised first to the hard limit the
+    // system allows (a soft limit of 1,024 is common and far below what a server needs).
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let connections = edge.connections(nofile);
+    let listener =
+        api::server::listen(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         backend = info.backend,
         schema_version = info.schema_version,
         "stridelog serving"
     );
-    // Connect info gives login throttling the client's address.
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
-    .context("server failed");
+    tracing::info!(
+        max_connections = connections.max_connections,
+        max_per_client = connections.max_per_client,
+        nofile,
+        "connection limits"
+    );
+    let served = api::server::serve(listener, app, connections, shutdown())
+        .await
+        .context("server failed");
     let _ = stop_worker.send(());
     if let Some(worker) = worker {
         let _ = worker.await;

@@ -4,6 +4,7 @@
 //! reads come from read models and wait, bounded, for a `min_position` the client names.
 
 pub mod auth;
+mod bounds;
 pub mod console;
 mod de;
 mod edge;
@@ -14,6 +15,7 @@ pub mod openapi;
 pub mod policy;
 pub mod problem;
 mod routes;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 pub use auth::Auth;
+pub use bounds::RequestLimits;
 pub use policy::{Access, Caller, ROUTES};
 use problem::{ApiResult, Problem};
 pub use routes::activities::MAX_SPLITS;
@@ -55,6 +58,9 @@ pub struct AppState {
     /// The workers this process runs beside the API (`serve` without `--no-worker`):
     /// `/health` is not ready while one is down.
     pub workers: workers::Workers,
+    /// Requests in progress, body timeouts, imports at once (set by `serve`).
+    pub(crate) request_limits: RequestLimits,
+    pub(crate) import_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -76,7 +82,18 @@ impl AppState {
             projections,
             auth,
             workers: workers::Workers::default(),
+            request_limits: RequestLimits::default(),
+            import_slots: Arc::new(tokio::sync::Semaphore::new(
+                RequestLimits::default().import_slots,
+            )),
         })
+    }
+
+    /// The request bounds this process enforces (the defaults otherwise).
+    pub fn with_request_limits(mut self, limits: RequestLimits) -> Self {
+        self.import_slots = Arc::new(tokio::sync::Semaphore::new(limits.import_slots.max(1)));
+        self.request_limits = limits;
+        self
     }
 
     /// Reports these supervised workers in `/health`.
@@ -259,6 +276,7 @@ pub(crate) fn inner_router(state: AppState) -> Router {
 }
 
 pub fn router(state: AppState) -> Router {
+    let bounds = bounds::Bounds::new(state.request_limits);
     let (routes, doc) = api_router().split_for_parts();
     let doc = openapi::finish(doc);
     let request_id = axum::http::HeaderName::from_static("x-request-id");
@@ -301,6 +319,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        // Outermost: it sees the timeout's answer too.
+        // Outside the timeout: a shed request never starts its clock or its work.
+        .layer(axum::middleware::from_fn_with_state(bounds, bounds::bound))
+        // Outermost: it sees the timeout's and the bounds' answers too.
         .layer(axum::middleware::from_fn(edge::harden))
 }

@@ -193,6 +193,14 @@ async fn every_response_is_hardened(t: TestStore) {
             assert_eq!(r.headers["cache-control"], "no-store", "{path}");
         }
     }
+    // The documentation runs only its own scripts, and cannot be framed.
+    let docs = api.send("GET", "/docs/", None, None).await;
+    assert_eq!(docs.status, 200);
+    let csp = docs.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(docs.headers["x-frame-options"], "DENY");
     let login = api
         .send(
             "POST",

@@ -19,6 +19,8 @@ pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 /// One request's limit, all parts together.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_FILES: usize = 20;
+/// How long an import waits for a slot before 503.
+const IMPORT_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The form: one or more parts named `file`, each with its file name (the extension says the
 /// format: `.fit`, `.gpx`, `.tcx`).
@@ -92,6 +94,8 @@ pub async fn import_activities(
     let multipart = multipart.map_err(|e| {
         Problem::bad_request(format!("malformed multipart body: {}", e.body_text()))
     })?;
+    // The upload is buffered and parsed only in a slot: at most `import_slots` at once.
+    let _slot = crate::bounds::import_slot(&state.import_slots, IMPORT_SLOT_WAIT).await?;
     // Read every part first: a malformed or oversized request stores nothing at all.
     let files = read_files(multipart).await?;
 

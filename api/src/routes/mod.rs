@@ -8,7 +8,7 @@ mod correlations;
 mod efficiency;
 mod export;
 pub(crate) mod impersonation;
-mod import;
+pub(crate) mod import;
 mod inject;
 pub(crate) mod journal;
 pub(crate) mod me;

@@ -72,6 +72,8 @@ enum Command {
         no_worker: bool,
         #[command(flatten)]
         jwt: config::JwtArgs,
+        #[command(flatten)]
+        limits: config::LimitArgs,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -224,9 +226,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             no_worker,
             jwt,
+            limits,
         } => {
             let secret = jwt.secret()?;
-            serve(&cli.store, listen, !no_worker, &secret).await
+            let limits = limits.settings()?;
+            serve(&cli.store, listen, !no_worker, &secret, limits).await
         }
         #[cfg(feature = "devtools")]
         Command::Demo(args) => {
@@ -237,7 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.no_serve {
                 Ok(())
             } else {
-                serve(&cli.store, args.listen, true, &secret).await
+                serve(&cli.store, args.listen, true, &secret, Default::default()).await
             }
         }
         Command::Worker => {
@@ -295,6 +299,7 @@ async fn serve(
     listen: SocketAddr,
     embedded_worker: bool,
     jwt_secret: &[u8],
+    limits: api::limits::Settings,
 ) -> anyhow::Result<()> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
@@ -325,7 +330,9 @@ async fn serve(
         projections::all(),
     ));
     let app = api::router(
-        api::AppState::new(store, commands, engine, jwt_secret)?.with_workers(supervised),
+        api::AppState::new(store, commands, engine, jwt_secret)?
+            .with_workers(supervised)
+            .with_limits(limits)?,
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -4,12 +4,14 @@
 //! reads come from read models and wait, bounded, for a `min_position` the client names.
 
 pub mod auth;
+pub mod client_addr;
 pub mod console;
 mod de;
 mod edge;
 pub mod erasure;
 pub mod extract;
 mod health;
+pub mod limits;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
@@ -55,6 +57,8 @@ pub struct AppState {
     /// The workers this process runs beside the API (`serve` without `--no-worker`):
     /// `/health` is not ready while one is down.
     pub workers: workers::Workers,
+    /// Rate limits and the trusted proxies that name the client (D39).
+    pub limits: Arc<limits::Limiter>,
 }
 
 impl AppState {
@@ -76,7 +80,14 @@ impl AppState {
             projections,
             auth,
             workers: workers::Workers::default(),
+            limits: limits::Limiter::new(limits::Settings::default())?,
         })
+    }
+
+    /// Replaces the default limits (the product plan's, in-process) with these.
+    pub fn with_limits(mut self, settings: limits::Settings) -> anyhow::Result<Self> {
+        self.limits = limits::Limiter::new(settings)?;
+        Ok(self)
     }
 
     /// Reports these supervised workers in `/health`.

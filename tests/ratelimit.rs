@@ -1,10 +1,14 @@
 //! Rate limits across processes (D39): three `stridelog serve` processes on one PostgreSQL
 //! database and one Redis (127.0.0.1:6379, a key prefix of this test's own) enforce one limit
-//! between them; a fourth pointed at a Redis that is not there still limits, on its own, and
-//! says so in `/health`.
+//! between them. One of them reaches Redis through a proxy the test then stops, as if Redis
+//! died mid-test: that process goes on limiting on its own and says so in `/health`, and the
+//! others keep sharing the limit.
 
 use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -86,13 +90,74 @@ fn http(
     (status, body)
 }
 
+/// A TCP proxy to Redis that can be stopped: every relayed connection is cut and no new one
+/// is accepted, as a Redis that died would look to its clients.
+struct RedisProxy {
+    port: u16,
+    stopped: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl RedisProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (stop, conns) = (stopped.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if stop.load(Ordering::SeqCst) {
+                    // Accepted only to be refused: the listener itself dies with the thread.
+                    let _ = client.shutdown(Shutdown::Both);
+                    break;
+                }
+                let Ok(redis) = TcpStream::connect("127.0.0.1:6379") else {
+                    continue;
+                };
+                let mut list = conns.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(redis.try_clone().unwrap());
+                drop(list);
+                pipe(client.try_clone().unwrap(), redis.try_clone().unwrap());
+                pipe(redis, client);
+            }
+        });
+        Self {
+            port,
+            stopped,
+            open,
+        }
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        for conn in self.open.lock().unwrap().drain(..) {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        // Wakes the accept loop so it sees the flag and ends.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_share_one_limit_through_redis() {
     let t = TestStore::postgres().await;
     let prefix = format!("stridelog-test:3proc:{}:", uuid::Uuid::new_v4());
-    let servers: Vec<Server> = (0..3)
-        .map(|_| Server::start(&t, "redis://127.0.0.1:6379", &prefix))
-        .collect();
+    let proxy = RedisProxy::start();
+    let servers = [
+        Server::start(&t, "redis://127.0.0.1:6379", &prefix),
+        Server::start(&t, "redis://127.0.0.1:6379", &prefix),
+        Server::start(&t, &format!("redis://127.0.0.1:{}", proxy.port), &prefix),
+    ];
     let (code, reg) = http(
         servers[0].port,
         "POST",
@@ -119,16 +184,26 @@ async fn three_processes_share_one_limit_through_redis() {
     assert_eq!(code, 200, "{health}");
     assert_eq!(health["rate_limiter"]["state"], "ok", "{health}");
 
-    // A process whose Redis is gone (nothing listens on port 1) limits on its own.
-    let lone = Server::start(&t, "redis://127.0.0.1:1", &prefix);
+    let (code, health) = http(servers[2].port, "GET", "/health", None, None);
+    assert_eq!(health["rate_limiter"]["state"], "ok", "{code} {health}");
+
+    // Redis goes away for the third process. It cannot know what the others counted, so it
+    // counts on its own from here: a whole quota, then refusals; never unlimited.
+    proxy.stop();
     for i in 0..6 {
-        let (code, body) = http(lone.port, "GET", "/v1/me", Some(&token), None);
-        assert_eq!(code, 200, "request {}: {body}", i + 1);
+        let (code, body) = http(servers[2].port, "GET", "/v1/me", Some(&token), None);
+        assert_eq!(code, 200, "request {} after Redis went: {body}", i + 1);
     }
-    let (code, _) = http(lone.port, "GET", "/v1/me", Some(&token), None);
-    assert_eq!(code, 429);
-    let (code, health) = http(lone.port, "GET", "/health", None, None);
+    let (code, body) = http(servers[2].port, "GET", "/v1/me", Some(&token), None);
+    assert_eq!(code, 429, "{body}");
+    let (code, health) = http(servers[2].port, "GET", "/health", None, None);
     assert_eq!(code, 200, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["rate_limiter"]["backend"], "redis", "{health}");
     assert_eq!(health["rate_limiter"]["state"], "degraded", "{health}");
+    // The others still share the limit through Redis.
+    let (code, body) = http(servers[0].port, "GET", "/v1/me", Some(&token), None);
+    assert_eq!(code, 429, "{body}");
+    let (code, health) = http(servers[0].port, "GET", "/health", None, None);
+    assert_eq!(health["rate_limiter"]["state"], "ok", "{code} {health}");
 }

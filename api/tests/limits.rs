@@ -248,6 +248,24 @@ async fn the_owner_signs_in_from_a_throttled_address() {
     let r = login("owner@example.org", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["account_id"], owner.id.to_string());
+    let access = r.body["access_token"].as_str().unwrap().to_string();
+    // Re-entering the password (to change it) from that address works the same way.
+    let change = |current: &'static str| {
+        let (api, access) = (&api, access.clone());
+        async move {
+            api.send_from(
+                "POST",
+                "/v1/auth/password",
+                Some(&access),
+                Some(json!({"current_password": current, "new_password": "a new password 1"})),
+                from("203.0.113.50"),
+            )
+            .await
+        }
+    };
+    assert_problem(&change("not the password").await, 429);
+    let r = change(PASSWORD).await;
+    assert!(r.status.is_success(), "{}: {}", r.status, r.body);
     api.stop().await;
 }
 

@@ -635,7 +635,9 @@ pub(crate) async fn recheck_password(
     password: &str,
     refused_kind: &str,
 ) -> ApiResult<bool> {
-    if let Some(wait) = state.auth.paused_for(Some(account_id), client).await? {
+    // As at login: failures from this client against other accounts do not stop the owner.
+    let pause = state.auth.login_pause(Some(account_id), client).await?;
+    if let Some(wait) = pause.strict {
         return Err(throttled(wait));
     }
     let account = state
@@ -659,6 +661,9 @@ pub(crate) async fn recheck_password(
             .db
             .log(refused_kind, Some(account_id), Some(client), None)
             .await?;
+        if let Some(wait) = pause.client {
+            return Err(throttled(wait));
+        }
     }
     Ok(ok)
 }

@@ -96,6 +96,8 @@ pub(crate) struct NotReady {
     projections: Vec<ProjectionHealth>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     workers: Vec<WorkerHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limiter: Option<LimiterHealth>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -281,6 +283,7 @@ fn not_ready(health: Health, reasons: Vec<Reason>) -> Response {
         horizon_lag_s: Some(health.horizon_lag_s),
         projections: health.projections,
         workers: health.workers,
+        rate_limiter: Some(health.rate_limiter),
     };
     let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     res.headers_mut().insert(

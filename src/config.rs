@@ -73,6 +73,57 @@ impl StoreArgs {
     }
 }
 
+/// Rate limits and client addresses (docs/operations.md, "Rate limits"; D39). Rates are
+/// `<count>/<window>`: `100/min`, `10/h`, `5/30s`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Every limited route not in another class, per account (signed in) or client address.
+    #[arg(long, env = "STRIDELOG_RATE_GENERAL", default_value = "100/min")]
+    pub rate_general: api::limits::Rate,
+    /// `POST /v1/correlations/recompute`, per account.
+    #[arg(long, env = "STRIDELOG_RATE_RECOMPUTE", default_value = "10/h")]
+    pub rate_recompute: api::limits::Rate,
+    /// Admin routes, per account.
+    #[arg(long, env = "STRIDELOG_RATE_ADMIN", default_value = "50/min")]
+    pub rate_admin: api::limits::Rate,
+    /// `POST /v1/auth/register`, per client address.
+    #[arg(long, env = "STRIDELOG_RATE_REGISTER", default_value = "5/h")]
+    pub rate_register: api::limits::Rate,
+    /// `POST /v1/auth/register`, per address block (/24 IPv4, /56 IPv6).
+    #[arg(long, env = "STRIDELOG_RATE_REGISTER_BLOCK", default_value = "20/h")]
+    pub rate_register_block: api::limits::Rate,
+    /// Reverse proxies whose `Forwarded`/`X-Forwarded-For` name the client: comma-separated
+    /// addresses or CIDR blocks. Default: none (the TCP peer is the client).
+    #[arg(long, env = "STRIDELOG_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// `redis://host:port/db`: limits shared by every `serve` process. Default: in-process.
+    #[arg(long, env = "STRIDELOG_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of the limiter's Redis keys.
+    #[arg(long, env = "STRIDELOG_REDIS_PREFIX", default_value = "stridelog:rl:")]
+    pub redis_prefix: String,
+    /// Longest wait for Redis per check before limiting in-process, in milliseconds.
+    #[arg(long, env = "STRIDELOG_REDIS_TIMEOUT_MS", default_value_t = 100)]
+    pub redis_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    pub fn settings(&self) -> anyhow::Result<api::limits::Settings> {
+        Ok(api::limits::Settings {
+            general: self.rate_general,
+            recompute: self.rate_recompute,
+            admin: self.rate_admin,
+            register_client: self.rate_register,
+            register_block: self.rate_register_block,
+            trusted_proxies: api::client_addr::parse_cidrs(&self.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("STRIDELOG_TRUSTED_PROXIES: {e}"))?,
+            redis_url: self.redis_url.clone().filter(|u| !u.trim().is_empty()),
+            redis_prefix: self.redis_prefix.clone(),
+            redis_timeout: std::time::Duration::from_millis(self.redis_timeout_ms.max(1)),
+        })
+    }
+}
+
 /// The access-token signing secret. `serve` refuses to start without one: a generated secret
 /// would differ between processes and sign nothing the others accept.
 #[derive(Debug, Clone, clap::Args)]

@@ -79,6 +79,8 @@ enum Command {
         jwt: config::JwtArgs,
         #[command(flatten)]
         edge: config::EdgeArgs,
+        #[command(flatten)]
+        limits: config::LimitArgs,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -232,9 +234,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_worker,
             jwt,
             edge,
+            limits,
         } => {
             let secret = jwt.secret()?;
-            serve(&cli.store, listen, !no_worker, &secret, &edge).await
+            let limits = limits.settings()?;
+            serve(&cli.store, listen, !no_worker, &secret, &edge, limits).await
         }
         #[cfg(feature = "devtools")]
         Command::Demo(args) => {
@@ -251,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     true,
                     &secret,
                     &config::EdgeArgs::default(),
+                    Default::default(),
                 )
                 .await
             }
@@ -311,6 +316,7 @@ async fn serve(
     embedded_worker: bool,
     jwt_secret: &[u8],
     edge: &config::EdgeArgs,
+    limits: api::limits::Settings,
 ) -> anyhow::Result<()> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
@@ -343,7 +349,8 @@ async fn serve(
     let app = api::router(
         api::AppState::new(store, commands, engine, jwt_secret)?
             .with_workers(supervised)
-            .with_request_limits(edge.requests()),
+            .with_request_limits(edge.requests())
+            .with_limits(limits)?,
     );
     // Connections are capped below the descriptor limit, raised first to the hard limit the
     // system allows (a soft limit of 1,024 is common and far below what a server needs).

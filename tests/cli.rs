@@ -18,6 +18,12 @@ fn stridelog(t: &TestStore) -> Command {
             "STRIDELOG_JWT_SECRET",
             "c3RyaWRlbG9nLWNsaS10ZXN0cy1qd3Qtc2VjcmV0LTMyYnl0ZXM=",
         )
+        // Tests that are not about rate limits register and call in bulk from one address.
+        .env("STRIDELOG_RATE_GENERAL", "1000000/s")
+        .env("STRIDELOG_RATE_ADMIN", "1000000/s")
+        .env("STRIDELOG_RATE_RECOMPUTE", "1000000/s")
+        .env("STRIDELOG_RATE_REGISTER", "1000000/s")
+        .env("STRIDELOG_RATE_REGISTER_BLOCK", "1000000/s")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -36,6 +36,10 @@ impl Server {
             )
             .env("STRIDELOG_LISTEN", format!("127.0.0.1:{port}"))
             .env_remove("RUST_LOG")
+            // The rate limits are not what these tests are about (tests/ratelimit.rs is).
+            .env("STRIDELOG_RATE_GENERAL", "100000/min")
+            .env("STRIDELOG_RATE_REGISTER", "1000/h")
+            .env("STRIDELOG_RATE_REGISTER_BLOCK", "1000/h")
             .stderr(Stdio::piped());
         for (k, v) in settings {
             cmd.env(k, v);

@@ -32,6 +32,12 @@ fn stridelog(t: &TestStore) -> Command {
             "STRIDELOG_JWT_SECRET",
             "c3RyaWRlbG9nLW9wZXJhdG9ycy10ZXN0LWp3dC1zZWNyZXQtMzI=",
         )
+        // Tests that are not about rate limits register and call in bulk from one address.
+        .env("STRIDELOG_RATE_GENERAL", "1000000/s")
+        .env("STRIDELOG_RATE_ADMIN", "1000000/s")
+        .env("STRIDELOG_RATE_RECOMPUTE", "1000000/s")
+        .env("STRIDELOG_RATE_REGISTER", "1000000/s")
+        .env("STRIDELOG_RATE_REGISTER_BLOCK", "1000000/s")
         .env_remove("RUST_LOG");
     cmd
 }

@@ -41,6 +41,12 @@ impl Server {
             .env("STRIDELOG_LISTEN", format!("127.0.0.1:{port}"))
             .env_remove("RUST_LOG")
             .env_remove("STRIDELOG_FAILPOINT")
+            // Tests that are not about rate limits register and call in bulk from one address.
+            .env("STRIDELOG_RATE_GENERAL", "1000000/s")
+            .env("STRIDELOG_RATE_ADMIN", "1000000/s")
+            .env("STRIDELOG_RATE_RECOMPUTE", "1000000/s")
+            .env("STRIDELOG_RATE_REGISTER", "1000000/s")
+            .env("STRIDELOG_RATE_REGISTER_BLOCK", "1000000/s")
             .stderr(Stdio::piped());
         if let Some(f) = failpoint {
             cmd.env("STRIDELOG_FAILPOINT", f);

@@ -40,6 +40,17 @@ pub(crate) struct Health {
     projections: Vec<ProjectionHealth>,
     /// The workers this process runs (none with `serve --no-worker`).
     workers: Vec<WorkerHealth>,
+    rate_limiter: LimiterHealth,
+}
+
+/// Where rate limits are kept. `degraded`: Redis is configured but unreachable, so each
+/// process limits on its own until it answers again (the service stays up: 200).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LimiterHealth {
+    /// `in-process` or `redis`.
+    backend: &'static str,
+    /// `ok` or `degraded`.
+    state: &'static str,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,6 +96,8 @@ pub(crate) struct NotReady {
     projections: Vec<ProjectionHealth>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     workers: Vec<WorkerHealth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limiter: Option<LimiterHealth>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -177,8 +190,18 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     };
     let worker_status = state.workers.snapshot();
     let reasons = reasons(&unresolved, &worker_status);
+    let (backend, limiter_state) = state.limits.health().await;
     let health = Health {
-        status: "ok",
+        // Degraded is still ready: limits hold per process.
+        status: if limiter_state == "ok" {
+            "ok"
+        } else {
+            "degraded"
+        },
+        rate_limiter: LimiterHealth {
+            backend,
+            state: limiter_state,
+        },
         backend: info.backend,
         schema_version: info.schema_version,
         horizon_lag_s,
@@ -260,6 +283,7 @@ fn not_ready(health: Health, reasons: Vec<Reason>) -> Response {
         horizon_lag_s: Some(health.horizon_lag_s),
         projections: health.projections,
         workers: health.workers,
+        rate_limiter: Some(health.rate_limiter),
     };
     let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     res.headers_mut().insert(

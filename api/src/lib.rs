@@ -5,12 +5,14 @@
 
 pub mod auth;
 mod bounds;
+pub mod client_addr;
 pub mod console;
 mod de;
 mod edge;
 pub mod erasure;
 pub mod extract;
 mod health;
+pub mod limits;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
@@ -61,6 +63,8 @@ pub struct AppState {
     /// Requests in progress, body timeouts, imports at once (set by `serve`).
     pub(crate) request_limits: RequestLimits,
     pub(crate) import_slots: Arc<tokio::sync::Semaphore>,
+    /// Rate limits and the trusted proxies that name the client (D39).
+    pub limits: Arc<limits::Limiter>,
 }
 
 impl AppState {
@@ -86,6 +90,7 @@ impl AppState {
             import_slots: Arc::new(tokio::sync::Semaphore::new(
                 RequestLimits::default().import_slots,
             )),
+            limits: limits::Limiter::new(limits::Settings::default())?,
         })
     }
 
@@ -94,6 +99,12 @@ impl AppState {
         self.import_slots = Arc::new(tokio::sync::Semaphore::new(limits.import_slots.max(1)));
         self.request_limits = limits;
         self
+    }
+
+    /// Replaces the default limits (the product plan's, in-process) with these.
+    pub fn with_limits(mut self, settings: limits::Settings) -> anyhow::Result<Self> {
+        self.limits = limits::Limiter::new(settings)?;
+        Ok(self)
     }
 
     /// Reports these supervised workers in `/health`.

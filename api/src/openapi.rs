@@ -105,6 +105,15 @@ fn complete(
             "The read model has not reached `min_position` within 5 s; see Retry-After",
         ));
     }
+    // Health and documentation are not limited (api/src/limits.rs `public_checks`).
+    let limited = access.is_some()
+        && !(path.starts_with("/health") || path == "/openapi.json" || path.starts_with("/docs"));
+    if limited {
+        errors.push((
+            "429",
+            "Rate limited (see RateLimit-Policy, RateLimit and Retry-After)",
+        ));
+    }
     if let Some(a) = signed_in {
         errors.push(("401", "No valid access token"));
         if a == Access::Coach {

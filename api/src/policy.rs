@@ -10,6 +10,7 @@ use domain::athlete::{Athlete, Role};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::limits;
 use crate::problem::Problem;
 
 /// Who may call a route.
@@ -291,14 +292,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 pub async fn enforce(
     State(state): State<AppState>,
     matched: Option<MatchedPath>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Response {
     let Some(path) = matched.as_ref().map(MatchedPath::as_str) else {
         return next.run(req).await;
     };
-    // HEAD is served by GET routes.
-    let method = match req.method().as_str() {
+    // HEAD is served by GET routes. Owned: the request moves on to the handler.
+    let method = req.method().clone();
+    let method = match method.as_str() {
         "HEAD" => "GET",
         m => m,
     };
@@ -306,15 +308,41 @@ pub async fn enforce(
         tracing::error!(%method, path, "route without an access policy refused");
         return Problem::forbidden("This route has no access policy.").into_response();
     };
+    let given = req.extensions().get::<OnBehalf>().map(|o| o.0);
+    // Anonymous callers (and the console, whose session is checked later) are counted per
+    // client address; the server's own requests on an athlete's behalf are not counted.
+    let client = crate::auth::routes::ClientAddr::of(&state, req.extensions(), req.headers())
+        .0
+        .map(|a| a.ip());
+    let anonymous_checks = if given.is_some() {
+        Vec::new()
+    } else if access == Access::Public {
+        limits::public_checks(&state, method, path, client)
+    } else if crate::console::is_console(path) {
+        let class = if access == Access::Admin {
+            limits::Class::Admin
+        } else {
+            limits::Class::General
+        };
+        vec![(class, limits::client_key(&state, client))]
+    } else {
+        Vec::new()
+    };
+    let anonymous = match limits::gate(&state.limits, &anonymous_checks).await {
+        Ok(d) => d,
+        Err(refused) => return refused,
+    };
     if access == Access::Public {
-        return next.run(req).await;
+        return limits::annotate(next.run(req).await, anonymous);
     }
     // The console's pages carry the session in cookies and answer in HTML: same verification,
     // its own credentials and refusals.
     if crate::console::is_console(path) {
-        return crate::console::enforce(state, access, req, next).await;
+        return limits::annotate(
+            crate::console::enforce(state, access, req, next).await,
+            anonymous,
+        );
     }
-    let given = req.extensions().get::<OnBehalf>().map(|o| o.0);
     let caller = match given {
         Some(c) => c,
         None => match authenticate(&state, req.headers()).await {
@@ -329,6 +357,29 @@ pub async fn enforce(
         return Problem::forbidden("Only admin and owner accounts may use this route.")
             .into_response();
     }
+    // After authentication, so the account is what is counted: clients behind one address
+    // (an office, a carrier's NAT) do not share a quota.
+    let checks = if given.is_some() {
+        Vec::new()
+    } else {
+        limits::account_checks(method, path, access, caller.account_id)
+    };
+    let decision = match limits::gate(&state.limits, &checks).await {
+        Ok(d) => d,
+        Err(refused) => return refused,
+    };
+    limits::annotate(admitted(caller, method, path, req, next).await, decision)
+}
+
+/// The caller passed every check: the handler runs, except what an impersonating admin may not
+/// do, and answers in an impersonation session are marked.
+async fn admitted(
+    caller: Caller,
+    method: &str,
+    path: &str,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(admin) = caller.impersonator else {
         req.extensions_mut().insert(caller);
         return next.run(req).await;

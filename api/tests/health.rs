@@ -37,7 +37,10 @@ async fn state(t: &TestStore, projections: Vec<Arc<dyn Projection>>) -> AppState
         ReadDb::connect(&t.url).await.unwrap(),
         projections,
     );
-    AppState::new(t.store.clone(), commands, Arc::new(engine), SECRET).unwrap()
+    AppState::new(t.store.clone(), commands, Arc::new(engine), SECRET)
+        .unwrap()
+        .with_limits(api::limits::Settings::unlimited())
+        .unwrap()
 }
 
 async fn get(state: &AppState, path: &str) -> (StatusCode, String, Value) {

@@ -29,6 +29,13 @@ pub const FREE_FAILURES_PER_ACCOUNT: i64 = 10;
 /// The longest delay any counter imposes.
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 
+/// See [`Auth::login_pause`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoginPause {
+    pub strict: Option<Duration>,
+    pub client: Option<Duration>,
+}
+
 #[derive(Clone)]
 pub struct Auth {
     pub db: IdentityDb,
@@ -99,9 +106,14 @@ impl Auth {
     /// finding out who the client was. Addresses are personal data and are never stored.
     pub fn client_tag(&self, addr: Option<SocketAddr>) -> String {
         let ip = addr.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+        self.address_tag(&ip)
+    }
+
+    /// [`Auth::client_tag`] for any address text, such as an address block (`192.0.2.0/24`).
+    pub fn address_tag(&self, address: &str) -> String {
         let mut h = Sha256::new();
         h.update(self.client_key.as_slice());
-        h.update(ip.as_bytes());
+        h.update(address.as_bytes());
         h.finalize()[..12]
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -145,6 +157,29 @@ impl Auth {
     ) -> Result<Option<Duration>, sqlx::Error> {
         let keys = self.throttle_keys(account, client).await?;
         self.db.blocked_for(&keys).await
+    }
+
+    /// The pauses on a login attempt, split by what they guard. `strict`: failures against
+    /// this account from this client (or from strangers to it): the attempt is refused before
+    /// the password is checked. `client`: failures from this client against any accounts: a
+    /// correct password still signs in, so others failing from a shared address (a NAT, a
+    /// proxy) cannot lock the owner out, while wrong guesses stay refused.
+    pub async fn login_pause(
+        &self,
+        account: Option<Uuid>,
+        client: &str,
+    ) -> Result<LoginPause, sqlx::Error> {
+        let mut strict = Vec::new();
+        if let Some(a) = account {
+            strict.push(format!("pair:{a}:{client}"));
+            if !self.db.is_known_client(a, client).await? {
+                strict.push(format!("account:{a}"));
+            }
+        }
+        Ok(LoginPause {
+            strict: self.db.blocked_for(&strict).await?,
+            client: self.db.blocked_for(&[format!("client:{client}")]).await?,
+        })
     }
 
     pub async fn record_login_failure(

@@ -20,19 +20,33 @@ use crate::extract::Json;
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
 
-/// The peer address, when the server was started with connect info.
+/// The client's address (see [`crate::client_addr::client_ip`]: the TCP peer, or what a
+/// trusted proxy says), when the server was started with connect info. The port is 0: only
+/// the address identifies a client.
 pub struct ClientAddr(pub Option<SocketAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl ClientAddr {
+    pub(crate) fn of(
+        state: &AppState,
+        extensions: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> Self {
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        Self(
+            crate::client_addr::client_ip(peer, headers, &state.limits.settings().trusted_proxies)
+                .map(|ip| SocketAddr::new(ip, 0)),
+        )
+    }
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(state, &parts.extensions, &parts.headers))
     }
 }
 
@@ -167,6 +181,24 @@ fn throttled(wait: std::time::Duration) -> Problem {
     .retry_after(seconds)
 }
 
+/// One password hash in flight per client address (D39): the shared hashing pool holds a few
+/// hashes at a time, and one client must not queue everyone else behind its requests.
+fn hashing_slot(
+    state: &AppState,
+    addr: Option<SocketAddr>,
+) -> ApiResult<crate::limits::HashingSlot> {
+    match state.limits.hashing_slot(addr.map(|a| a.ip())) {
+        Some(slot) => Ok(slot),
+        None => Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "Another request from this client is being checked",
+        )
+        .detail("A password from this client is being checked; retry when it has answered.")
+        .retry_after(1)),
+    }
+}
+
 /// A registration's fields, checked.
 struct NewAccount {
     email: String,
@@ -201,6 +233,8 @@ impl RegisterBody {
     responses(
         (status = 201, description = "Account created; signed in", body = TokenPair),
         (status = 409, description = "An account with this email exists", body = Problem),
+        (status = 429, description = "Too many registrations from this client or its address \
+            block, or one is being checked; see Retry-After", body = Problem),
     )
 )]
 pub async fn register(
@@ -210,7 +244,9 @@ pub async fn register(
 ) -> ApiResult<Response> {
     let new = body.check()?;
     let role = new.role;
+    let slot = hashing_slot(&state, addr)?;
     let hash = state.auth.passwords.hash(&body.password).await?;
+    drop(slot);
     let client = state.auth.client_tag(addr);
     // Three writes in this order (D27): the row as `pending`, `AthleteRegistered`, the row
     // marked active. A crash between two of them is settled by the next register or login of
@@ -389,7 +425,8 @@ pub(crate) async fn sign_in(
     let email = email.trim().to_lowercase();
     let account = state.auth.db.account_by_email(&email).await?;
     let account_id = account.as_ref().map(|a| a.account_id);
-    if let Some(wait) = state.auth.paused_for(account_id, &client).await? {
+    let pause = state.auth.login_pause(account_id, &client).await?;
+    if let Some(wait) = pause.strict {
         state
             .auth
             .db
@@ -397,11 +434,23 @@ pub(crate) async fn sign_in(
             .await?;
         return Err(throttled(wait));
     }
+    let _slot = hashing_slot(state, addr)?;
     let ok = state
         .auth
         .passwords
         .verify_bounded(password, account.as_ref().map(|a| a.password_hash.as_str()))
         .await?;
+    // A throttled client still signs its owner in (D39); a wrong guess from it is refused as
+    // throttled, and counted.
+    if let Some(wait) = pause.client.filter(|_| !ok || account.is_none()) {
+        state.auth.record_login_failure(account_id, &client).await?;
+        state
+            .auth
+            .db
+            .log("login_throttled", account_id, Some(&client), None)
+            .await?;
+        return Err(throttled(wait));
+    }
     // Only the owner's password learns that the account is suspended.
     if let Some(a) = account.as_ref().filter(|a| ok && a.suspended) {
         state
@@ -586,7 +635,9 @@ pub(crate) async fn recheck_password(
     password: &str,
     refused_kind: &str,
 ) -> ApiResult<bool> {
-    if let Some(wait) = state.auth.paused_for(Some(account_id), client).await? {
+    // As at login: failures from this client against other accounts do not stop the owner.
+    let pause = state.auth.login_pause(Some(account_id), client).await?;
+    if let Some(wait) = pause.strict {
         return Err(throttled(wait));
     }
     let account = state
@@ -610,6 +661,9 @@ pub(crate) async fn recheck_password(
             .db
             .log(refused_kind, Some(account_id), Some(client), None)
             .await?;
+        if let Some(wait) = pause.client {
+            return Err(throttled(wait));
+        }
     }
     Ok(ok)
 }

@@ -12,10 +12,9 @@ mod pages;
 mod svg;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, Request, State};
+use axum::extract::{FromRequestParts, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -130,10 +129,7 @@ async fn guard(state: AppState, access: Access, mut req: Request, next: Next) ->
             let Some(refresh) = jar.get(REFRESH_COOKIE) else {
                 return to_login(secure);
             };
-            let addr = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0);
+            let ClientAddr(addr) = ClientAddr::of(&state, req.extensions(), req.headers());
             let pair = match renew(&state, addr, refresh).await {
                 Ok(p) => p,
                 Err(p) if p.status == 401 => return to_login(secure),

@@ -54,7 +54,12 @@ pub struct Account {
 }
 
 impl Api {
+    /// Limits no test reaches: tests that are not about limits register and call in bulk.
     pub async fn start(t: TestStore) -> Self {
+        Self::start_with_limits(t, api::limits::Settings::unlimited()).await
+    }
+
+    pub async fn start_with_limits(t: TestStore, limits: api::limits::Settings) -> Self {
         let commands = commands::CommandBus::new(
             t.store.clone(),
             domain::DomainServices::new(Arc::new(commands::SystemClock)),
@@ -66,7 +71,10 @@ impl Api {
             db,
             projections::all(),
         ));
-        let state = AppState::new(t.store.clone(), commands, engine, SECRET).expect("state");
+        let state = AppState::new(t.store.clone(), commands, engine, SECRET)
+            .expect("state")
+            .with_limits(limits)
+            .expect("limits");
         let runner_db = projections::ReadDb::connect(&t.url).await.expect("read db");
         let runner = projections::Engine::new(t.store.clone(), runner_db, projections::all());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

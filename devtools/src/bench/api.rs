@@ -250,7 +250,9 @@ impl Server {
             projections::ReadDb::connect(url).await?,
             projections::all(),
         ));
-        let state = api::AppState::new(store.clone(), commands, engine, secret)?;
+        // The benchmark measures the API, not its rate limits.
+        let state = api::AppState::new(store.clone(), commands, engine, secret)?
+            .with_limits(api::limits::Settings::unlimited())?;
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -77,10 +77,11 @@ enum Command {
         no_worker: bool,
         #[command(flatten)]
         jwt: config::JwtArgs,
+        // Boxed: the Serve variant would otherwise be many times the size of the others.
         #[command(flatten)]
-        edge: config::EdgeArgs,
+        edge: Box<config::EdgeArgs>,
         #[command(flatten)]
-        limits: config::LimitArgs,
+        limits: Box<config::LimitArgs>,
     },
     /// Apply the store's migrations and exit.
     Migrate {

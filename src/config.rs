@@ -231,3 +231,26 @@ mod tests {
         assert!(err.contains("STRIDELOG_MASTER_KEY is required"), "{err}");
     }
 }
+
+/// The read cache of `serve` (api/src/cache.rs, D41) besides `STRIDELOG_REDIS_URL`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Redis key prefix of the read cache (one per deployment sharing a Redis).
+    #[arg(long, env = "STRIDELOG_REDIS_PREFIX", default_value = api::cache::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    /// Bound of the in-process read cache (used without Redis), in MiB; 0 turns caching off.
+    #[arg(long, env = "STRIDELOG_CACHE_MEMORY_MB", default_value_t = 64)]
+    pub cache_memory_mb: u64,
+}
+
+impl CacheArgs {
+    /// Redis when a URL is given (shared by every `serve`), else in process.
+    pub fn cache(&self, redis_url: Option<&str>) -> anyhow::Result<api::cache::ReadCache> {
+        Ok(match redis_url {
+            Some(url) => api::cache::ReadCache::redis(url, &self.redis_prefix)
+                .with_context(|| format!("STRIDELOG_REDIS_URL {}", redact(url)))?,
+            None if self.cache_memory_mb == 0 => api::cache::ReadCache::off(),
+            None => api::cache::ReadCache::memory(self.cache_memory_mb.saturating_mul(1 << 20)),
+        })
+    }
+}

@@ -77,6 +77,11 @@ enum Command {
         no_worker: bool,
         #[command(flatten)]
         jwt: config::JwtArgs,
+        /// Redis (`redis://host:6379`): the read cache shared by every `serve` (D41).
+        #[arg(long, env = "STRIDELOG_REDIS_URL", hide_env_values = true)]
+        redis_url: Option<String>,
+        #[command(flatten)]
+        cache: config::CacheArgs,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -229,9 +234,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             no_worker,
             jwt,
+            redis_url,
+            cache,
         } => {
             let secret = jwt.secret()?;
-            serve(&cli.store, listen, !no_worker, &secret).await
+            let cache = cache.cache(redis_url.as_deref())?;
+            serve(&cli.store, listen, !no_worker, &secret, cache).await
         }
         #[cfg(feature = "devtools")]
         Command::Demo(args) => {
@@ -242,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.no_serve {
                 Ok(())
             } else {
-                serve(&cli.store, args.listen, true, &secret).await
+                serve(&cli.store, args.listen, true, &secret, Default::default()).await
             }
         }
         Command::Worker => {
@@ -300,6 +308,7 @@ async fn serve(
     listen: SocketAddr,
     embedded_worker: bool,
     jwt_secret: &[u8],
+    cache: api::cache::ReadCache,
 ) -> anyhow::Result<()> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
@@ -330,7 +339,9 @@ async fn serve(
         projections::all(),
     ));
     let app = api::router(
-        api::AppState::new(store, commands, engine, jwt_secret)?.with_workers(supervised),
+        api::AppState::new(store, commands, engine, jwt_secret)?
+            .with_workers(supervised)
+            .with_cache(cache),
     );
     let listener = tokio::net::TcpListener::bind(listen)
         .await

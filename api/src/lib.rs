@@ -4,6 +4,7 @@
 //! reads come from read models and wait, bounded, for a `min_position` the client names.
 
 pub mod auth;
+pub mod cache;
 pub mod console;
 mod de;
 mod edge;
@@ -55,6 +56,9 @@ pub struct AppState {
     /// The workers this process runs beside the API (`serve` without `--no-worker`):
     /// `/health` is not ready while one is down.
     pub workers: workers::Workers,
+    /// Hot read answers (api/src/cache.rs, D41): in process unless [`AppState::with_cache`]
+    /// names another.
+    pub cache: cache::ReadCache,
 }
 
 impl AppState {
@@ -76,12 +80,19 @@ impl AppState {
             projections,
             auth,
             workers: workers::Workers::default(),
+            cache: cache::ReadCache::default(),
         })
     }
 
     /// Reports these supervised workers in `/health`.
     pub fn with_workers(mut self, workers: workers::Workers) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Caches hot reads here instead of the in-process default (Redis, or off).
+    pub fn with_cache(mut self, cache: cache::ReadCache) -> Self {
+        self.cache = cache;
         self
     }
 

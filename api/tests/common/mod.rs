@@ -55,6 +55,11 @@ pub struct Account {
 
 impl Api {
     pub async fn start(t: TestStore) -> Self {
+        Self::start_with_cache(t, None).await
+    }
+
+    /// As [`Api::start`], with this read cache instead of the in-process default.
+    pub async fn start_with_cache(t: TestStore, cache: Option<api::cache::ReadCache>) -> Self {
         let commands = commands::CommandBus::new(
             t.store.clone(),
             domain::DomainServices::new(Arc::new(commands::SystemClock)),
@@ -66,7 +71,10 @@ impl Api {
             db,
             projections::all(),
         ));
-        let state = AppState::new(t.store.clone(), commands, engine, SECRET).expect("state");
+        let mut state = AppState::new(t.store.clone(), commands, engine, SECRET).expect("state");
+        if let Some(cache) = cache {
+            state = state.with_cache(cache);
+        }
         let runner_db = projections::ReadDb::connect(&t.url).await.expect("read db");
         let runner = projections::Engine::new(t.store.clone(), runner_db, projections::all());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -8,9 +8,8 @@
 //! when the read models it came from had applied that position *before* it was computed, so a
 //! cached answer is never older than the athlete's last applied event. A read that names a
 //! `min_position` beyond the athlete's version (a write that is not theirs) skips the cache.
-//! Whatever else an answer depends on (today's date, the query) is in the key too; views that
-//! depend on data outside the athlete's events (correlation snapshots written by a worker) are
-//! not cached.
+//! Whatever else an answer depends on is in the key too: the query, today's date, and for
+//! correlation views the version of the snapshot the worker wrote (not an event).
 //!
 //! Keys: `{prefix}:v1:{athlete_id}:{route}:{normalised query}:{athlete_version}`. The athlete's
 //! UUID is a pseudonymous id (it names no one without the identity tables); no email, name or

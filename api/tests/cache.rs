@@ -293,7 +293,69 @@ async fn erasure_leaves_nothing_in_redis(t: TestStore) {
     api.stop().await;
 }
 
+/// Correlation views come from a snapshot the worker writes (no event): a new snapshot is a
+/// new answer at once, never the cached one of the snapshot before.
+async fn correlation_views_follow_the_snapshot(t: TestStore) {
+    let api = Api::start(t).await;
+    let who = api.register("corr@example.com", "athlete").await;
+    let (_, position) = record_run(&api, &who, 1, 5_000.0).await;
+    // Every read model has applied the run, so the first answer may be stored.
+    let names = api.state.projections.names();
+    assert!(
+        api.state
+            .projections
+            .wait_for(&names, position, std::time::Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    let mut seen = Vec::new();
+    for (n, computed_at_us) in [None, Some(1_000_000i64), Some(2_000_000)]
+        .into_iter()
+        .enumerate()
+    {
+        if let Some(at) = computed_at_us {
+            // What the worker writes: the snapshot replaced, at the same log position.
+            let pool = &api.state.projections.db().pool;
+            sqlx::query("DELETE FROM correlation_snapshots WHERE athlete_id = $1")
+                .bind(who.id.to_string())
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO correlation_snapshots (athlete_id, position, computed_at_us, \
+                 analyses_json) VALUES ($1, $2, $3, '{}')",
+            )
+            .bind(who.id.to_string())
+            .bind(position)
+            .bind(at)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        let before = api.state.cache.counters_now();
+        let (s, _, first) = get(&api.app, "/v1/correlations", &who).await;
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&first));
+        let (_, _, second) = get(&api.app, "/v1/correlations?days=90", &who).await;
+        let after = api.state.cache.counters_now();
+        assert_eq!(after.hits, before.hits + 1, "snapshot {n}: {after:?}");
+        assert_eq!(first, second);
+        let body = json_of(&first);
+        match computed_at_us {
+            None => assert!(body["computed_at"].is_null(), "{body}"),
+            Some(at) => assert_eq!(
+                body["computed_at"],
+                json!(chrono::DateTime::from_timestamp_micros(at).unwrap()),
+                "snapshot {n}"
+            ),
+        }
+        seen.push(first);
+    }
+    assert_ne!(seen[1], seen[2]);
+    api.stop().await;
+}
+
 store::on_both_backends!(
+    correlation_views_follow_the_snapshot,
     repeated_read_is_a_hit,
     min_position_never_sees_the_cached_older_answer,
     redis_answers_are_shared,

@@ -393,13 +393,13 @@ async fn measure_endpoints(
     let mut results = Vec::new();
     let (cached, uncached) = (server.addr, server.uncached_addr);
     // Reads first, uncached then cached; the writes last, as they change the athletes' keys.
-    // Correlation views are never cached (D41): one line, to compare with the others.
     for (name, load, addr, cache) in [
         ("GET /v1/activities", Load::ListActivities, uncached, "off"),
         ("GET /v1/activities", Load::ListActivities, cached, "memory"),
         ("GET /v1/efficiency/trends", Load::Trends, uncached, "off"),
         ("GET /v1/efficiency/trends", Load::Trends, cached, "memory"),
         ("GET /v1/correlations", Load::Correlations, uncached, "off"),
+        ("GET /v1/correlations", Load::Correlations, cached, "memory"),
         (
             "PUT /v1/checkins/{date}",
             Load::PutCheckIn,

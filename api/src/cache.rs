@@ -457,3 +457,37 @@ fn respond(body: Bytes) -> axum::response::Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_key_drops_min_position_and_sorts_by_name() {
+        assert_eq!(normalise_query(None), "");
+        assert_eq!(
+            normalise_query(Some("to=2026-03-01&min_position=7&from=2026-02-01")),
+            "from=2026-02-01&to=2026-03-01"
+        );
+        // Repeated names keep their order: the handler may read the first or the last.
+        assert_eq!(normalise_query(Some("b=2&a=1&b=1")), "a=1&b=2&b=1");
+        // Separators of the key cannot come from a query.
+        assert!(!normalise_query(Some("cursor=a:b")).contains(':'));
+    }
+
+    #[test]
+    fn keys_name_the_athlete_route_query_and_version() {
+        let cache = ReadCache::off();
+        let athlete = Uuid::nil();
+        assert_eq!(
+            cache.key(athlete, "activities", "limit=20", 42),
+            format!("stridelog:v1:{athlete}:activities:limit=20:42")
+        );
+        assert!(
+            cache
+                .key(athlete, "activities", "", 1)
+                .starts_with(&cache.athlete_prefix(athlete))
+        );
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}

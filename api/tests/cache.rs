@@ -126,6 +126,13 @@ async fn repeated_read_is_a_hit(t: TestStore) {
     assert_eq!(health.body["cache"]["kind"], "memory");
     assert_eq!(health.body["cache"]["state"], "ok");
     assert!(health.body["cache"]["hits"].as_u64().unwrap() >= 3);
+    // The health report's cache part is described in the OpenAPI document.
+    let doc = api.send("GET", "/openapi.json", None, None).await.body;
+    assert!(
+        doc["components"]["schemas"]["CacheStats"]["properties"]["hit_rate"].is_object(),
+        "{}",
+        doc["components"]["schemas"]["Health"]
+    );
     api.stop().await;
 }
 

@@ -96,11 +96,13 @@ pub struct LimitArgs {
     /// addresses or CIDR blocks. Default: none (the TCP peer is the client).
     #[arg(long, env = "STRIDELOG_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
-    /// `redis://host:port/db`: limits shared by every `serve` process. Default: in-process.
+    /// `redis://host:port/db`: rate limits and the read cache shared by every `serve`
+    /// process. Default: both in-process.
     #[arg(long, env = "STRIDELOG_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// Prefix of the limiter's Redis keys.
-    #[arg(long, env = "STRIDELOG_REDIS_PREFIX", default_value = "stridelog:rl:")]
+    /// Prefix of every Redis key of this deployment (limits under `<prefix>:rl:`, the read
+    /// cache under `<prefix>:v1:`).
+    #[arg(long, env = "STRIDELOG_REDIS_PREFIX", default_value = api::cache::DEFAULT_PREFIX)]
     pub redis_prefix: String,
     /// Longest wait for Redis per check before limiting in-process, in milliseconds.
     #[arg(long, env = "STRIDELOG_REDIS_TIMEOUT_MS", default_value_t = 100)]
@@ -118,7 +120,7 @@ impl LimitArgs {
             trusted_proxies: api::client_addr::parse_cidrs(&self.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("STRIDELOG_TRUSTED_PROXIES: {e}"))?,
             redis_url: self.redis_url.clone().filter(|u| !u.trim().is_empty()),
-            redis_prefix: self.redis_prefix.clone(),
+            redis_prefix: format!("{}:rl:", self.redis_prefix),
             redis_timeout: std::time::Duration::from_millis(self.redis_timeout_ms.max(1)),
         })
     }
@@ -340,5 +342,30 @@ impl EdgeArgs {
             body_idle_timeout: std::time::Duration::from_secs(self.body_idle_timeout_s.into()),
             import_slots: self.import_slots as usize,
         }
+    }
+}
+
+/// The read cache of `serve` (api/src/cache.rs, D41) besides `STRIDELOG_REDIS_URL` and
+/// `STRIDELOG_REDIS_PREFIX` (with the rate limits' settings).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Bound of the in-process read cache (used without Redis), in MiB; 0 turns caching off.
+    #[arg(long, env = "STRIDELOG_CACHE_MEMORY_MB", default_value_t = 64)]
+    pub cache_memory_mb: u64,
+}
+
+impl CacheArgs {
+    /// Redis when a URL is given (shared by every `serve`), else in process.
+    pub fn cache(
+        &self,
+        redis_url: Option<&str>,
+        prefix: &str,
+    ) -> anyhow::Result<api::cache::ReadCache> {
+        Ok(match redis_url.filter(|u| !u.trim().is_empty()) {
+            Some(url) => api::cache::ReadCache::redis(url, prefix)
+                .with_context(|| format!("STRIDELOG_REDIS_URL {}", redact(url)))?,
+            None if self.cache_memory_mb == 0 => api::cache::ReadCache::off(),
+            None => api::cache::ReadCache::memory(self.cache_memory_mb.saturating_mul(1 << 20)),
+        })
     }
 }

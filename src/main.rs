@@ -82,6 +82,8 @@ enum Command {
         edge: Box<config::EdgeArgs>,
         #[command(flatten)]
         limits: Box<config::LimitArgs>,
+        #[command(flatten)]
+        cache: config::CacheArgs,
     },
     /// Apply the store's migrations and exit.
     Migrate {
@@ -236,10 +238,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             jwt,
             edge,
             limits,
+            cache,
         } => {
             let secret = jwt.secret()?;
+            let cache = cache.cache(limits.redis_url.as_deref(), &limits.redis_prefix)?;
             let limits = limits.settings()?;
-            serve(&cli.store, listen, !no_worker, &secret, &edge, limits).await
+            serve(&cli.store, listen, !no_worker, &secret, &edge, limits, cache).await
         }
         #[cfg(feature = "devtools")]
         Command::Demo(args) => {
@@ -256,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     true,
                     &secret,
                     &config::EdgeArgs::default(),
+                    Default::default(),
                     Default::default(),
                 )
                 .await
@@ -318,6 +323,7 @@ async fn serve(
     jwt_secret: &[u8],
     edge: &config::EdgeArgs,
     limits: api::limits::Settings,
+    cache: api::cache::ReadCache,
 ) -> anyhow::Result<()> {
     let store = args.open().await?;
     store.migrate().await.context("migration failed")?;
@@ -351,7 +357,8 @@ async fn serve(
         api::AppState::new(store, commands, engine, jwt_secret)?
             .with_workers(supervised)
             .with_request_limits(edge.requests())
-            .with_limits(limits)?,
+            .with_limits(limits)?
+            .with_cache(cache),
     );
     // Connections are capped below the descriptor limit, raised first to the hard limit the
     // system allows (a soft limit of 1,024 is common and far below what a server needs).

@@ -30,13 +30,31 @@ pub enum UsersCommand {
         yes: bool,
         #[arg(long)]
         json: bool,
+        /// The Redis of `serve`'s read cache, whose keys of the athlete are deleted too (D41).
+        #[arg(long, env = "STRIDELOG_REDIS_URL", hide_env_values = true)]
+        redis_url: Option<String>,
+        #[arg(long, env = "STRIDELOG_REDIS_PREFIX", default_value = api::cache::DEFAULT_PREFIX)]
+        redis_prefix: String,
     },
 }
 
 pub async fn run(args: &StoreArgs, cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::SetRole { email, role, json } => set_role(args, email, role, json).await,
-        UsersCommand::Erase { account, yes, json } => erase(args, &account, yes, json).await,
+        UsersCommand::Erase {
+            account,
+            yes,
+            json,
+            redis_url,
+            redis_prefix,
+        } => {
+            let cache = redis_url
+                .as_deref()
+                .map(|url| api::cache::ReadCache::redis(url, &redis_prefix))
+                .transpose()
+                .context("STRIDELOG_REDIS_URL")?;
+            erase(args, &account, yes, json, cache).await
+        }
     }
 }
 
@@ -141,7 +159,13 @@ pub async fn record_view(
 /// How long the CLI waits for the projector of a running `serve` (or its own catch-up).
 const ERASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn erase(args: &StoreArgs, account: &str, yes: bool, json: bool) -> anyhow::Result<()> {
+async fn erase(
+    args: &StoreArgs,
+    account: &str,
+    yes: bool,
+    json: bool,
+    cache: Option<api::cache::ReadCache>,
+) -> anyhow::Result<()> {
     if !yes {
         bail!("erasing {account} cannot be undone; run again with --yes to erase it");
     }
@@ -178,7 +202,18 @@ async fn erase(args: &StoreArgs, account: &str, yes: bool, json: bool) -> anyhow
     };
     let result = erase_applying(&eraser, &engine, &store, &held, request).await;
     engine.release_leases().await?;
-    let mut report = match result? {
+    let result = result?;
+    // A running `serve`'s answers for the athlete, in Redis (an in-process cache is out of
+    // this process's reach; its entries can no longer be served and expire within 10 min).
+    if let Some(cache) = &cache
+        && !matches!(result, Err(api::erasure::EraseError::NotFound))
+    {
+        cache
+            .purge_athlete(athlete_id)
+            .await
+            .context("the erasure is done, but the read cache in Redis was not purged")?;
+    }
+    let mut report = match result {
         Ok(report) => report,
         Err(api::erasure::EraseError::AlreadyErased) => {
             bail!("account {athlete_id} was erased already; its remaining rows were cleaned up")

@@ -515,11 +515,36 @@ async fn users_erase_needs_yes_and_erases_once(t: TestStore) {
         events
     );
 
+    // Answers a `serve` cached in Redis for this athlete and for another (D41).
+    let prefix = format!("stridelog-test-cli-erase-{}", Uuid::new_v4().simple());
+    let other = Uuid::new_v4();
+    for who in [athlete, other] {
+        redis_cli(&[
+            "SET",
+            &format!("{prefix}:v1:{who}:activities:d=x:1"),
+            "{}",
+            "EX",
+            "600",
+        ]);
+    }
     let out = stridelog(&t)
         .args(["users", "erase", &email, "--yes", "--json"])
+        .args([
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+            "--redis-prefix",
+            &prefix,
+        ])
         .output()
         .unwrap();
     let report = &json_lines(&out)[0];
+    let left = redis_cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
+    assert_eq!(
+        left.lines().collect::<Vec<_>>(),
+        [format!("{prefix}:v1:{other}:activities:d=x:1")],
+        "the erased athlete's keys are gone, another's stay"
+    );
+    redis_cli(&["DEL", &format!("{prefix}:v1:{other}:activities:d=x:1")]);
     assert_eq!(report["athlete_id"], athlete.to_string());
     assert_eq!(report["read_models_purged"], true, "{report}");
     let history = t.store.read_athlete(athlete, None).await.unwrap();
@@ -560,6 +585,21 @@ async fn users_erase_needs_yes_and_erases_once(t: TestStore) {
     let err = String::from_utf8(by_id.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("was erased already"), "{err}");
+}
+
+/// Redis at 127.0.0.1:6379, through redis-cli: its output.
+fn redis_cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379"])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `demo --no-serve` seeds one athlete through the command path; a second run adds nothing.

@@ -40,6 +40,9 @@ pub(crate) struct Health {
     projections: Vec<ProjectionHealth>,
     /// The workers this process runs (none with `serve --no-worker`).
     workers: Vec<WorkerHealth>,
+    /// The read cache: its kind, `degraded` while Redis fails (reads then go to the read
+    /// models, so the process stays ready), and its hit rate since start.
+    cache: crate::cache::CacheStats,
     rate_limiter: LimiterHealth,
 }
 
@@ -98,6 +101,7 @@ pub(crate) struct NotReady {
     workers: Vec<WorkerHealth>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limiter: Option<LimiterHealth>,
+    cache: Option<crate::cache::CacheStats>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -207,6 +211,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         horizon_lag_s,
         projections: status.into_iter().map(ProjectionHealth::from).collect(),
         workers: worker_status.iter().map(WorkerHealth::from).collect(),
+        cache: state.cache.stats().await,
     };
     if reasons.is_empty() {
         return Json(health).into_response();
@@ -284,6 +289,7 @@ fn not_ready(health: Health, reasons: Vec<Reason>) -> Response {
         projections: health.projections,
         workers: health.workers,
         rate_limiter: Some(health.rate_limiter),
+        cache: Some(health.cache),
     };
     let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     res.headers_mut().insert(

@@ -6,6 +6,7 @@
 pub mod auth;
 mod bounds;
 pub mod client_addr;
+pub mod cache;
 pub mod console;
 mod de;
 mod edge;
@@ -65,6 +66,9 @@ pub struct AppState {
     pub(crate) import_slots: Arc<tokio::sync::Semaphore>,
     /// Rate limits and the trusted proxies that name the client (D39).
     pub limits: Arc<limits::Limiter>,
+    /// Hot read answers (api/src/cache.rs, D41): in process unless [`AppState::with_cache`]
+    /// names another.
+    pub cache: cache::ReadCache,
 }
 
 impl AppState {
@@ -91,6 +95,7 @@ impl AppState {
                 RequestLimits::default().import_slots,
             )),
             limits: limits::Limiter::new(limits::Settings::default())?,
+            cache: cache::ReadCache::default(),
         })
     }
 
@@ -110,6 +115,12 @@ impl AppState {
     /// Reports these supervised workers in `/health`.
     pub fn with_workers(mut self, workers: workers::Workers) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Caches hot reads here instead of the in-process default (Redis, or off).
+    pub fn with_cache(mut self, cache: cache::ReadCache) -> Self {
+        self.cache = cache;
         self
     }
 

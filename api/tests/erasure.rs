@@ -2,7 +2,8 @@
 //! accepts, the account is erased, and a dump of the whole database (PostgreSQL: `pg_dump`;
 //! SQLite: the database file and its WAL, as bytes) holds the marker in no form: plain, hex,
 //! base64 (any alignment) or inside a zip entry. The dump is checked before erasure too, so
-//! the search is known to find what is there.
+//! the search is known to find what is there. The read cache is Redis here: the marker is in a
+//! cached answer before, and no key or value of the athlete is left after (D41).
 
 mod common;
 
@@ -440,8 +441,57 @@ async fn wait_for_all(api: &Api, position: i64) {
     );
 }
 
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis at 127.0.0.1:6379")
+}
+
+/// Every key under `prefix`, with its value.
+async fn redis_entries(prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let mut conn = redis_conn().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        out.push((k, v.unwrap_or_default()));
+    }
+    out
+}
+
+async fn remove_redis_entries(prefix: &str) {
+    let keys: Vec<String> = redis_entries(prefix)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    if !keys.is_empty() {
+        let mut conn = redis_conn().await;
+        let _: u64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 async fn erasure_leaves_the_marker_nowhere_in_the_database(t: TestStore) {
-    let api = Api::start(t).await;
+    // The read cache in Redis (D41), under a prefix of this test's own.
+    let prefix = format!("stridelog-test-erasure-{}", Uuid::new_v4().simple());
+    let cache = api::cache::ReadCache::redis(REDIS, &prefix).unwrap();
+    let api = Api::start_with_cache(t, Some(cache)).await;
     let marker = new_marker();
     let other = register(&api, "other@example.org", "Other runner", "athlete").await;
     let a = register(
@@ -453,6 +503,25 @@ async fn erasure_leaves_the_marker_nowhere_in_the_database(t: TestStore) {
     .await;
     let last = plant_everywhere(&api, &a, &marker).await;
     wait_for_all(&api, last).await;
+    // Cached answers: the activity list carries the planted names.
+    for path in [
+        "/v1/activities",
+        "/v1/efficiency/trends",
+        "/v1/training-load",
+    ] {
+        let path = format!("{path}?min_position={last}");
+        let r = api.send("GET", &path, Some(&a.access), None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let cached = redis_entries(&prefix).await;
+    assert!(
+        cached.iter().any(|(k, _)| k.contains(&a.id.to_string())),
+        "{cached:?}"
+    );
+    assert!(
+        cached.iter().any(|(_, v)| contains(v, marker.as_bytes())),
+        "the marker is in a cached answer before erasure"
+    );
     // The other athlete's data, written after, must survive the erasure.
     let kept = ok(
         &api,
@@ -528,6 +597,16 @@ async fn erasure_leaves_the_marker_nowhere_in_the_database(t: TestStore) {
         .await
         .unwrap();
     assert_eq!(jobs, 0);
+
+    let cached = redis_entries(&prefix).await;
+    assert!(
+        !cached
+            .iter()
+            .any(|(k, v)| k.contains(&a.id.to_string()) || contains(v, marker.as_bytes())),
+        "nothing of the athlete stays in Redis: {:?}",
+        cached.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    remove_redis_entries(&prefix).await;
 
     let after = dump(&api.t).await;
     assert_eq!(

@@ -177,6 +177,20 @@ pub async fn snapshot(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Option<Sn
         .transpose()
 }
 
+/// The version of the athlete's snapshot, without reading its analyses: the position it
+/// reflects and when it was computed (a recompute at the same position is a new version). The
+/// read cache keys correlation views on it (api/src/cache.rs, D41).
+pub async fn snapshot_version(pool: &AnyPool, athlete: Uuid) -> anyhow::Result<Option<(i64, i64)>> {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT position, computed_at_us FROM correlation_snapshots WHERE athlete_id = $1",
+    )
+    .bind(athlete.to_string())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
 impl TryFrom<SnapshotRow> for Snapshot {
     type Error = anyhow::Error;
     fn try_from(r: SnapshotRow) -> anyhow::Result<Self> {

@@ -313,6 +313,16 @@ impl EventStore {
         }
     }
 
+    /// The log position of the athlete's last committed event (through the
+    /// `events_by_athlete` index); `None` before their first. The read cache keys answers on it
+    /// (api/src/cache.rs, D41).
+    pub async fn athlete_head(&self, athlete: Uuid) -> StoreResult<Option<i64>> {
+        match &self.backend {
+            Backend::Postgres(p) => postgres::athlete_head(p, athlete).await,
+            Backend::Sqlite(p) => sqlite::athlete_head(p, athlete).await,
+        }
+    }
+
     /// The log position of the stream's last event; `None` for a stream with no events.
     pub async fn stream_head(&self, stream: &StreamId) -> StoreResult<Option<i64>> {
         match &self.backend {

@@ -519,6 +519,15 @@ pub(crate) async fn read_athlete(
     codec::decode(rows.into_iter().map(raw).collect(), master)
 }
 
+pub(crate) async fn athlete_head(pool: &PgPool, athlete: Uuid) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT max(global_position) FROM events WHERE athlete_id = $1")
+            .bind(athlete)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 pub(crate) async fn stream_head(pool: &PgPool, stream: &StreamId) -> StoreResult<Option<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT max(global_position) FROM events WHERE stream_type = $1 AND stream_id = $2",

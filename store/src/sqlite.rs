@@ -415,6 +415,15 @@ pub(crate) async fn read_athlete(
     decode(q.fetch_all(pool).await?, master)
 }
 
+pub(crate) async fn athlete_head(pool: &SqlitePool, athlete: Uuid) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT max(global_position) FROM events WHERE athlete_id = ?1")
+            .bind(athlete.to_string())
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 pub(crate) async fn stream_head(pool: &SqlitePool, stream: &StreamId) -> StoreResult<Option<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT max(global_position) FROM events WHERE stream_type = ?1 AND stream_id = ?2",

@@ -1,7 +1,7 @@
 //! `/v1/activities*` and `/v1/feedback/pending`: manual activities, their edits and the
 //! athlete's perceived-effort feedback.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -308,11 +308,20 @@ pub async fn list_activities(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ListParams>,
+    RawQuery(raw): RawQuery,
     MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<ActivityPage>> {
-    Ok(axum::Json(
-        list_for(&state, caller.account_id, params, min).await?,
-    ))
+) -> ApiResult<Response> {
+    let athlete = caller.account_id;
+    state
+        .cached(
+            athlete,
+            "activities",
+            crate::cache::normalise_query(raw.as_deref()),
+            &["activities"],
+            min,
+            async { Ok((list_for(&state, athlete, params, min).await?, true)) },
+        )
+        .await
 }
 
 pub(crate) async fn detail_for(

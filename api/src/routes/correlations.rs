@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use domain::correlation::{Category, Finding, Insufficient, Method};
 use projections::correlations::{self, Job, WINDOWS_DAYS};
@@ -42,6 +43,38 @@ pub struct CorrelationsView {
     /// Pairs without enough data yet, and how much more is needed.
     pub insufficient: Vec<Insufficient>,
     pub note: Option<String>,
+}
+
+/// A view through the read cache. Snapshots are written by the correlation worker, not by an
+/// event, so the key names the snapshot's version besides the athlete's last event; an answer
+/// built from another snapshot (one written meanwhile) is not stored.
+async fn cached_view(
+    state: &AppState,
+    athlete: Uuid,
+    route: &'static str,
+    params: &WindowParams,
+    keep: impl Fn(&Finding) -> bool,
+) -> ApiResult<Response> {
+    let snapshot = correlations::snapshot_version(&state.projections.db().pool, athlete).await?;
+    let days = params.days.unwrap_or(90);
+    let query = match snapshot {
+        Some((position, at)) => format!("days={days}&snapshot={position}.{at}"),
+        None => format!("days={days}&snapshot=none"),
+    };
+    state
+        .cached(
+            athlete,
+            route,
+            query,
+            &["correlation_inputs"],
+            None,
+            async {
+                let axum::Json(v) = view(state, athlete, params, keep).await?;
+                let used = v.position.zip(v.computed_at.map(|c| c.timestamp_micros()));
+                Ok((v, used == snapshot))
+            },
+        )
+        .await
 }
 
 async fn view(
@@ -118,8 +151,8 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(p): Query<WindowParams>,
-) -> ApiResult<axum::Json<CorrelationsView>> {
-    view(&state, caller.account_id, &p, |_| true).await
+) -> ApiResult<Response> {
+    cached_view(&state, caller.account_id, "correlations", &p, |_| true).await
 }
 
 /// Single inputs whose higher values went with a better outcome.
@@ -129,10 +162,14 @@ pub async fn what_works(
     State(state): State<AppState>,
     caller: Caller,
     Query(p): Query<WindowParams>,
-) -> ApiResult<axum::Json<CorrelationsView>> {
-    view(&state, caller.account_id, &p, |f| {
-        f.category == Category::WhatWorks && f.method != Method::Quadrant
-    })
+) -> ApiResult<Response> {
+    cached_view(
+        &state,
+        caller.account_id,
+        "correlations-what-works",
+        &p,
+        |f| f.category == Category::WhatWorks && f.method != Method::Quadrant,
+    )
     .await
 }
 
@@ -143,10 +180,14 @@ pub async fn what_doesnt_work(
     State(state): State<AppState>,
     caller: Caller,
     Query(p): Query<WindowParams>,
-) -> ApiResult<axum::Json<CorrelationsView>> {
-    view(&state, caller.account_id, &p, |f| {
-        f.category == Category::WhatDoesntWork && f.method != Method::Quadrant
-    })
+) -> ApiResult<Response> {
+    cached_view(
+        &state,
+        caller.account_id,
+        "correlations-what-doesnt-work",
+        &p,
+        |f| f.category == Category::WhatDoesntWork && f.method != Method::Quadrant,
+    )
     .await
 }
 
@@ -158,10 +199,14 @@ pub async fn combinations(
     State(state): State<AppState>,
     caller: Caller,
     Query(p): Query<WindowParams>,
-) -> ApiResult<axum::Json<CorrelationsView>> {
-    view(&state, caller.account_id, &p, |f| {
-        f.method == Method::Quadrant
-    })
+) -> ApiResult<Response> {
+    cached_view(
+        &state,
+        caller.account_id,
+        "correlations-combinations",
+        &p,
+        |f| f.method == Method::Quadrant,
+    )
     .await
 }
 

@@ -2,7 +2,8 @@
 //! the training-load chart. All of them read the `efficiency` read model and weight load with
 //! the athlete's current physiology (docs/efficiency.md).
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::activity::{Activity, Sport, WorkoutType};
 use domain::athlete::Units;
@@ -18,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::journal::RangeParams;
+use crate::cache::normalise_query;
 use crate::extract::{Path, Query};
 use crate::policy::Caller;
 use crate::problem::{ApiResult, Problem};
@@ -199,7 +201,7 @@ pub async fn trends(
     caller: Caller,
     Query(p): Query<TrendParams>,
     MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<EfficiencyTrends>> {
+) -> ApiResult<Response> {
     let days = p.days.unwrap_or(90);
     if !(7..=3650).contains(&days) {
         return Err(Problem::invalid(
@@ -207,8 +209,34 @@ pub async fn trends(
             format!("must be 7-3650, got {days}"),
         ));
     }
-    let all = history(&state, caller.account_id, min).await?;
-    let (units, to) = units_and_today(&state, caller.account_id).await?;
+    // The period ends today on the athlete's calendar, so that date is part of the key; an
+    // answer computed for another date (midnight passed, the timezone changed) is not stored.
+    let (_, today) = units_and_today(&state, caller.account_id).await?;
+    let athlete = caller.account_id;
+    state
+        .cached(
+            athlete,
+            "efficiency-trends",
+            format!("days={days}&to={today}"),
+            &["efficiency", "profile"],
+            min,
+            async {
+                let t = trends_of(&state, athlete, days, min).await?;
+                let matches = t.to == today;
+                Ok((t, matches))
+            },
+        )
+        .await
+}
+
+async fn trends_of(
+    state: &AppState,
+    athlete: Uuid,
+    days: u32,
+    min: Option<i64>,
+) -> ApiResult<EfficiencyTrends> {
+    let all = history(state, athlete, min).await?;
+    let (units, to) = units_and_today(state, athlete).await?;
     let from = to - chrono::Duration::days(i64::from(days) - 1);
     let out = trend_runs(&all, units, from, to);
     let (trend, trend_note) = fitted_trend(&out);
@@ -222,7 +250,7 @@ pub async fn trends(
         .max_by(|a, b| a.efficiency_factor.total_cmp(&b.efficiency_factor))
         .map(pick);
     let latest = out.last().map(pick);
-    Ok(axum::Json(EfficiencyTrends {
+    Ok(EfficiencyTrends {
         days,
         from,
         to,
@@ -234,7 +262,7 @@ pub async fn trends(
         trend_note,
         best,
         latest,
-    }))
+    })
 }
 
 /// The runs with an EF from `from` to `to`, each with the rolling means ending at it (over
@@ -358,12 +386,32 @@ pub async fn training_load(
     State(state): State<AppState>,
     caller: Caller,
     Query(range): Query<RangeParams>,
+    RawQuery(raw): RawQuery,
     MinPosition(min): MinPosition,
-) -> ApiResult<axum::Json<TrainingLoad>> {
+) -> ApiResult<Response> {
+    let athlete = caller.account_id;
+    state
+        .cached(
+            athlete,
+            "training-load",
+            normalise_query(raw.as_deref()),
+            &["efficiency", "profile"],
+            min,
+            async { Ok((load_of(&state, athlete, range, min).await?, true)) },
+        )
+        .await
+}
+
+async fn load_of(
+    state: &AppState,
+    athlete: Uuid,
+    range: RangeParams,
+    min: Option<i64>,
+) -> ApiResult<TrainingLoad> {
     let w = range.window()?;
-    let all = history(&state, caller.account_id, min).await?;
+    let all = history(state, athlete, min).await?;
     let t = state.tables("profile").await?;
-    let physiology = projections::profile::profile(state.read_pool(), &t, caller.account_id)
+    let physiology = projections::profile::profile(state.read_pool(), &t, athlete)
         .await?
         .map(|p| p.physiology)
         .unwrap_or_default();
@@ -387,7 +435,7 @@ pub async fn training_load(
         .collect();
     let started = per_activity.iter().map(|(d, _)| *d).min();
     let (days, note) = load_days(&per_activity, started, w.from, w.to);
-    Ok(axum::Json(TrainingLoad {
+    Ok(TrainingLoad {
         from: w.from,
         to: w.to,
         next_from: w.next_from,
@@ -404,7 +452,7 @@ pub async fn training_load(
             .map(|(_, a)| a)
             .collect(),
         note,
-    }))
+    })
 }
 
 /// The chart's days from `from` to `to` (those from the first activity on), or a note on why

@@ -108,7 +108,7 @@ pub async fn erase_me(
         projections: &state.projections,
         identity: &state.auth.db,
     };
-    let report = eraser
+    let erased = eraser
         .erase(&EraseRequest {
             athlete_id: caller.account_id,
             actor: store::Actor::user(caller.account_id, "athlete"),
@@ -116,17 +116,25 @@ pub async fn erase_me(
             reason: ErasureReason::AthleteRequest,
             wait: crate::READ_WAIT,
         })
-        .await
-        .map_err(|e| match e {
-            EraseError::AlreadyErased => Problem::new(
-                axum::http::StatusCode::CONFLICT,
-                "already-erased",
-                "Already erased",
-            )
-            .detail("This account's data was erased already."),
-            EraseError::NotFound => Problem::unauthenticated("This account no longer exists."),
-            EraseError::Failed(e) => Problem::internal(format!("{e:#}")),
-        })?;
+        .await;
+    // Cached answers go too (D41), also after an interrupted erasure is finished: the token
+    // is revoked so none would be served, but an erased athlete leaves nothing in the cache.
+    if !matches!(erased, Err(EraseError::NotFound))
+        && let Err(e) = state.cache.purge_athlete(caller.account_id).await
+    {
+        tracing::warn!(error = %format!("{e:#}"),
+            "erasure: the read cache was not purged; its entries expire within 10 minutes");
+    }
+    let report = erased.map_err(|e| match e {
+        EraseError::AlreadyErased => Problem::new(
+            axum::http::StatusCode::CONFLICT,
+            "already-erased",
+            "Already erased",
+        )
+        .detail("This account's data was erased already."),
+        EraseError::NotFound => Problem::unauthenticated("This account no longer exists."),
+        EraseError::Failed(e) => Problem::internal(format!("{e:#}")),
+    })?;
     Ok(axum::Json(report))
 }
 

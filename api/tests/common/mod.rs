@@ -56,10 +56,23 @@ pub struct Account {
 impl Api {
     /// Limits no test reaches: tests that are not about limits register and call in bulk.
     pub async fn start(t: TestStore) -> Self {
-        Self::start_with_limits(t, api::limits::Settings::unlimited()).await
+        Self::start_full(t, api::limits::Settings::unlimited(), None).await
     }
 
     pub async fn start_with_limits(t: TestStore, limits: api::limits::Settings) -> Self {
+        Self::start_full(t, limits, None).await
+    }
+
+    /// As [`Api::start`], with this read cache instead of the in-process default.
+    pub async fn start_with_cache(t: TestStore, cache: Option<api::cache::ReadCache>) -> Self {
+        Self::start_full(t, api::limits::Settings::unlimited(), cache).await
+    }
+
+    async fn start_full(
+        t: TestStore,
+        limits: api::limits::Settings,
+        cache: Option<api::cache::ReadCache>,
+    ) -> Self {
         let commands = commands::CommandBus::new(
             t.store.clone(),
             domain::DomainServices::new(Arc::new(commands::SystemClock)),
@@ -71,10 +84,13 @@ impl Api {
             db,
             projections::all(),
         ));
-        let state = AppState::new(t.store.clone(), commands, engine, SECRET)
+        let mut state = AppState::new(t.store.clone(), commands, engine, SECRET)
             .expect("state")
             .with_limits(limits)
             .expect("limits");
+        if let Some(cache) = cache {
+            state = state.with_cache(cache);
+        }
         let runner_db = projections::ReadDb::connect(&t.url).await.expect("read db");
         let runner = projections::Engine::new(t.store.clone(), runner_db, projections::all());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -133,6 +133,8 @@ impl Outcome {
 enum Load {
     Health,
     ListActivities,
+    Trends,
+    Correlations,
     PutCheckIn,
 }
 
@@ -163,6 +165,14 @@ async fn drive(
                     Load::Health => conn.call("GET", "/health", None, None).await?,
                     Load::ListActivities => {
                         conn.call("GET", "/v1/activities?limit=20", Some(&token), None)
+                            .await?
+                    }
+                    Load::Trends => {
+                        conn.call("GET", "/v1/efficiency/trends?days=365", Some(&token), None)
+                            .await?
+                    }
+                    Load::Correlations => {
+                        conn.call("GET", "/v1/correlations", Some(&token), None)
                             .await?
                     }
                     Load::PutCheckIn => {
@@ -213,17 +223,22 @@ async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()> {
     }
     let server = Server::start(url, secret).await?;
     let tokens = Arc::new(sign_up_athletes(server.addr, &o).await?);
-    let results = measure_endpoints(server.addr, tokens, &o).await?;
+    let results = measure_endpoints(&server, tokens, &o).await?;
     server.stop().await;
     print_results(&results, o.json);
     Ok(())
 }
 
-/// The API as `serve` runs it (the same router, an embedded projector), on a free loopback port.
+/// The API as `serve` runs it (the same router, an embedded projector), on a free loopback port;
+/// and the same state without the read cache (D41) on another, for uncached figures.
 struct Server {
     addr: SocketAddr,
-    stop_server: tokio::sync::oneshot::Sender<()>,
+    uncached_addr: SocketAddr,
+    /// The cache behind `addr` (in process, as `serve` without Redis), for its hit rate.
+    cache: api::cache::ReadCache,
+    stop_server: tokio::sync::watch::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    uncached_server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_worker: tokio::sync::oneshot::Sender<()>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -253,20 +268,29 @@ impl Server {
         // The benchmark measures the API, not its rate limits.
         let state = api::AppState::new(store.clone(), commands, engine, secret)?
             .with_limits(api::limits::Settings::unlimited())?;
+        let cache = state.cache.clone();
+        let uncached = api::router(state.clone().with_cache(api::cache::ReadCache::off()));
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (stop_server, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
+        let uncached_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let uncached_addr = uncached_listener.local_addr()?;
+        let (stop_server, stop_rx) = tokio::sync::watch::channel(());
+        let serve = |listener, app: axum::Router| {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await
             })
-            .await
-        });
+        };
+        let server = serve(listener, app);
+        let uncached_server = serve(uncached_listener, uncached);
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = {
             let (store, url) = (store.clone(), url.to_string());
@@ -279,8 +303,11 @@ impl Server {
         };
         Ok(Self {
             addr,
+            uncached_addr,
+            cache,
             stop_server,
             server,
+            uncached_server,
             stop_worker,
             worker,
         })
@@ -290,6 +317,7 @@ impl Server {
         let _ = self.stop_server.send(());
         let _ = self.stop_worker.send(());
         let _ = self.server.await;
+        let _ = self.uncached_server.await;
         let _ = self.worker.await;
     }
 }
@@ -360,21 +388,40 @@ async fn record_history(setup: &mut Conn, token: &str, activities: usize) -> any
 }
 
 async fn measure_endpoints(
-    addr: SocketAddr,
+    server: &Server,
     tokens: Arc<Vec<String>>,
     o: &Options,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut results = Vec::new();
-    for (name, load) in [
-        ("GET /v1/activities", Load::ListActivities),
-        ("PUT /v1/checkins/{date}", Load::PutCheckIn),
+    let (cached, uncached) = (server.addr, server.uncached_addr);
+    // Reads first, uncached then cached; the writes last, as they change the athletes' keys.
+    for (name, load, addr, cache) in [
+        ("GET /v1/activities", Load::ListActivities, uncached, "off"),
+        ("GET /v1/activities", Load::ListActivities, cached, "memory"),
+        ("GET /v1/efficiency/trends", Load::Trends, uncached, "off"),
+        ("GET /v1/efficiency/trends", Load::Trends, cached, "memory"),
+        ("GET /v1/correlations", Load::Correlations, uncached, "off"),
+        ("GET /v1/correlations", Load::Correlations, cached, "memory"),
+        (
+            "PUT /v1/checkins/{date}",
+            Load::PutCheckIn,
+            cached,
+            "memory",
+        ),
     ] {
         // Warm up, then the baseline and the endpoint back to back.
         drive(addr, load, tokens.clone(), o.connections, 1).await?;
         let baseline = drive(addr, Load::Health, tokens.clone(), o.connections, o.seconds).await?;
+        let before = server.cache.counters_now();
         let measured = drive(addr, load, tokens.clone(), o.connections, o.seconds).await?;
+        let after = server.cache.counters_now();
+        let (hits, misses) = (after.hits - before.hits, after.misses - before.misses);
+        let hit_rate = (cache != "off" && hits + misses > 0)
+            .then(|| (hits as f64 / (hits + misses) as f64 * 1000.0).round() / 1000.0);
         let line = json!({
             "endpoint": name,
+            "cache": cache,
+            "hit_rate": hit_rate,
             "connections": o.connections,
             "rps": (measured.rps() * 10.0).round() / 10.0,
             "baseline_rps": (baseline.rps() * 10.0).round() / 10.0,
@@ -396,8 +443,9 @@ fn print_results(results: &[serde_json::Value], json: bool) {
             println!("{r}");
         } else {
             println!(
-                "{:<26} {:>8.1} req/s  baseline {:>8.1}  ratio {:.3}  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                "{:<26} {:<6} {:>8.1} req/s  baseline {:>8.1}  ratio {:.3}  p50 {:.2} ms  p99 {:.2} ms  errors {}",
                 r["endpoint"].as_str().unwrap_or_default(),
+                r["cache"].as_str().unwrap_or_default(),
                 r["rps"].as_f64().unwrap_or_default(),
                 r["baseline_rps"].as_f64().unwrap_or_default(),
                 r["ratio"].as_f64().unwrap_or_default(),

@@ -243,7 +243,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = jwt.secret()?;
             let cache = cache.cache(limits.redis_url.as_deref(), &limits.redis_prefix)?;
             let limits = limits.settings()?;
-            serve(&cli.store, listen, !no_worker, &secret, &edge, limits, cache).await
+            serve(
+                &cli.store, listen, !no_worker, &secret, &edge, limits, cache,
+            )
+            .await
         }
         #[cfg(feature = "devtools")]
         Command::Demo(args) => {

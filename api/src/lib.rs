@@ -5,8 +5,8 @@
 
 pub mod auth;
 mod bounds;
-pub mod client_addr;
 pub mod cache;
+pub mod client_addr;
 pub mod console;
 mod de;
 mod edge;

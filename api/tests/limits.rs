@@ -146,9 +146,7 @@ async fn recompute_allows_ten_an_hour_and_admin_routes_fifty_a_minute() {
         let api = &api;
         let token = admin.access.clone();
         async move {
-            let r = api
-                .send("GET", "/v1/admin/users", Some(&token), None)
-                .await;
+            let r = api.send("GET", "/v1/admin/users", Some(&token), None).await;
             if r.status != 429 {
                 assert_eq!(header(&r, "ratelimit-policy"), "\"admin\";q=50;w=60");
             }

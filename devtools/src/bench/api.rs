@@ -51,7 +51,15 @@ struct Conn {
 
 impl Conn {
     async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
+        Self::open_from(addr, std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// A connection from `source` (any 127/8 address is this machine): a distinct client, as
+    /// the rate limits and the hashing pool see it.
+    async fn open_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> anyhow::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source.into(), 0))?;
+        let stream = socket.connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
             reader: BufReader::new(stream),
@@ -223,7 +231,8 @@ async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()> {
     }
     let server = Server::start(url, secret).await?;
     let tokens = Arc::new(sign_up_athletes(server.addr, &o).await?);
-    let results = measure_endpoints(&server, tokens, &o).await?;
+    let mut results = measure_endpoints(&server, tokens, &o).await?;
+    results.extend(registration_flood(&server).await?);
     server.stop().await;
     print_results(&results, o.json);
     Ok(())
@@ -234,11 +243,15 @@ async fn measure(url: &str, secret: &[u8], o: Options) -> anyhow::Result<()> {
 struct Server {
     addr: SocketAddr,
     uncached_addr: SocketAddr,
+    /// The same state with the default rate limits (`serve` without settings), for the
+    /// registration flood.
+    limited_addr: SocketAddr,
     /// The cache behind `addr` (in process, as `serve` without Redis), for its hit rate.
     cache: api::cache::ReadCache,
     stop_server: tokio::sync::watch::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     uncached_server: tokio::task::JoinHandle<std::io::Result<()>>,
+    limited_server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop_worker: tokio::sync::oneshot::Sender<()>,
     worker: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -270,11 +283,18 @@ impl Server {
             .with_limits(api::limits::Settings::unlimited())?;
         let cache = state.cache.clone();
         let uncached = api::router(state.clone().with_cache(api::cache::ReadCache::off()));
+        let limited = api::router(
+            state
+                .clone()
+                .with_limits(api::limits::Settings::default())?,
+        );
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let uncached_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let uncached_addr = uncached_listener.local_addr()?;
+        let limited_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let limited_addr = limited_listener.local_addr()?;
         let (stop_server, stop_rx) = tokio::sync::watch::channel(());
         let serve = |listener, app: axum::Router| {
             let mut stop = stop_rx.clone();
@@ -291,6 +311,7 @@ impl Server {
         };
         let server = serve(listener, app);
         let uncached_server = serve(uncached_listener, uncached);
+        let limited_server = serve(limited_listener, limited);
         let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = {
             let (store, url) = (store.clone(), url.to_string());
@@ -304,10 +325,12 @@ impl Server {
         Ok(Self {
             addr,
             uncached_addr,
+            limited_addr,
             cache,
             stop_server,
             server,
             uncached_server,
+            limited_server,
             stop_worker,
             worker,
         })
@@ -318,6 +341,7 @@ impl Server {
         let _ = self.stop_worker.send(());
         let _ = self.server.await;
         let _ = self.uncached_server.await;
+        let _ = self.limited_server.await;
         let _ = self.worker.await;
     }
 }
@@ -437,10 +461,120 @@ async fn measure_endpoints(
     Ok(results)
 }
 
+/// Logins per phase of the flood measurement: under the default general limit (100 a minute
+/// per client) for both phases together, so the login client is never limited itself.
+const FLOOD_LOGINS: usize = 40;
+
+/// A normal login's latency while 16 other clients (one /24) register accounts back to back
+/// (issue 16): quiet, then during the flood. On the server with the default limits, and on one
+/// without them, where only the one-password-hash-per-client rule stands between the flood and
+/// the hashing pool of four.
+async fn registration_flood(server: &Server) -> anyhow::Result<Vec<serde_json::Value>> {
+    eprintln!("bench api: login during a 16-client registration flood");
+    let mut results = Vec::new();
+    for (addr, limits) in [(server.limited_addr, "default"), (server.addr, "off")] {
+        let email = format!("login-{limits}@example.org");
+        let password = "bench-password-1";
+        let mut conn = Conn::open(addr).await?;
+        let body = json!({"email": email, "password": password, "display_name": "Login"});
+        let (status, reply) = conn
+            .call("POST", "/v1/auth/register", None, Some(&body.to_string()))
+            .await?;
+        if status != 201 {
+            bail!("register: {status} {}", String::from_utf8_lossy(&reply));
+        }
+        let login = json!({"email": email, "password": password}).to_string();
+        let quiet = logins(&mut conn, &login).await?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flooders: Vec<_> = (0..16u8)
+            .map(|k| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let source = std::net::Ipv4Addr::new(127, 0, 1, k + 2);
+                    let mut c = Conn::open_from(addr, source).await?;
+                    let (mut created, mut refused, mut n) = (0u64, 0u64, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let body = json!({"email": format!("flood-{limits}-{k}-{n}@example.org"),
+                                          "password": "flood-password-1", "display_name": "F"});
+                        n += 1;
+                        match c
+                            .call("POST", "/v1/auth/register", None, Some(&body.to_string()))
+                            .await?
+                            .0
+                        {
+                            201 => created += 1,
+                            _ => refused += 1,
+                        }
+                    }
+                    anyhow::Ok((created, refused))
+                })
+            })
+            .collect();
+        // The flood under way before the logins are timed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let during = logins(&mut conn, &login).await?;
+        stop.store(true, Ordering::Relaxed);
+        let (mut created, mut refused) = (0, 0);
+        for f in flooders {
+            let (c, r) = f.await??;
+            created += c;
+            refused += r;
+        }
+        results.push(json!({
+            "endpoint": "POST /v1/auth/login during a 16-client registration flood",
+            "limits": limits,
+            "logins": FLOOD_LOGINS,
+            "p50_ms": during.percentile_ms(0.50),
+            "p99_ms": during.percentile_ms(0.99),
+            "baseline_p50_ms": quiet.percentile_ms(0.50),
+            "baseline_p99_ms": quiet.percentile_ms(0.99),
+            "ratio": (during.percentile_ms(0.50) / quiet.percentile_ms(0.50) * 1000.0).round()
+                / 1000.0,
+            "registrations_created": created,
+            "registrations_refused": refused,
+            "errors": during.errors + quiet.errors,
+        }));
+    }
+    Ok(results)
+}
+
+/// [`FLOOD_LOGINS`] logins one after another on one connection.
+async fn logins(conn: &mut Conn, body: &str) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let (mut errors, mut latencies_us) = (0, Vec::new());
+    for _ in 0..FLOOD_LOGINS {
+        let t0 = Instant::now();
+        let (status, _) = conn
+            .call("POST", "/v1/auth/login", None, Some(body))
+            .await?;
+        latencies_us.push(t0.elapsed().as_micros() as u64);
+        if status != 200 {
+            errors += 1;
+        }
+    }
+    Ok(Outcome {
+        requests: FLOOD_LOGINS as u64,
+        errors,
+        latencies_us,
+        elapsed: started.elapsed(),
+    })
+}
+
 fn print_results(results: &[serde_json::Value], json: bool) {
     for r in results {
         if json {
             println!("{r}");
+        } else if r.get("limits").is_some() {
+            println!(
+                "{} (limits {}): login p50 {:.1} ms, quiet {:.1} ms, ratio {:.2}; {} accounts created, {} refused",
+                r["endpoint"].as_str().unwrap_or_default(),
+                r["limits"].as_str().unwrap_or_default(),
+                r["p50_ms"].as_f64().unwrap_or_default(),
+                r["baseline_p50_ms"].as_f64().unwrap_or_default(),
+                r["ratio"].as_f64().unwrap_or_default(),
+                r["registrations_created"],
+                r["registrations_refused"]
+            );
         } else {
             println!(
                 "{:<26} {:<6} {:>8.1} req/s  baseline {:>8.1}  ratio {:.3}  p50 {:.2} ms  p99 {:.2} ms  errors {}",

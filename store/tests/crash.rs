@@ -119,12 +119,12 @@ async fn survives_sigkill(t: &TestStore) {
     // behind one of their open transactions is stored but not yet readable. So the check waits
     // for the horizon to pass, bounded, and only then counts what is missing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let (all, lost) = loop {
+    let (all, stored, lost) = loop {
         let all = store.read_log(LogCursor::START, 1_000_000).await.unwrap();
         let stored: HashSet<Uuid> = all.iter().map(|e| e.event_id).collect();
         let lost: Vec<Uuid> = acked.difference(&stored).copied().collect();
         if lost.is_empty() || std::time::Instant::now() > deadline {
-            break (all, lost);
+            break (all, stored, lost);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
